@@ -1,0 +1,495 @@
+"""The HTTP API's meaning: admin endpoints for apps, routes and calls, and function invocation.
+
+This layer sees requests and responses as plain values (no sockets, no h11). The HTTP layer
+(hotfn.http) turns bytes into ApiRequest and ApiResponse into bytes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+import urllib.parse
+from dataclasses import dataclass, field, replace
+from typing import Any, Awaitable, Callable
+
+import trio
+
+from . import models
+from .drivers import Driver
+from .invoker import Invocation, Invoker, Outcome
+from .models import App, Call, Route, ValidationError
+from .pool import PoolManager
+from .store import Conflict, NotFound, Store
+
+log = logging.getLogger(__name__)
+
+Headers = list[tuple[str, str]]
+
+
+@dataclass
+class ApiRequest:
+    method: str
+    target: str  # path and query as sent: /r/app/hello?x=1
+    headers: Headers  # names lower case, in order, repeats kept
+    body: bytes = b""
+    scheme: str = "http"
+
+    def header(self, name: str) -> str | None:
+        for key, value in self.headers:
+            if key == name:
+                return value
+        return None
+
+
+@dataclass
+class ApiResponse:
+    status: int
+    headers: Headers = field(default_factory=list)
+    body: bytes = b""
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str, **extra: Any) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.extra = extra
+
+
+def json_response(status: int, payload: Any, headers: Headers | None = None) -> ApiResponse:
+    body = json.dumps(payload, separators=(",", ":")).encode()
+    return ApiResponse(status, [("content-type", "application/json")] + (headers or []), body)
+
+
+def error_response(status: int, message: str, headers: Headers | None = None, **extra: Any) -> ApiResponse:
+    return json_response(status, {"error": {"message": message, **extra}}, headers)
+
+
+# -- the route table: which route serves a path ------------------------------------------------
+
+
+class RouteTable:
+    """An immutable snapshot of every app and route, for matching without touching the store."""
+
+    def __init__(self, apps: list[App], routes: list[Route], version: int) -> None:
+        self.version = version
+        self.apps = {a.name: a for a in apps}
+        self._exact: dict[tuple[str, str], Route] = {}
+        self._patterns: dict[str, list[tuple[list[str], Route]]] = {}
+        for route in routes:
+            app = self.apps.get(route.app)
+            if app is None:
+                continue
+            # The container sees the app's config overlaid by the route's.
+            route = replace(route, config={**app.config, **route.config})
+            if ":" in route.path:
+                segments = route.path.strip("/").split("/")
+                self._patterns.setdefault(route.app, []).append((segments, route))
+            else:
+                self._exact[(route.app, route.path)] = route
+        for patterns in self._patterns.values():
+            # Most literal segments first: /users/me beats /users/:id.
+            patterns.sort(key=lambda p: (-sum(not s.startswith(":") for s in p[0]), -len(p[0])))
+
+    def all_routes(self) -> list[Route]:
+        return list(self._exact.values()) + [r for ps in self._patterns.values() for _, r in ps]
+
+    def match(self, app: str, path: str) -> tuple[Route, dict[str, str]] | None:
+        path = path.rstrip("/") or "/"
+        route = self._exact.get((app, path))
+        if route is not None:
+            return route, {}
+        parts = path.strip("/").split("/")
+        for segments, route in self._patterns.get(app, ()):
+            if len(segments) != len(parts):
+                continue
+            params = {}
+            for seg, part in zip(segments, parts):
+                if seg.startswith(":"):
+                    if not part:
+                        break
+                    params[seg[1:]] = urllib.parse.unquote(part)
+                elif seg != part:
+                    break
+            else:
+                return route, params
+        return None
+
+
+# -- call records -------------------------------------------------------------------------------
+
+
+class CallRecorder:
+    """Buffers call records and logs and writes them in batches, off the request path."""
+
+    def __init__(self, store: Store, *, interval: float = 0.25) -> None:
+        self.store = store
+        self.interval = interval
+        self._calls: dict[str, Call] = {}
+        self._logs: list[tuple[str, str, bytes]] = []
+        self._lock = trio.Lock()
+        self._wake = trio.Event()
+
+    def record(self, call: Call, log_data: bytes | None = None) -> None:
+        self._calls[call.id] = call
+        if log_data is not None:
+            self._logs.append((call.id, call.app, log_data))
+        if len(self._calls) >= 500:
+            self._wake.set()
+
+    async def flush(self) -> None:
+        async with self._lock:
+            if not self._calls and not self._logs:
+                return
+            calls, self._calls = list(self._calls.values()), {}
+            logs, self._logs = self._logs, []
+            await self.store.save_calls(calls, logs)
+
+    async def run(self, task_status=trio.TASK_STATUS_IGNORED) -> None:
+        task_status.started()
+        try:
+            while True:
+                with trio.move_on_after(self.interval):
+                    await self._wake.wait()
+                self._wake = trio.Event()
+                try:
+                    await self.flush()
+                except Exception:
+                    log.exception("could not save call records; will retry")
+        finally:
+            with trio.CancelScope(shield=True):
+                await self.flush()
+
+
+# -- the API ------------------------------------------------------------------------------------
+
+
+@dataclass
+class ApiConfig:
+    domain: str | None = None  # invocations also by Host: {app}.{domain}
+    log_retention: float = 24 * 3600.0
+    route_refresh_interval: float = 2.0
+
+
+Handler = Callable[["Api", ApiRequest, re.Match], Awaitable[ApiResponse]]
+
+
+class Api:
+    def __init__(self, store: Store, driver: Driver, pools: PoolManager, invoker: Invoker,
+                 nursery: trio.Nursery, config: ApiConfig) -> None:
+        self.store = store
+        self.driver = driver
+        self.pools = pools
+        self.invoker = invoker
+        self.nursery = nursery  # owns async calls
+        self.config = config
+        self.recorder = CallRecorder(store)
+        self.table = RouteTable([], [], -1)
+        self._reload_lock = trio.Lock()
+
+    # -- lifecycle --
+
+    async def reload_routes(self) -> None:
+        async with self._reload_lock:
+            version = await self.store.routes_version()
+            if version == self.table.version:
+                return
+            apps = await self.store.list_apps()
+            routes = await self.store.list_routes()
+            old = self.table
+            self.table = RouteTable(apps, routes, version)
+        self._sync_pools(old, self.table)
+
+    def _sync_pools(self, old: RouteTable, new: RouteTable) -> None:
+        new_routes = {(r.app, r.path): r for r in new.all_routes()}
+        for key in {(r.app, r.path) for r in old.all_routes()} - set(new_routes):
+            self.pools.route_removed(*key)
+        for route in new_routes.values():
+            if route.is_hot:
+                self.pools.route_changed(route)
+            else:
+                self.pools.route_removed(route.app, route.path)
+
+    async def run_background(self, task_status=trio.TASK_STATUS_IGNORED) -> None:
+        """Route refresh (other nodes may change the store), call flushing, log purging."""
+        async with trio.open_nursery() as nursery:
+            await nursery.start(self.recorder.run)
+            nursery.start_soon(self._refresh_routes)
+            nursery.start_soon(self._purge_old_calls)
+            task_status.started()
+
+    async def _refresh_routes(self) -> None:
+        while True:
+            await trio.sleep(self.config.route_refresh_interval)
+            try:
+                await self.reload_routes()
+            except Exception:
+                log.exception("could not refresh routes")
+
+    async def _purge_old_calls(self) -> None:
+        while True:
+            try:
+                removed = await self.store.purge(time.time() - self.config.log_retention)
+                if removed:
+                    log.info("purged %d call records older than %gs", removed, self.config.log_retention)
+            except Exception:
+                log.exception("could not purge old call records")
+            await trio.sleep(min(600.0, max(1.0, self.config.log_retention / 10)))
+
+    # -- dispatch --
+
+    async def handle(self, request: ApiRequest) -> ApiResponse:
+        path, _, query = request.target.partition("?")
+        try:
+            host_app = self._app_from_host(request)
+            if host_app is not None and not path.startswith(("/v1/", "/health")):
+                return await self.invoke(request, host_app, path, query)
+            if path.startswith("/r/"):
+                app, _, rest = path[3:].partition("/")
+                return await self.invoke(request, urllib.parse.unquote(app), "/" + rest, query)
+            for pattern, methods in ROUTES:
+                match = pattern.fullmatch(path)
+                if match is None:
+                    continue
+                handler = methods.get(request.method) or (
+                    methods.get("GET") if request.method == "HEAD" else None
+                )
+                if handler is None:
+                    allowed = ", ".join(sorted(methods))
+                    return error_response(405, f"{request.method} is not allowed on {path}",
+                                          [("allow", allowed)])
+                return await handler(self, request, match)
+            return error_response(404, f"no such endpoint: {path}")
+        except ApiError as exc:
+            return error_response(exc.status, exc.message, **exc.extra)
+        except ValidationError as exc:
+            return error_response(400, exc.message, field=exc.field)
+        except NotFound as exc:
+            return error_response(404, str(exc))
+        except Conflict as exc:
+            return error_response(409, str(exc))
+
+    def _app_from_host(self, request: ApiRequest) -> str | None:
+        domain = self.config.domain
+        host = (request.header("host") or "").split(":")[0].lower()
+        if domain and host.endswith("." + domain):
+            return host[: -len(domain) - 1] or None
+        return None
+
+    # -- invocation --
+
+    async def invoke(self, request: ApiRequest, app: str, path: str, query: str) -> ApiResponse:
+        if app not in self.table.apps:
+            return error_response(404, f"app {app!r} not found")
+        found = self.table.match(app, path)
+        if found is None:
+            return error_response(404, f"no route matches {path!r} in app {app!r}")
+        route, params = found
+        host = request.header("host") or "localhost"
+        call_id = models.new_call_id()
+        inv = Invocation(
+            call_id=call_id, route=route, method=request.method,
+            url=f"{request.scheme}://{host}{request.target}", path=path,
+            query=tuple(urllib.parse.parse_qsl(query, keep_blank_values=True)),
+            headers=tuple(request.headers), body=request.body, params=params,
+        )
+        call = Call(id=call_id, app=app, route=route.path, mode="hot" if route.is_hot else "cold",
+                    type=route.type, created_at=time.time())
+        if route.type == "async":
+            self.recorder.record(call)
+            self.nursery.start_soon(self._run_async, inv, call)
+            return json_response(202, {"call_id": call_id}, [("hotfn-call-id", call_id)])
+        outcome = await self._run(inv, call)
+        return self._outcome_response(outcome, call_id)
+
+    async def _run(self, inv: Invocation, call: Call) -> Outcome:
+        call.status = "running"
+        call.started_at = time.time()
+        try:
+            outcome = await self.invoker.invoke(inv)
+        except BaseException:
+            call.status, call.error, call.completed_at = "error", "cancelled", time.time()
+            self.recorder.record(call, b"")
+            raise
+        call.completed_at = time.time()
+        call.status = outcome.call_status
+        call.http_status = outcome.status
+        call.error = outcome.error
+        call.container_id = outcome.container_id
+        self.recorder.record(call, outcome.log)
+        return outcome
+
+    async def _run_async(self, inv: Invocation, call: Call) -> None:
+        outcome = await self._run(inv, call)
+        if outcome.error is None:
+            call.result = outcome.body[:65536].decode("utf-8", "replace")
+            self.recorder.record(call)
+
+    def _outcome_response(self, outcome: Outcome, call_id: str) -> ApiResponse:
+        extra = [("hotfn-call-id", call_id)]
+        if outcome.error is not None:
+            if outcome.retry_after is not None:
+                extra.append(("retry-after", str(outcome.retry_after)))
+            return error_response(outcome.status, outcome.error, extra, call_id=call_id)
+        return ApiResponse(outcome.status, outcome.headers + extra, outcome.body)
+
+
+def _body(request: ApiRequest, key: str) -> dict[str, Any]:
+    try:
+        payload = json.loads(request.body or b"null")
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ApiError(400, f"body is not valid JSON: {exc}") from None
+    if not isinstance(payload, dict) or not isinstance(payload.get(key), dict):
+        raise ApiError(400, f'body must be a JSON object {{"{key}": {{...}}}}')
+    return payload[key]
+
+
+def _query(request: ApiRequest) -> dict[str, str]:
+    return dict(urllib.parse.parse_qsl(request.target.partition("?")[2]))
+
+
+def _flag(value: str | None) -> bool:
+    return (value or "").lower() in ("1", "true", "yes")
+
+
+# -- admin handlers -------------------------------------------------------------------------------
+
+
+async def health(api: Api, request: ApiRequest, match: re.Match) -> ApiResponse:
+    docker_up = await api.driver.ping()
+    return json_response(200 if docker_up else 503, {
+        "status": "ok" if docker_up else "degraded",
+        "docker": "up" if docker_up else "down",
+        "pools": api.pools.stats(),
+    })
+
+
+async def list_apps(api: Api, request: ApiRequest, match: re.Match) -> ApiResponse:
+    return json_response(200, {"apps": [a.to_json() for a in await api.store.list_apps()]})
+
+
+async def create_app(api: Api, request: ApiRequest, match: re.Match) -> ApiResponse:
+    app = models.new_app(_body(request, "app"))
+    await api.store.create_app(app)
+    await api.reload_routes()
+    return json_response(201, {"app": app.to_json()})
+
+
+async def get_app(api: Api, request: ApiRequest, match: re.Match) -> ApiResponse:
+    return json_response(200, {"app": (await api.store.get_app(match["app"])).to_json()})
+
+
+async def patch_app(api: Api, request: ApiRequest, match: re.Match) -> ApiResponse:
+    app = models.patch_app(await api.store.get_app(match["app"]), _body(request, "app"))
+    await api.store.update_app(app)
+    await api.reload_routes()
+    return json_response(200, {"app": app.to_json()})
+
+
+async def delete_app(api: Api, request: ApiRequest, match: re.Match) -> ApiResponse:
+    await api.store.delete_app(match["app"], cascade=_flag(_query(request).get("cascade")))
+    await api.reload_routes()
+    return json_response(200, {"message": f"app {match['app']!r} deleted"})
+
+
+async def list_routes(api: Api, request: ApiRequest, match: re.Match) -> ApiResponse:
+    await api.store.get_app(match["app"])
+    routes = await api.store.list_routes(match["app"])
+    return json_response(200, {"routes": [r.to_json() for r in routes]})
+
+
+async def _check_image(api: Api, route: Route) -> None:
+    try:
+        await api.driver.ensure_image(route.image)
+    except Exception as exc:  # ImageNotFound, or the engine is down
+        raise ApiError(400, f"route.image: {exc}", field="route.image") from None
+
+
+async def create_route(api: Api, request: ApiRequest, match: re.Match) -> ApiResponse:
+    app = match["app"]
+    route = models.new_route(app, _body(request, "route"))
+    await api.store.get_app(app)
+    await _check_image(api, route)
+    await api.store.create_route(route)
+    await api.reload_routes()
+    return json_response(201, {"route": route.to_json()})
+
+
+def _route_path(match: re.Match) -> str:
+    return models.normalize_path("/" + urllib.parse.unquote(match["path"]).lstrip("/"), "path")
+
+
+async def get_route(api: Api, request: ApiRequest, match: re.Match) -> ApiResponse:
+    route = await api.store.get_route(match["app"], _route_path(match))
+    return json_response(200, {"route": route.to_json()})
+
+
+async def patch_route(api: Api, request: ApiRequest, match: re.Match) -> ApiResponse:
+    old = await api.store.get_route(match["app"], _route_path(match))
+    route = models.patch_route(old, _body(request, "route"))
+    if route.image != old.image:
+        await _check_image(api, route)
+    await api.store.update_route(route)
+    await api.reload_routes()
+    return json_response(200, {"route": route.to_json()})
+
+
+async def delete_route(api: Api, request: ApiRequest, match: re.Match) -> ApiResponse:
+    path = _route_path(match)
+    await api.store.delete_route(match["app"], path)
+    await api.reload_routes()
+    return json_response(200, {"message": f"route {path!r} deleted"})
+
+
+async def list_calls(api: Api, request: ApiRequest, match: re.Match) -> ApiResponse:
+    await api.store.get_app(match["app"])
+    q = _query(request)
+    try:
+        limit = int(q.get("limit", "50"))
+        since = float(q["from"]) if "from" in q else None
+        until = float(q["to"]) if "to" in q else None
+    except ValueError:
+        raise ApiError(400, "limit must be an integer; from and to are Unix times in seconds") from None
+    if not 1 <= limit <= 1000:
+        raise ApiError(400, "limit must be from 1 to 1000")
+    route = models.normalize_path(q["route"], "route") if "route" in q else None
+    await api.recorder.flush()
+    calls = await api.store.list_calls(match["app"], route=route, since=since, until=until,
+                                       limit=limit, before_id=q.get("cursor"))
+    return json_response(200, {
+        "calls": [c.to_json() for c in calls],
+        "next_cursor": calls[-1].id if len(calls) == limit else None,
+    })
+
+
+async def get_call(api: Api, request: ApiRequest, match: re.Match) -> ApiResponse:
+    await api.recorder.flush()
+    call = await api.store.get_call(match["app"], match["call"])
+    return json_response(200, {"call": call.to_json()})
+
+
+async def get_log(api: Api, request: ApiRequest, match: re.Match) -> ApiResponse:
+    await api.recorder.flush()
+    data = await api.store.get_log(match["app"], match["call"])
+    return ApiResponse(200, [("content-type", "text/plain; charset=utf-8")], data)
+
+
+async def stats(api: Api, request: ApiRequest, match: re.Match) -> ApiResponse:
+    return json_response(200, api.pools.stats())
+
+
+_APP = r"(?P<app>[^/]+)"
+ROUTES: list[tuple[re.Pattern, dict[str, Handler]]] = [
+    (re.compile(r"/health"), {"GET": health}),
+    (re.compile(r"/v1/stats"), {"GET": stats}),
+    (re.compile(r"/v1/apps/?"), {"GET": list_apps, "POST": create_app}),
+    (re.compile(rf"/v1/apps/{_APP}/?"), {"GET": get_app, "PATCH": patch_app, "DELETE": delete_app}),
+    (re.compile(rf"/v1/apps/{_APP}/routes/?"), {"GET": list_routes, "POST": create_route}),
+    (re.compile(rf"/v1/apps/{_APP}/routes(?P<path>/.+)"),
+     {"GET": get_route, "PATCH": patch_route, "DELETE": delete_route}),
+    (re.compile(rf"/v1/apps/{_APP}/calls/?"), {"GET": list_calls}),
+    (re.compile(rf"/v1/apps/{_APP}/calls/(?P<call>[^/]+)/?"), {"GET": get_call}),
+    (re.compile(rf"/v1/apps/{_APP}/calls/(?P<call>[^/]+)/log/?"), {"GET": get_log}),
+]

@@ -1,0 +1,62 @@
+"""Server settings: one dataclass, read from `--x-y` options and `HOTFN_X_Y` variables.
+
+The option list of `hotfn serve --help` is generated from the fields below, so a new setting is
+one new field with its help text, and the two spellings can never drift apart.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import socket
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from .pool import default_max_memory_mb
+from .protocol import DEFAULT_MAX_FRAME_SIZE
+
+
+def _setting(default: Any, help: str, **kw: Any) -> Any:
+    if callable(default) and not isinstance(default, type):
+        return field(default_factory=default, metadata={"help": help, **kw})
+    return field(default=default, metadata={"help": help, **kw})
+
+
+@dataclass
+class Settings:
+    host: str = _setting("127.0.0.1", "address to listen on")
+    port: int = _setting(8080, "TCP port to listen on (0: any free port)")
+    db: str = _setting("hotfn.db", "SQLite file of apps, routes, call records and logs")
+    domain: str = _setting("", "serve Host: {app}.{domain} requests on /{path} too (empty: off)")
+    node_id: str = _setting(socket.gethostname, "this server's name; labels its containers, so a "
+                            "restart removes only what this node left behind")
+    max_body_size: int = _setting(6 * 1024 * 1024, "largest request body in bytes (413 above)")
+    max_header_size: int = _setting(64 * 1024, "largest request head in bytes (431 above)")
+    max_frame_size: int = _setting(DEFAULT_MAX_FRAME_SIZE, "largest protocol frame in bytes, "
+                                   "either way (docs/protocol.md)")
+    request_timeout: float = _setting(30.0, "seconds to receive a whole request once begun (408)")
+    keepalive_timeout: float = _setting(75.0, "seconds an idle keep-alive connection stays open")
+    shutdown_grace: float = _setting(10.0, "seconds calls in flight may finish on SIGINT/SIGTERM")
+    max_containers: int = _setting(64, "server-wide cap on running function containers")
+    max_memory_mb: int = _setting(default_max_memory_mb, "server-wide cap on the memory limits "
+                                  "of running containers, MiB (default: 3/4 of this machine)")
+    log_retention: float = _setting(24 * 3600.0, "seconds call records and logs are kept")
+    log_level: str = _setting("info", "debug, info, warning or error")
+
+    @classmethod
+    def add_arguments(cls, parser: argparse.ArgumentParser, env: Mapping[str, str] = os.environ) -> None:
+        for f in dataclasses.fields(cls):
+            env_name = "HOTFN_" + f.name.upper()
+            default = env.get(env_name)
+            if default is None:
+                default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+            kind = {"int": int, "float": float}.get(str(f.type), str)
+            parser.add_argument(
+                "--" + f.name.replace("_", "-"), dest=f.name, type=kind, default=kind(default),
+                help=f"{f.metadata['help']} [env {env_name}; default: %(default)s]",
+            )
+
+    @classmethod
+    def from_namespace(cls, ns: argparse.Namespace) -> "Settings":
+        return cls(**{f.name: getattr(ns, f.name) for f in dataclasses.fields(cls)})

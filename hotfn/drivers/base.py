@@ -1,0 +1,103 @@
+"""What the engine above needs from a container runtime, and nothing of how Docker does it.
+
+A driver starts containers from a ContainerSpec and hands back a Container: a byte pipe to the
+process's stdin, its stdout and stderr as they come, its exit status, and kill. Docker is the
+real one (drivers/docker); tests of pool logic may use a fake that keeps this contract.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+from typing import Mapping
+
+
+class DriverError(Exception):
+    """The container engine failed to do what was asked."""
+
+
+class EngineUnavailable(DriverError):
+    """The engine cannot be reached at all."""
+
+
+class ImageNotFound(DriverError):
+    def __init__(self, image: str) -> None:
+        super().__init__(f"image {image!r} is not present on this server")
+        self.image = image
+
+
+class ContainerGone(DriverError):
+    """The container's stdio is closed: it exited, was killed, or was never fully started."""
+
+
+@dataclass(frozen=True)
+class ContainerSpec:
+    image: str
+    env: Mapping[str, str] = field(default_factory=dict)
+    labels: Mapping[str, str] = field(default_factory=dict)
+    memory_mb: int = 128
+    cpu_shares: int = 1024  # relative weight, Docker's default
+    pids_limit: int = 256
+    network: bool = False
+    read_only_root: bool = True
+    tmpfs_mb: int = 64
+
+
+@dataclass(frozen=True)
+class ExitStatus:
+    code: int | None  # None: still running or unknown
+    oom_killed: bool = False
+
+    def describe(self) -> str:
+        if self.oom_killed:
+            return "out of memory (killed at its memory limit)"
+        if self.code is None:
+            return "exit status unknown"
+        if self.code == 137:
+            return "killed (exit status 137: SIGKILL, often out of memory)"
+        return f"exit status {self.code}"
+
+
+class Container(abc.ABC):
+    id: str
+
+    @abc.abstractmethod
+    async def send_all(self, data: bytes) -> None:
+        """Write to the process's stdin; ContainerGone if it cannot take it any more."""
+
+    @abc.abstractmethod
+    async def close_stdin(self) -> None:
+        """EOF on the process's stdin."""
+
+    @abc.abstractmethod
+    async def receive_some(self) -> tuple[bytes, bytes] | None:
+        """The next output: (stdout bytes, stderr bytes), either maybe empty; None at EOF."""
+
+    @abc.abstractmethod
+    async def exit_status(self, timeout: float = 10.0) -> ExitStatus:
+        """Wait (up to ``timeout``) for the process to end and say how it ended."""
+
+    @abc.abstractmethod
+    async def kill(self) -> None:
+        """Kill and remove the container. Idempotent; safe to call while cancelled."""
+
+
+class Driver(abc.ABC):
+    @abc.abstractmethod
+    async def start(self, spec: ContainerSpec) -> Container:
+        """Create, attach (before start, so no output is lost) and start a container."""
+
+    @abc.abstractmethod
+    async def image_exists(self, image: str) -> bool: ...
+
+    @abc.abstractmethod
+    async def ensure_image(self, image: str) -> None:
+        """Make the image present (pull where a registry is reachable); ImageNotFound if not."""
+
+    @abc.abstractmethod
+    async def ping(self) -> bool:
+        """Whether the engine answers."""
+
+    @abc.abstractmethod
+    async def remove_containers(self, labels: Mapping[str, str]) -> int:
+        """Kill and remove every container carrying all of ``labels``; how many there were."""

@@ -1,0 +1,3 @@
+from .driver import DockerDriver
+
+__all__ = ["DockerDriver"]

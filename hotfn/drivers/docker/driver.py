@@ -1,0 +1,242 @@
+"""The Docker driver: the only module that imports the docker SDK.
+
+Every SDK call blocks (requests over the engine's socket), so each runs on a worker thread
+under one CapacityLimiter no larger than the SDK's connection pool. The attach stream is the
+exception: once attached, its socket is handed to trio and read and written without threads,
+since it carries every hot request and response.
+
+Errors from the SDK are translated here, where they enter: the layers above see only
+hotfn.drivers' own exception types.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+import socket
+from typing import Any, Callable, Iterator, Mapping, TypeVar
+
+import docker
+import docker.errors
+import requests.exceptions
+import trio
+
+from ..base import (
+    Container,
+    ContainerGone,
+    ContainerSpec,
+    Driver,
+    DriverError,
+    EngineUnavailable,
+    ExitStatus,
+    ImageNotFound,
+)
+from .demux import Demultiplexer, DemuxError
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+# The SDK's default urllib3 pool size; more threads than connections would only queue inside it.
+SDK_POOL_SIZE = 10
+RECEIVE_SIZE = 256 * 1024
+
+
+@contextlib.contextmanager
+def engine_errors(what: str) -> Iterator[None]:
+    """Translate SDK and transport errors into the driver's own types."""
+    try:
+        yield
+    except docker.errors.ImageNotFound as exc:
+        raise ImageNotFound(str(exc.explanation or exc)) from exc
+    except docker.errors.APIError as exc:
+        raise DriverError(f"{what}: {exc.explanation or exc}") from exc
+    except (requests.exceptions.ConnectionError, docker.errors.DockerException) as exc:
+        raise EngineUnavailable(f"{what}: the Docker engine is not reachable ({exc})") from exc
+
+
+class DockerDriver(Driver):
+    def __init__(self, client: docker.APIClient, *, max_threads: int = SDK_POOL_SIZE) -> None:
+        self.client = client
+        self._limiter = trio.CapacityLimiter(max_threads)
+
+    @classmethod
+    def from_env(cls, *, timeout: float = 60.0) -> "DockerDriver":
+        """A driver for the engine named by DOCKER_HOST (and friends), else the local socket."""
+        with engine_errors("connecting"):
+            client = docker.APIClient(
+                version="auto", timeout=timeout, max_pool_size=SDK_POOL_SIZE,
+                **docker.utils.kwargs_from_env(),
+            )
+        return cls(client)
+
+    async def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        return await trio.to_thread.run_sync(
+            functools.partial(fn, *args, **kwargs), limiter=self._limiter
+        )
+
+    async def ping(self) -> bool:
+        try:
+            with engine_errors("ping"):
+                return bool(await self._call(self.client.ping))
+        except DriverError:
+            return False
+
+    async def image_exists(self, image: str) -> bool:
+        try:
+            with engine_errors(f"inspecting image {image}"):
+                await self._call(self.client.inspect_image, image)
+            return True
+        except ImageNotFound:
+            return False
+
+    async def ensure_image(self, image: str) -> None:
+        if await self.image_exists(image):
+            return
+        repository, _, tag = image.rpartition(":") if ":" in image.split("/")[-1] else (image, "", "")
+        try:
+            with engine_errors(f"pulling {image}"):
+                await self._call(self.client.pull, repository, tag=tag or "latest")
+        except DriverError as exc:
+            raise ImageNotFound(image) from exc
+        if not await self.image_exists(image):
+            raise ImageNotFound(image)
+
+    def _create(self, spec: ContainerSpec) -> str:
+        host_config = self.client.create_host_config(
+            mem_limit=f"{spec.memory_mb}m",
+            memswap_limit=f"{spec.memory_mb}m",  # equal to mem_limit: no swap
+            cpu_shares=spec.cpu_shares,
+            pids_limit=spec.pids_limit,
+            read_only=spec.read_only_root,
+            tmpfs={"/tmp": f"rw,nosuid,nodev,size={spec.tmpfs_mb}m"},
+            security_opt=["no-new-privileges"],
+            cap_drop=["ALL"],
+            network_mode="bridge" if spec.network else "none",
+            init=False,
+        )
+        created = self.client.create_container(
+            spec.image,
+            environment=dict(spec.env),
+            labels=dict(spec.labels),
+            host_config=host_config,
+            # With detach=False the SDK also sets StdinOnce: our half-close of the attach
+            # socket then closes the process's stdin.
+            stdin_open=True,
+            detach=False,
+            tty=False,
+            network_disabled=not spec.network,
+        )
+        return created["Id"]
+
+    def _attach(self, container_id: str) -> Any:
+        return self.client.attach_socket(
+            container_id, params={"stdin": 1, "stdout": 1, "stderr": 1, "stream": 1}
+        )
+
+    async def start(self, spec: ContainerSpec) -> "DockerContainer":
+        with engine_errors(f"creating a container of {spec.image}"):
+            container_id = await self._call(self._create, spec)
+        try:
+            with engine_errors(f"starting container {container_id[:12]}"):
+                # Attach before start: output written before we listen would be lost.
+                attached = await self._call(self._attach, container_id)
+                container = DockerContainer(self, container_id, attached)
+                await self._call(self.client.start, container_id)
+            return container
+        except BaseException:
+            with trio.CancelScope(shield=True):
+                await self._remove(container_id)
+            raise
+
+    async def _remove(self, container_id: str) -> None:
+        try:
+            with engine_errors(f"removing container {container_id[:12]}"):
+                await self._call(self.client.remove_container, container_id, force=True, v=True)
+        except DriverError as exc:
+            if "No such container" in str(exc) or "is already in progress" in str(exc):
+                return
+            log.warning("could not remove container %s: %s", container_id[:12], exc)
+
+    async def remove_containers(self, labels: Mapping[str, str]) -> int:
+        filters = {"label": [f"{k}={v}" for k, v in labels.items()]}
+        with engine_errors("listing containers"):
+            found = await self._call(self.client.containers, all=True, filters=filters, quiet=True)
+        async with trio.open_nursery() as nursery:
+            for item in found:
+                nursery.start_soon(self._remove, item["Id"])
+        return len(found)
+
+    async def _exit_status(self, container_id: str, timeout: float) -> ExitStatus:
+        with engine_errors(f"waiting for container {container_id[:12]}"):
+            try:
+                result = await self._call(self.client.wait, container_id, timeout=timeout)
+            except requests.exceptions.ReadTimeout:
+                return ExitStatus(None)
+            code = result.get("StatusCode")
+            oom = False
+            if code == 137:
+                state = (await self._call(self.client.inspect_container, container_id))["State"]
+                oom = bool(state.get("OOMKilled"))
+            return ExitStatus(code, oom)
+
+
+class DockerContainer(Container):
+    """A started container and its attach stream, read and written by trio directly."""
+
+    def __init__(self, driver: DockerDriver, container_id: str, attached: Any) -> None:
+        self.id = container_id
+        self._driver = driver
+        # docker-py returns a read-only SocketIO whose ._sock is the hijacked connection.
+        # The SocketIO keeps the HTTP response alive; we keep the SocketIO alive with it.
+        self._attached = attached
+        raw = attached._sock
+        self._stream = trio.SocketStream(trio.socket.from_stdlib_socket(raw))
+        self._demux = Demultiplexer()
+        self._killed = False
+        self._send_lock = trio.Lock()
+
+    async def send_all(self, data: bytes) -> None:
+        try:
+            async with self._send_lock:
+                await self._stream.send_all(data)
+        except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+            raise ContainerGone(f"container {self.id[:12]} no longer takes input") from exc
+
+    async def close_stdin(self) -> None:
+        try:
+            async with self._send_lock:
+                await self._stream.send_eof()
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+            pass
+
+    async def receive_some(self) -> tuple[bytes, bytes] | None:
+        try:
+            data = await self._stream.receive_some(RECEIVE_SIZE)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            return None
+        if not data:
+            return None
+        try:
+            return self._demux.feed(data)
+        except DemuxError as exc:
+            raise ContainerGone(f"container {self.id[:12]}: {exc}") from exc
+
+    async def exit_status(self, timeout: float = 10.0) -> ExitStatus:
+        return await self._driver._exit_status(self.id, timeout)
+
+    async def kill(self) -> None:
+        with trio.CancelScope(shield=True):
+            if not self._killed:
+                self._killed = True
+                await self._driver._remove(self.id)
+            self._close_socket()
+
+    def _close_socket(self) -> None:
+        with contextlib.suppress(OSError):
+            self._stream.socket.close()
+        with contextlib.suppress(OSError):
+            self._attached.close()
+
+    def __repr__(self) -> str:
+        return f"<DockerContainer {self.id[:12]}>"

@@ -1,0 +1,3 @@
+from .server import HttpConfig, HttpServer
+
+__all__ = ["HttpConfig", "HttpServer"]

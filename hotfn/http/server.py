@@ -1,0 +1,234 @@
+"""HTTP/1.1 over trio with h11: the only module that imports h11.
+
+One task per connection reads requests, hands each to the API as an ApiRequest, and writes the
+ApiResponse back. Requests on a connection are answered in order (pipelining comes free: h11
+buffers what the client sent ahead). Limits are enforced here, before the API sees anything:
+header size (431), body size (413, before the body is read in full), a client that stalls (408),
+malformed HTTP (400, then the connection is closed).
+"""
+
+from __future__ import annotations
+
+import http
+import logging
+from dataclasses import dataclass
+from typing import Awaitable, Callable
+
+import h11
+import trio
+
+from ..api import ApiRequest, ApiResponse, error_response
+
+log = logging.getLogger(__name__)
+
+RECEIVE_SIZE = 64 * 1024
+_REASONS = {s.value: s.phrase.encode() for s in http.HTTPStatus}
+
+
+@dataclass
+class HttpConfig:
+    max_body_size: int = 6 * 1024 * 1024
+    max_header_size: int = 64 * 1024
+    request_timeout: float = 30.0  # to receive one whole request, once it has begun
+    keepalive_timeout: float = 75.0  # an idle connection between requests
+    shutdown_grace: float = 10.0
+
+
+class _ClientError(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def _decode_header_value(raw: bytes) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw.decode("latin-1")
+
+
+class HttpConnection:
+    """One client connection: the one place where bytes meet h11."""
+
+    def __init__(self, stream: trio.abc.Stream, server: "HttpServer") -> None:
+        self.stream = stream
+        self.server = server
+        self.config = server.config
+        self.conn = h11.Connection(h11.SERVER, max_incomplete_event_size=self.config.max_header_size)
+        self.idle_scope: trio.CancelScope | None = None
+
+    async def _send(self, event: h11.Event) -> None:
+        data = self.conn.send(event)
+        try:
+            if data:
+                await self.stream.send_all(data)
+        except BaseException:
+            self.conn.send_failed()
+            raise
+
+    async def _next_event(self) -> h11.Event:
+        while True:
+            event = self.conn.next_event()
+            if event is not h11.NEED_DATA:
+                return event
+            data = await self.stream.receive_some(RECEIVE_SIZE)
+            self.conn.receive_data(data)
+
+    async def _receive_head(self) -> h11.Request | None:
+        """The next request's head; None when the client is done (or idle too long)."""
+        event = self.conn.next_event()
+        if event is h11.NEED_DATA:
+            if self.server.stopping:
+                return None
+            if not self.conn.trailing_data[0]:
+                # Idle between requests: wait up to the keep-alive timeout; shutdown cancels it.
+                data = None
+                with trio.CancelScope() as self.idle_scope:
+                    self.idle_scope.deadline = trio.current_time() + self.config.keepalive_timeout
+                    data = await self.stream.receive_some(RECEIVE_SIZE)
+                self.idle_scope = None
+                if data is None:
+                    return None  # idle too long, or the server is stopping
+                self.conn.receive_data(data)
+            # Part of a request is here: the rest must come within the request timeout.
+            with trio.move_on_after(self.config.request_timeout) as scope:
+                event = await self._next_event()
+            if scope.cancelled_caught:
+                raise _ClientError(408, "request not received in time")
+        if isinstance(event, h11.ConnectionClosed):
+            return None
+        assert isinstance(event, h11.Request), event
+        return event
+
+    async def _receive_body(self, head: h11.Request) -> bytes:
+        length = None
+        for name, value in head.headers:
+            if name == b"content-length":
+                length = int(value)
+        if length is not None and length > self.config.max_body_size:
+            raise _ClientError(413, f"request body of {length} bytes exceeds the limit of "
+                                    f"{self.config.max_body_size} bytes")
+        if self.conn.they_are_waiting_for_100_continue:
+            await self._send(h11.InformationalResponse(status_code=100, headers=[]))
+        body = bytearray()
+        with trio.move_on_after(self.config.request_timeout) as scope:
+            while True:
+                event = await self._next_event()
+                if isinstance(event, h11.Data):
+                    body += event.data
+                    if len(body) > self.config.max_body_size:
+                        raise _ClientError(413, f"request body exceeds the limit of "
+                                                f"{self.config.max_body_size} bytes")
+                elif isinstance(event, h11.EndOfMessage):
+                    return bytes(body)
+                elif isinstance(event, h11.ConnectionClosed):
+                    raise _ClientError(400, "connection closed inside the request body")
+        assert scope.cancelled_caught
+        raise _ClientError(408, "request body not received in time")
+
+    async def _respond(self, response: ApiResponse, head_only: bool) -> None:
+        headers = [(k.encode("latin-1"), v.encode("utf-8")) for k, v in response.headers]
+        headers.append((b"content-length", str(len(response.body)).encode()))
+        if self.server.stopping:
+            headers.append((b"connection", b"close"))
+        await self._send(h11.Response(status_code=response.status, headers=headers,
+                                      reason=_REASONS.get(response.status, b"")))
+        if response.body and not head_only:
+            await self._send(h11.Data(data=response.body))
+        await self._send(h11.EndOfMessage())
+
+    async def _refuse(self, status: int, message: str) -> None:
+        """An error response, if the protocol state still allows one; then the connection ends."""
+        if self.conn.our_state in (h11.IDLE, h11.SEND_RESPONSE):
+            response = error_response(status, message)
+            response.headers.append(("connection", "close"))
+            try:
+                await self._respond(response, head_only=False)
+                # Read (and drop) what the client is still sending for a moment: closing with
+                # unread input makes the kernel reset the connection, and the client may lose
+                # the response.
+                if isinstance(self.stream, trio.SocketStream):
+                    await self.stream.send_eof()
+                with trio.move_on_after(1):
+                    drained = 0
+                    while drained < 4 * self.config.max_body_size:
+                        data = await self.stream.receive_some(RECEIVE_SIZE)
+                        if not data:
+                            break
+                        drained += len(data)
+            except (trio.BrokenResourceError, trio.ClosedResourceError, h11.LocalProtocolError):
+                pass
+
+    async def serve(self) -> None:
+        try:
+            while True:
+                try:
+                    head = await self._receive_head()
+                    if head is None:
+                        return
+                    body = await self._receive_body(head)
+                except _ClientError as exc:
+                    await self._refuse(exc.status, str(exc))
+                    return
+                except h11.RemoteProtocolError as exc:
+                    await self._refuse(exc.error_status_hint, f"malformed request: {exc}")
+                    return
+                request = ApiRequest(
+                    method=head.method.decode("ascii"),
+                    target=head.target.decode("ascii", "replace"),
+                    headers=[(k.decode("latin-1"), _decode_header_value(v)) for k, v in head.headers],
+                    body=body,
+                )
+                try:
+                    response = await self.server.handler(request)
+                except Exception:
+                    log.exception("unhandled error serving %s %s", request.method, request.target)
+                    response = error_response(500, "internal server error")
+                await self._respond(response, head_only=request.method == "HEAD")
+                if self.conn.our_state is h11.MUST_CLOSE or self.server.stopping:
+                    return
+                self.conn.start_next_cycle()
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            return
+        finally:
+            with trio.CancelScope(shield=True), trio.move_on_after(1):
+                await self.stream.aclose()
+
+
+class HttpServer:
+    def __init__(self, handler: Callable[[ApiRequest], Awaitable[ApiResponse]], config: HttpConfig) -> None:
+        self.handler = handler
+        self.config = config
+        self.stopping = False
+        self.connections: set[HttpConnection] = set()
+        self._listener_scope: trio.CancelScope | None = None
+
+    async def _handle(self, stream: trio.SocketStream) -> None:
+        connection = HttpConnection(stream, self)
+        self.connections.add(connection)
+        try:
+            await connection.serve()
+        finally:
+            self.connections.discard(connection)
+
+    async def serve(self, host: str, port: int, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+        """Listen until stop(); reports the bound (host, port) through task_status."""
+        listeners = await trio.open_tcp_listeners(port, host=host)
+        bound = listeners[0].socket.getsockname()[:2]
+        async with trio.open_nursery() as nursery:
+            with trio.CancelScope() as self._listener_scope:
+                task_status.started(bound)
+                await trio.serve_listeners(self._handle, listeners, handler_nursery=nursery)
+            # Stopped: no new connections; idle ones close now, busy ones after their response.
+            for connection in list(self.connections):
+                if connection.idle_scope is not None:
+                    connection.idle_scope.cancel()
+            with trio.move_on_after(self.config.shutdown_grace):
+                while self.connections:
+                    await trio.sleep(0.05)
+            nursery.cancel_scope.cancel()
+
+    def stop(self) -> None:
+        self.stopping = True
+        if self._listener_scope is not None:
+            self._listener_scope.cancel()

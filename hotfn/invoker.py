@@ -1,0 +1,264 @@
+"""Runs one call of a route, hot or cold, and says how it went.
+
+Everything that can go wrong with a function (a crash, a timeout, a bad frame, no capacity)
+comes back as an Outcome with an HTTP status and a message; nothing here raises to the caller
+for a function's misbehaviour. Which status means what is decided here and only here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass, field
+from typing import Mapping
+
+import trio
+
+from . import protocol
+from .drivers import Container, ContainerGone, ContainerSpec, Driver, DriverError, ImageNotFound
+from .models import Route
+from .pool import NotDelivered, PoolError, PoolManager
+
+HOP_BY_HOP = frozenset({
+    "connection", "keep-alive", "transfer-encoding", "content-length", "upgrade", "te",
+    "trailer", "proxy-authenticate", "proxy-authorization", "proxy-connection",
+})
+LOG_CAP = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Invocation:
+    call_id: str
+    route: Route  # config already merged: the app's, then the route's
+    method: str
+    url: str
+    path: str
+    query: tuple[tuple[str, str], ...]
+    headers: tuple[tuple[str, str], ...]
+    body: bytes
+    params: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Outcome:
+    status: int
+    headers: list[tuple[str, str]] = field(default_factory=list)
+    body: bytes = b""
+    error: str | None = None  # set: the call failed; the API answers with this message
+    call_status: str = "success"  # success | error | timeout
+    log: bytes = b""
+    container_id: str | None = None
+    mode: str = "hot"
+    retry_after: int | None = None
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_frame_size: int = protocol.DEFAULT_MAX_FRAME_SIZE
+    max_response_size: int = protocol.DEFAULT_MAX_FRAME_SIZE
+    node_id: str = "hotfn"
+
+
+def container_spec(route: Route, limits: Limits) -> ContainerSpec:
+    """The container every call of ``route`` runs in, hot or cold (cold adds per-call env)."""
+    env = {
+        **route.config,
+        "HOTFN_FORMAT": "hot" if route.is_hot else "default",
+        "HOTFN_PROTOCOL_VERSION": str(protocol.PROTOCOL_VERSION),
+        "HOTFN_MAX_FRAME_SIZE": str(limits.max_frame_size),
+        "HOTFN_MEMORY_MB": str(route.memory),
+        "APP_NAME": route.app,
+        "ROUTE": route.path,
+    }
+    return ContainerSpec(
+        image=route.image,
+        env=env,
+        labels={
+            "hotfn": "1",
+            "hotfn.node": limits.node_id,
+            "hotfn.app": route.app,
+            "hotfn.route": route.path,
+            "hotfn.format": route.format,
+        },
+        memory_mb=route.memory,
+        network=route.network,
+    )
+
+
+def _env_name(name: str) -> str:
+    return "".join(c if c.isalnum() else "_" for c in name).upper()
+
+
+def cold_env(inv: Invocation, deadline_ms: int) -> dict[str, str]:
+    env = {
+        "METHOD": inv.method,
+        "REQUEST_URL": inv.url,
+        "CALL_ID": inv.call_id,
+        "DEADLINE": str(deadline_ms),
+    }
+    joined: dict[str, list[str]] = {}
+    for name, value in inv.headers:
+        joined.setdefault(f"HEADER_{_env_name(name)}", []).append(value)
+    env.update({k: ", ".join(v) for k, v in joined.items()})
+    env.update({f"PARAM_{_env_name(k)}": v for k, v in inv.params.items()})
+    return env
+
+
+class Invoker:
+    def __init__(self, driver: Driver, pools: PoolManager, nursery: trio.Nursery, limits: Limits) -> None:
+        self.driver = driver
+        self.pools = pools
+        self.nursery = nursery  # owns the removal of finished cold containers
+        self.limits = limits
+
+    async def invoke(self, inv: Invocation) -> Outcome:
+        if inv.route.is_hot:
+            return await self._invoke_hot(inv)
+        return await self._invoke_cold(inv)
+
+    # -- hot --
+
+    async def _invoke_hot(self, inv: Invocation) -> Outcome:
+        route = inv.route
+        deadline_ms = int((time.time() + route.timeout) * 1000)
+        request = protocol.Request(
+            call_id=inv.call_id, method=inv.method, url=inv.url, path=inv.path, query=inv.query,
+            headers=inv.headers, body=inv.body, deadline=deadline_ms, app=route.app,
+            route=route.path, params=dict(inv.params),
+        )
+        for attempt in (1, 2):
+            pool = self.pools.pool_for(route)
+            container_id = None
+            try:
+                worker = await pool.acquire()
+                container_id = worker.container_id
+                try:
+                    frame, log = await worker.call(request, trio.current_time() + route.timeout)
+                finally:
+                    pool.release(worker)
+            except protocol.FrameTooLarge as exc:
+                return Outcome(413, error=f"request too large for one frame: {exc}",
+                               call_status="error", mode="hot")
+            except PoolError as exc:
+                if exc.retryable and attempt == 1:
+                    continue
+                return self._failed(exc, container_id)
+            return self._answer(frame, log, container_id, route)
+        raise AssertionError("unreachable")
+
+    def _failed(self, exc: PoolError, container_id: str | None) -> Outcome:
+        outcome = Outcome(
+            exc.status, error=str(exc), log=exc.log, container_id=container_id, mode="hot",
+            call_status="timeout" if exc.status == 504 else "error",
+        )
+        if exc.status == 503:
+            outcome.retry_after = 1
+        return outcome
+
+    def _answer(self, frame: protocol.Response | protocol.HandlerError, log: bytes,
+                container_id: str | None, route: Route) -> Outcome:
+        if isinstance(frame, protocol.HandlerError):
+            trace = frame.trace.encode("utf-8", "replace")
+            return Outcome(
+                502, error=f"function raised {frame.error_type}: {frame.message}",
+                call_status="error", log=log + trace, container_id=container_id, mode="hot",
+            )
+        if not 100 <= frame.status <= 599:
+            return Outcome(502, error=f"function answered with invalid status {frame.status}",
+                           call_status="error", log=log, container_id=container_id, mode="hot")
+        headers = [(k, v) for k, v in frame.headers if k.lower() not in HOP_BY_HOP]
+        return Outcome(
+            frame.status, headers=_with_route_headers(headers, route), body=frame.body,
+            log=log, container_id=container_id, mode="hot",
+        )
+
+    # -- cold --
+
+    async def _invoke_cold(self, inv: Invocation) -> Outcome:
+        route = inv.route
+        base = container_spec(route, self.limits)
+        deadline_ms = int((time.time() + route.timeout) * 1000)
+        spec = dataclasses.replace(base, env={**base.env, **cold_env(inv, deadline_ms)})
+        if not await self._reserve_cold(route):
+            return Outcome(503, error="server is at its container capacity; try again",
+                           call_status="error", mode="cold", retry_after=1)
+        try:
+            container = await self.driver.start(spec)
+        except BaseException as exc:
+            self.pools.capacity.give(route.memory)
+            if isinstance(exc, ImageNotFound):
+                return Outcome(502, error=str(exc), call_status="error", mode="cold")
+            if isinstance(exc, DriverError):
+                return Outcome(502, error=f"could not start the function's container: {exc}",
+                               call_status="error", mode="cold")
+            raise
+        try:
+            return await self._run_cold(container, inv)
+        finally:
+            # Removal takes tens of milliseconds; the client need not wait for it.
+            self.nursery.start_soon(self._remove_cold, container, route.memory)
+
+    async def _remove_cold(self, container: Container, memory_mb: int) -> None:
+        try:
+            await container.kill()
+        finally:
+            self.pools.capacity.give(memory_mb)
+
+    async def _reserve_cold(self, route: Route) -> bool:
+        if self.pools.reserve(route.memory):
+            return True
+        granted = trio.Event()
+        waiter = self.pools.capacity.wait(route.memory, granted.set)
+        with trio.move_on_after(route.queue_timeout):
+            await granted.wait()
+        if not granted.is_set():
+            self.pools.capacity.cancel(waiter)
+            return False
+        return True
+
+    async def _run_cold(self, container: Container, inv: Invocation) -> Outcome:
+        route = inv.route
+        stdout, stderr = bytearray(), bytearray()
+        too_big = False
+
+        async def feed_stdin() -> None:
+            try:
+                if inv.body:
+                    await container.send_all(inv.body)
+            except ContainerGone:
+                pass  # it exited without reading its input; its exit status tells the story
+            await container.close_stdin()
+
+        with trio.move_on_after(route.timeout) as scope:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(feed_stdin)
+                while (output := await container.receive_some()) is not None:
+                    out, err = output
+                    stdout += out
+                    stderr += err[: max(0, LOG_CAP - len(stderr))]
+                    if len(stdout) > self.limits.max_response_size:
+                        too_big = True
+                        break
+                nursery.cancel_scope.cancel()
+            status = None if too_big else await container.exit_status(timeout=route.timeout)
+        log = bytes(stderr)
+        if scope.cancelled_caught:
+            return Outcome(504, error=f"function did not finish within its timeout of {route.timeout:g} s",
+                           call_status="timeout", log=log, container_id=container.id, mode="cold")
+        if too_big:
+            return Outcome(502, error=f"function wrote more than {self.limits.max_response_size} bytes",
+                           call_status="error", log=log, container_id=container.id, mode="cold")
+        assert status is not None
+        if status.code != 0:
+            return Outcome(502, error=f"function failed: {status.describe()}",
+                           call_status="error", log=log, container_id=container.id, mode="cold")
+        return Outcome(200, headers=_with_route_headers([], route), body=bytes(stdout), log=log,
+                       container_id=container.id, mode="cold")
+
+
+def _with_route_headers(headers: list[tuple[str, str]], route: Route) -> list[tuple[str, str]]:
+    """The route's static headers, where the function did not set the same header itself."""
+    if not route.headers:
+        return headers
+    have = {k.lower() for k, _ in headers}
+    return headers + [(k, v) for k, v in route.headers.items() if k.lower() not in have]

@@ -1,0 +1,298 @@
+"""Apps, routes and calls: the records hotfn keeps, and the rules their fields follow.
+
+Validation lives here, once, for the API and the store alike: a ValidationError names the field
+that is wrong, and the API turns it into a 400.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import time
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+APP_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")
+PATH_SEGMENT = re.compile(r"^(:[A-Za-z_][A-Za-z0-9_]*|[A-Za-z0-9._~!$&'()*+,;=@-]+)$")
+CONFIG_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+FORMATS = ("hot", "default")
+TYPES = ("sync", "async")
+
+
+class ValidationError(ValueError):
+    def __init__(self, field_name: str, message: str) -> None:
+        super().__init__(f"{field_name}: {message}")
+        self.field = field_name
+        self.message = message
+
+
+def now() -> float:
+    return time.time()
+
+
+def _check_config(field_name: str, value: Any) -> dict[str, str]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ValidationError(field_name, "must be an object of string values")
+    out = {}
+    for key, item in value.items():
+        if not isinstance(key, str) or not CONFIG_KEY.match(key):
+            raise ValidationError(
+                f"{field_name}.{key}", "keys must be letters, digits and _ (not starting with a digit)"
+            )
+        if not isinstance(item, str):
+            raise ValidationError(f"{field_name}.{key}", "values must be strings")
+        out[key] = item
+    return out
+
+
+@dataclass(frozen=True)
+class App:
+    name: str
+    config: Mapping[str, str] = field(default_factory=dict)
+    created_at: float = 0.0
+    updated_at: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "config": dict(self.config),
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+        }
+
+
+def check_app_name(name: Any) -> str:
+    if not isinstance(name, str) or not APP_NAME.match(name):
+        raise ValidationError(
+            "app.name", "must be 1-63 letters, digits, '_' or '-', starting with a letter or digit"
+        )
+    return name
+
+
+def new_app(body: Mapping[str, Any]) -> App:
+    name = check_app_name(body.get("name"))
+    _reject_unknown("app", body, {"name", "config"})
+    t = now()
+    return App(name=name, config=_check_config("app.config", body.get("config")), created_at=t, updated_at=t)
+
+
+def patch_app(app: App, body: Mapping[str, Any]) -> App:
+    _reject_unknown("app", body, {"name", "config"})
+    if "name" in body and body["name"] != app.name:
+        raise ValidationError("app.name", "cannot be changed")
+    config = dict(app.config)
+    # PATCH merges config; an empty-string value deletes a key (as IronFunctions did).
+    for key, value in _check_config("app.config", body.get("config")).items():
+        if value == "":
+            config.pop(key, None)
+        else:
+            config[key] = value
+    return dataclasses.replace(app, config=config, updated_at=now())
+
+
+def _reject_unknown(what: str, body: Mapping[str, Any], known: set[str]) -> None:
+    unknown = sorted(set(body) - known)
+    if unknown:
+        raise ValidationError(f"{what}.{unknown[0]}", "is not a known field")
+
+
+# -- routes ---------------------------------------------------------------------------------
+
+
+def normalize_path(path: Any, field_name: str = "route.path") -> str:
+    if not isinstance(path, str) or not path.startswith("/"):
+        raise ValidationError(field_name, "must be a string starting with '/'")
+    if len(path) > 256:
+        raise ValidationError(field_name, "must be at most 256 characters")
+    path = path.rstrip("/") or "/"
+    if path == "/":
+        return path
+    names = set()
+    for segment in path[1:].split("/"):
+        if not PATH_SEGMENT.match(segment):
+            raise ValidationError(
+                field_name, f"segment {segment!r} must be plain URL characters or ':name'"
+            )
+        if segment.startswith(":"):
+            if segment in names:
+                raise ValidationError(field_name, f"parameter {segment} appears twice")
+            names.add(segment)
+    return path
+
+
+@dataclass(frozen=True)
+class Route:
+    app: str
+    path: str
+    image: str
+    format: str = "default"
+    memory: int = 128  # MiB
+    timeout: float = 30.0  # seconds, per call
+    idle_timeout: float = 30.0  # seconds a warm container may sit idle
+    max_concurrency: int = 1  # warm containers of this route on one server
+    type: str = "sync"
+    config: Mapping[str, str] = field(default_factory=dict)
+    headers: Mapping[str, str] = field(default_factory=dict)
+    min_warm: int = 0
+    startup_timeout: float = 30.0
+    queue_timeout: float = 10.0
+    network: bool = False
+    created_at: float = 0.0
+    updated_at: float = 0.0
+
+    @property
+    def is_hot(self) -> bool:
+        return self.format == "hot"
+
+    def revision(self) -> tuple:
+        """What a running container depends on: a change here retires warm containers."""
+        return (self.image, self.memory, tuple(sorted(self.config.items())), self.network, self.format)
+
+    def to_json(self) -> dict[str, Any]:
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        out["config"] = dict(self.config)
+        out["headers"] = dict(self.headers)
+        return out
+
+
+# (field, type, minimum, maximum)
+_NUMBERS = {
+    "memory": (int, 16, 64 * 1024),
+    "timeout": ((int, float), 0.1, 3600),
+    "idle_timeout": ((int, float), 1, 24 * 3600),
+    "max_concurrency": (int, 1, 1000),
+    "min_warm": (int, 0, 1000),
+    "startup_timeout": ((int, float), 1, 600),
+    "queue_timeout": ((int, float), 0, 3600),
+}
+_ROUTE_FIELDS = {
+    "path", "image", "format", "type", "config", "headers", "network", *_NUMBERS,
+}
+
+
+def _route_fields(body: Mapping[str, Any]) -> dict[str, Any]:
+    _reject_unknown("route", body, _ROUTE_FIELDS)
+    out: dict[str, Any] = {}
+    if "image" in body:
+        image = body["image"]
+        if not isinstance(image, str) or not image or len(image) > 512 or any(c.isspace() for c in image):
+            raise ValidationError("route.image", "must be a Docker image name")
+        out["image"] = image
+    if "format" in body:
+        if body["format"] not in FORMATS:
+            raise ValidationError("route.format", "must be 'hot' or 'default'")
+        out["format"] = body["format"]
+    if "type" in body:
+        if body["type"] not in TYPES:
+            raise ValidationError("route.type", "must be 'sync' or 'async'")
+        out["type"] = body["type"]
+    if "network" in body:
+        if not isinstance(body["network"], bool):
+            raise ValidationError("route.network", "must be true or false")
+        out["network"] = body["network"]
+    for name, (kind, low, high) in _NUMBERS.items():
+        if name not in body:
+            continue
+        value = body[name]
+        if isinstance(value, bool) or not isinstance(value, kind) or not low <= value <= high:
+            noun = "an integer" if kind is int else "a number"
+            raise ValidationError(f"route.{name}", f"must be {noun} from {low} to {high}")
+        out[name] = value
+    if "config" in body:
+        out["config"] = _check_config("route.config", body["config"])
+    if "headers" in body:
+        headers = body["headers"] or {}
+        if not isinstance(headers, dict) or not all(
+            isinstance(k, str) and HEADER_NAME.match(k) and isinstance(v, str) and "\n" not in v
+            for k, v in headers.items()
+        ):
+            raise ValidationError("route.headers", "must be an object of header names to string values")
+        out["headers"] = dict(headers)
+    return out
+
+
+def _check_route(route: Route) -> Route:
+    if route.min_warm > route.max_concurrency:
+        raise ValidationError("route.min_warm", "cannot exceed max_concurrency")
+    if route.min_warm and not route.is_hot:
+        raise ValidationError("route.min_warm", "needs format 'hot' (cold containers serve one call)")
+    return route
+
+
+def new_route(app: str, body: Mapping[str, Any], path: str | None = None) -> Route:
+    path = normalize_path(path if path is not None else body.get("path"))
+    if "path" in body and path != normalize_path(body["path"]):
+        raise ValidationError("route.path", "differs from the path in the URL")
+    fields = _route_fields(body)
+    if "image" not in fields:
+        raise ValidationError("route.image", "is required")
+    t = now()
+    return _check_route(Route(app=app, path=path, created_at=t, updated_at=t, **fields))
+
+
+def patch_route(route: Route, body: Mapping[str, Any]) -> Route:
+    if "path" in body and normalize_path(body["path"]) != route.path:
+        raise ValidationError("route.path", "cannot be changed")
+    fields = _route_fields({k: v for k, v in body.items() if k != "path"})
+    for name in ("config", "headers"):
+        if name in fields:  # merge, '' deletes
+            merged = dict(getattr(route, name))
+            for key, value in fields[name].items():
+                if value == "":
+                    merged.pop(key, None)
+                else:
+                    merged[key] = value
+            fields[name] = merged
+    return _check_route(dataclasses.replace(route, updated_at=now(), **fields))
+
+
+def route_from_record(record: Mapping[str, Any]) -> Route:
+    known = {f.name for f in dataclasses.fields(Route)}
+    return Route(**{k: v for k, v in record.items() if k in known})
+
+
+# -- calls ----------------------------------------------------------------------------------
+
+CALL_STATUSES = ("queued", "running", "success", "error", "timeout")
+
+
+@dataclass
+class Call:
+    id: str
+    app: str
+    route: str
+    mode: str  # "hot" or "cold"
+    type: str = "sync"
+    status: str = "queued"
+    http_status: int | None = None
+    container_id: str | None = None
+    error: str | None = None
+    result: str | None = None  # async calls: the function's response body (as text, capped)
+    created_at: float = 0.0
+    started_at: float | None = None
+    completed_at: float | None = None
+
+    @property
+    def duration_ms(self) -> float | None:
+        if self.started_at is None or self.completed_at is None:
+            return None
+        return round((self.completed_at - self.started_at) * 1000, 3)
+
+    def to_json(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        out["duration_ms"] = self.duration_ms
+        return out
+
+
+_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+
+def new_call_id() -> str:
+    """A ULID: 48 bits of milliseconds then 80 random bits, 26 characters, sortable by time."""
+    import secrets
+
+    value = (int(time.time() * 1000) << 80) | secrets.randbits(80)
+    return "".join(_CROCKFORD[(value >> shift) & 31] for shift in range(125, -1, -5))

@@ -1,0 +1,653 @@
+"""Warm containers for hot routes: who gets which container, and when containers come and go.
+
+Layout (after httpcore's pool): the bookkeeping in ``RoutePool`` and ``Capacity`` is synchronous
+— never an ``await`` between "find an idle worker" and "mark it busy" — and the I/O it decides on
+(starting, reading, killing containers) runs in tasks owned by the ``PoolManager``'s nursery.
+
+Invariants:
+- A worker serves one call at a time and is handed out only while ``idle``.
+- A worker whose container crashed, timed out, was cancelled mid-call, or spoke a bad frame is
+  ``dead`` and never handed out again; its task kills and removes the container.
+- Waiters are served first come, first served; a worker freed or newly ready goes to the oldest
+  waiter before it is parked as idle.
+- Every container counts against the server-wide Capacity from the moment its start is decided
+  until its worker is gone.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+from dataclasses import dataclass, field
+from typing import Callable, Deque
+
+import trio
+
+from . import protocol
+from .drivers import Container, ContainerGone, ContainerSpec, Driver, DriverError, ExitStatus
+from .models import Route
+
+log = logging.getLogger(__name__)
+
+LOG_CAP = 1024 * 1024  # per call; the rest of a chatty call's stderr is dropped, and said so
+STDERR_TAIL = 4096  # kept per worker outside calls, to explain a failed start
+
+
+class PoolError(Exception):
+    """A call could not be served; ``status`` is the HTTP status that says so best."""
+
+    status = 502
+    retryable = False
+    log = b""  # what the function wrote to stderr during the failed call, if anything
+
+
+class QueueTimeout(PoolError):
+    status = 503
+
+
+class StartFailed(PoolError):
+    pass
+
+
+class CallTimeout(PoolError):
+    status = 504
+
+
+class WorkerDied(PoolError):
+    """The container ended or broke the protocol during the call."""
+
+
+class NotDelivered(WorkerDied):
+    """The container was gone before the request reached it: safe to try once more."""
+
+    retryable = True
+
+
+class PoolClosed(PoolError):
+    status = 503
+    retryable = True
+
+
+# -- server-wide capacity ---------------------------------------------------------------------
+
+
+class Capacity:
+    """Server-wide caps on running containers and their memory, with a FIFO of waiters."""
+
+    def __init__(self, max_containers: int, max_memory_mb: int) -> None:
+        self.max_containers = max_containers
+        self.max_memory_mb = max_memory_mb
+        self.containers = 0
+        self.memory_mb = 0
+        self._waiters: Deque[_CapacityWaiter] = collections.deque()
+
+    def fits(self, memory_mb: int) -> bool:
+        return (
+            self.containers + 1 <= self.max_containers
+            and self.memory_mb + memory_mb <= self.max_memory_mb
+        )
+
+    def take(self, memory_mb: int) -> None:
+        self.containers += 1
+        self.memory_mb += memory_mb
+
+    def give(self, memory_mb: int) -> None:
+        self.containers -= 1
+        self.memory_mb -= memory_mb
+        self._wake()
+
+    def wait(self, memory_mb: int, on_grant: Callable[[], None]) -> "_CapacityWaiter":
+        waiter = _CapacityWaiter(memory_mb, on_grant)
+        self._waiters.append(waiter)
+        return waiter
+
+    def cancel(self, waiter: "_CapacityWaiter") -> None:
+        try:
+            self._waiters.remove(waiter)
+        except ValueError:
+            pass
+
+    def _wake(self) -> None:
+        # Strict FIFO: a big request at the head is not overtaken by smaller ones behind it.
+        while self._waiters and self.fits(self._waiters[0].memory_mb):
+            waiter = self._waiters.popleft()
+            self.take(waiter.memory_mb)
+            waiter.on_grant()
+
+
+@dataclass(eq=False)
+class _CapacityWaiter:
+    memory_mb: int
+    on_grant: Callable[[], None]
+
+
+# -- one warm container -----------------------------------------------------------------------
+
+
+@dataclass(eq=False)
+class _Slot:
+    """The answer to the one call in flight on a worker."""
+
+    call_id: str
+    done: trio.Event = field(default_factory=trio.Event)
+    frame: protocol.Response | protocol.HandlerError | None = None
+    error: PoolError | None = None
+
+
+class HotWorker:
+    STARTING, IDLE, BUSY, DEAD = "starting", "idle", "busy", "dead"
+
+    def __init__(self, pool: "RoutePool") -> None:
+        self.pool = pool
+        self.state = self.STARTING
+        self.container: Container | None = None
+        self.runtime = ""
+        self.idle_since = trio.current_time()
+        self.calls = 0
+        self.ready = trio.Event()
+        self.gone = trio.Event()
+        self.settled = trio.Event()  # ready or gone, whichever came first
+        self.counted_as_starting = True
+        self.death: str | None = None
+        self.exit_status: ExitStatus | None = None
+        self._decoder = protocol.FrameDecoder(pool.max_frame_size)
+        self._slot: _Slot | None = None
+        self._log: bytearray | None = None
+        self._log_dropped = 0
+        self._stderr_tail = bytearray()
+
+    @property
+    def container_id(self) -> str | None:
+        return self.container.id if self.container else None
+
+    # Called by the pool's worker task.
+    async def read_output(self) -> None:
+        """Read the container's stdout and stderr until it ends or misbehaves."""
+        assert self.container is not None
+        reason = None
+        try:
+            while self.state != self.DEAD:
+                output = await self.container.receive_some()
+                if output is None:
+                    break
+                stdout, stderr = output
+                if stderr:
+                    self._on_stderr(stderr)
+                if stdout:
+                    self._decoder.receive_data(stdout)
+                    while self.state != self.DEAD:
+                        frame = self._decoder.next_frame()
+                        if frame is protocol.NEED_DATA:
+                            break
+                        self._on_frame(frame)
+            if self.state != self.DEAD:
+                self._decoder.receive_data(b"")
+                self._decoder.next_frame()  # raises if stdout ended inside a frame
+        except protocol.ProtocolError as exc:
+            reason = f"sent a malformed frame: {exc}"
+        except ContainerGone as exc:
+            reason = str(exc)
+        if self.state != self.DEAD:
+            if reason is None:
+                with trio.move_on_after(5):
+                    self.exit_status = await self.container.exit_status(timeout=5)
+                ended = self.exit_status.describe() if self.exit_status else "its end is unknown"
+                reason = f"exited ({ended})"
+            self.die(reason)
+
+    def _on_frame(self, frame: protocol.Frame) -> None:
+        if self.state == self.STARTING:
+            if not isinstance(frame, protocol.Ready):
+                self.die(f"sent a {type(frame).__name__} frame before its ready frame")
+            elif frame.version != protocol.PROTOCOL_VERSION:
+                self.die(f"speaks protocol version {frame.version}, not {protocol.PROTOCOL_VERSION}")
+            else:
+                self.runtime = frame.runtime
+                self.ready.set()
+                self.settled.set()
+            return
+        slot = self._slot
+        if (
+            slot is None
+            or slot.done.is_set()
+            or not isinstance(frame, (protocol.Response, protocol.HandlerError))
+            or frame.call_id != slot.call_id
+        ):
+            self.die(f"sent an unexpected {type(frame).__name__} frame")
+            return
+        slot.frame = frame
+        slot.done.set()
+
+    def _on_stderr(self, data: bytes) -> None:
+        if self._log is not None:
+            room = LOG_CAP - len(self._log)
+            self._log += data[:room]
+            self._log_dropped += max(0, len(data) - room)
+        else:
+            self._stderr_tail += data
+            del self._stderr_tail[:-STDERR_TAIL]
+
+    def stderr_tail(self) -> str:
+        return self._stderr_tail.decode("utf-8", "replace").strip()
+
+    def die(self, reason: str) -> None:
+        """Mark the worker dead (never reused) and fail the call in flight. Idempotent."""
+        if self.state == self.DEAD:
+            return
+        self.state = self.DEAD
+        self.death = reason
+        slot = self._slot
+        if slot is not None and not slot.done.is_set():
+            slot.error = WorkerDied(f"function container {reason}")
+            slot.done.set()
+        self.pool._forget(self)
+        self.gone.set()
+        self.settled.set()
+
+    async def call(self, request: protocol.Request, deadline: float) -> tuple[protocol.Response | protocol.HandlerError, bytes]:
+        """Send one request, wait for its answer until ``deadline`` (trio clock); the call's log."""
+        assert self.state == self.BUSY and self.container is not None
+        data = protocol.encode_frame(request, self.pool.max_frame_size)
+        slot = self._slot = _Slot(request.call_id)
+        self._log = bytearray()
+        self._log_dropped = 0
+        try:
+            try:
+                await self.container.send_all(data)
+            except ContainerGone as exc:
+                self.die(str(exc))
+                raise NotDelivered(f"function container was gone: {exc}") from None
+            with trio.move_on_at(deadline):
+                await slot.done.wait()
+            if not slot.done.is_set():
+                self.die("timed out")
+                raise CallTimeout(
+                    f"function did not answer within its timeout of {self.pool.route.timeout:g} s"
+                )
+            if slot.error is not None:
+                raise slot.error
+            self.calls += 1
+            assert slot.frame is not None
+            return slot.frame, self._take_log()
+        except BaseException as exc:
+            if not slot.done.is_set():
+                # Cancelled mid-call: the container's protocol state is unknown.
+                self.die("was abandoned mid-call")
+            if isinstance(exc, PoolError):
+                exc.log = self._take_log()
+            raise
+        finally:
+            self._slot = None
+
+    def _take_log(self) -> bytes:
+        data = bytes(self._log or b"")
+        if self._log_dropped:
+            data += f"\n[hotfn: {self._log_dropped} more bytes of stderr dropped]\n".encode()
+        self._log = None
+        return data
+
+
+# -- one route's pool ---------------------------------------------------------------------------
+
+
+@dataclass(eq=False)
+class _Waiter:
+    granted: trio.Event = field(default_factory=trio.Event)
+    worker: HotWorker | None = None
+    error: PoolError | None = None
+
+
+class RoutePool:
+    def __init__(self, manager: "PoolManager", route: Route, spec: ContainerSpec) -> None:
+        self.manager = manager
+        self.route = route
+        self.spec = spec
+        self.max_frame_size = manager.max_frame_size
+        self.workers: set[HotWorker] = set()
+        self.idle: list[HotWorker] = []  # a stack: the most recently used is reused first
+        self.waiters: Deque[_Waiter] = collections.deque()
+        self.starting = 0
+        self.pending_capacity: list[_CapacityWaiter] = []
+        self.retired = False
+
+    # -- decisions (synchronous) --
+
+    def _want_starts(self) -> int:
+        """How many more containers to start now: enough for the waiters, and min_warm."""
+        if self.retired:
+            return 0
+        wanted = max(len(self.waiters) - self.starting - len(self.pending_capacity), 0)
+        live = len(self.workers)
+        warm_gap = self.route.min_warm - live - len(self.pending_capacity)
+        wanted = max(wanted, warm_gap)
+        room = self.route.max_concurrency - live - len(self.pending_capacity)
+        return max(0, min(wanted, room))
+
+    def _maybe_start(self) -> None:
+        for _ in range(self._want_starts()):
+            if self.manager.reserve(self.route.memory, exclude=self):
+                self._start_worker()
+            else:
+                # Queue for capacity; when it is granted the reservation is already taken.
+                waiter = self.manager.capacity.wait(self.route.memory, lambda: self._granted(waiter))
+                self.pending_capacity.append(waiter)
+
+    def _granted(self, waiter: _CapacityWaiter) -> None:
+        self.pending_capacity.remove(waiter)
+        if self.retired or (not self.waiters and len(self.workers) >= self.route.min_warm):
+            self.manager.capacity.give(self.route.memory)
+            return
+        self._start_worker()
+
+    def _start_worker(self) -> None:
+        worker = HotWorker(self)
+        self.workers.add(worker)
+        self.starting += 1
+        self.manager.nursery.start_soon(self._run_worker, worker)
+
+    def _offer(self, worker: HotWorker) -> None:
+        """A worker is free: the oldest waiter gets it, else it goes idle."""
+        while self.waiters:
+            waiter = self.waiters.popleft()
+            if not waiter.granted.is_set():
+                worker.state = HotWorker.BUSY
+                waiter.worker = worker
+                waiter.granted.set()
+                return
+        worker.state = HotWorker.IDLE
+        worker.idle_since = trio.current_time()
+        self.idle.append(worker)
+
+    def _forget(self, worker: HotWorker) -> None:
+        """Called once when a worker dies: drop it from the books."""
+        if worker in self.idle:
+            self.idle.remove(worker)
+
+    # -- what callers use --
+
+    async def acquire(self) -> HotWorker:
+        """A busy-marked worker for one call; QueueTimeout after the route's queue timeout."""
+        if self.retired:
+            raise PoolClosed("route was updated; retry")
+        if self.idle and not self.waiters:
+            worker = self.idle.pop()
+            worker.state = HotWorker.BUSY
+            return worker
+        waiter = _Waiter()
+        self.waiters.append(waiter)
+        self._maybe_start()
+        try:
+            with trio.move_on_after(self.route.queue_timeout):
+                await waiter.granted.wait()
+        except BaseException:
+            self._abandon(waiter)
+            raise
+        if waiter.worker is not None:
+            return waiter.worker
+        if waiter.error is not None:
+            raise waiter.error
+        self._abandon(waiter)
+        raise QueueTimeout(
+            f"all {self.route.max_concurrency} container(s) of route {self.route.path} stayed busy "
+            f"for its queue timeout of {self.route.queue_timeout:g} s"
+        )
+
+    def _abandon(self, waiter: _Waiter) -> None:
+        if waiter.worker is not None:
+            # Granted while we were being cancelled: pass the worker on.
+            worker, waiter.worker = waiter.worker, None
+            self._offer(worker)
+        else:
+            waiter.granted.set()
+            try:
+                self.waiters.remove(waiter)
+            except ValueError:
+                pass
+
+    def release(self, worker: HotWorker) -> None:
+        if worker.state == HotWorker.DEAD:
+            self._maybe_start()
+        elif self.retired:
+            worker.die("retired (route updated)")
+        else:
+            self._offer(worker)
+
+    def retire(self) -> None:
+        """Stop serving new calls; idle containers go now, busy ones after their call."""
+        self.retired = True
+        for worker in list(self.idle):
+            worker.die("retired (route updated)")
+        for waiter in self.pending_capacity:
+            self.manager.capacity.cancel(waiter)
+        self.pending_capacity.clear()
+        for waiter in list(self.waiters):
+            if not waiter.granted.is_set():
+                waiter.error = PoolClosed("route was updated while this call waited")
+                waiter.granted.set()
+        self.waiters.clear()
+        for worker in list(self.workers):
+            if worker.state == HotWorker.STARTING:
+                worker.die("retired (route updated)")
+
+    # -- the task behind each worker --
+
+    def _done_starting(self, worker: HotWorker) -> None:
+        if worker.counted_as_starting:
+            worker.counted_as_starting = False
+            self.starting -= 1
+
+    async def _run_worker(self, worker: HotWorker) -> None:
+        try:
+            await self._serve(worker)
+        except StartFailed as exc:
+            self._start_failed(exc)
+        except DriverError as exc:
+            self._start_failed(StartFailed(f"could not start a container of {self.spec.image}: {exc}"))
+        finally:
+            self._done_starting(worker)
+            was_ready = worker.ready.is_set()
+            worker.die(worker.death or "stopped")
+            with trio.CancelScope(shield=True):
+                if worker.container is not None:
+                    await worker.container.kill()
+            self.workers.discard(worker)
+            self.manager.capacity.give(self.route.memory)
+            self.manager.worker_gone(self, worker)
+            # Replace a container that served and died; after a failed start only waiters
+            # trigger another try (min_warm retries come from housekeeping, once a second).
+            if was_ready or self.waiters:
+                self._maybe_start()
+
+    async def _serve(self, worker: HotWorker) -> None:
+        startup = self.route.startup_timeout
+        with trio.move_on_after(startup) as scope:
+            worker.container = await self.manager.driver.start(self.spec)
+        if scope.cancelled_caught:
+            raise StartFailed(f"container of {self.spec.image} was not created within {startup:g} s")
+        if worker.state == HotWorker.DEAD:
+            return  # retired while it was being created
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(worker.read_output)
+            with trio.move_on_after(startup):
+                await worker.settled.wait()
+            if worker.state == HotWorker.DEAD and worker.death and worker.death.startswith("retired"):
+                nursery.cancel_scope.cancel()
+                return
+            if not worker.ready.is_set():
+                why = worker.death or f"sent no ready frame within its start-up timeout of {startup:g} s"
+                worker.die(why)
+                tail = worker.stderr_tail()
+                raise StartFailed(
+                    f"function container {why}" + (f"; its stderr: {tail}" if tail else "")
+                )
+            self._done_starting(worker)
+            self._offer(worker)
+            await worker.gone.wait()
+            nursery.cancel_scope.cancel()
+
+    def _start_failed(self, exc: StartFailed) -> None:
+        log.warning("route %s%s: %s", self.route.app, self.route.path, exc)
+        # The oldest waiter hears why; the others keep waiting for another try.
+        while self.waiters:
+            waiter = self.waiters.popleft()
+            if not waiter.granted.is_set():
+                waiter.error = exc
+                waiter.granted.set()
+                break
+
+    def stats(self) -> dict[str, int]:
+        return {
+            "workers": len(self.workers),
+            "idle": len(self.idle),
+            "starting": self.starting,
+            "waiting": sum(1 for w in self.waiters if not w.granted.is_set()),
+        }
+
+
+# -- all pools of this server -------------------------------------------------------------------
+
+
+class PoolManager:
+    """Owns every route's pool, the server-wide capacity, and the tasks of every warm container."""
+
+    def __init__(
+        self,
+        driver: Driver,
+        nursery: trio.Nursery,
+        *,
+        spec_for: Callable[[Route], ContainerSpec],
+        max_containers: int = 64,
+        max_memory_mb: int = 8192,
+        max_frame_size: int = protocol.DEFAULT_MAX_FRAME_SIZE,
+    ) -> None:
+        self.driver = driver
+        self.nursery = nursery
+        self.spec_for = spec_for
+        self.capacity = Capacity(max_containers, max_memory_mb)
+        self.max_frame_size = max_frame_size
+        self.pools: dict[tuple[str, str], RoutePool] = {}
+        self._retired: set[RoutePool] = set()
+        self.closed = False
+
+    def pool_for(self, route: Route) -> RoutePool:
+        key = (route.app, route.path)
+        pool = self.pools.get(key)
+        if pool is not None and pool.route.revision() == route.revision():
+            pool.route = route  # timeouts and limits apply at once; they need no new container
+            return pool
+        if self.closed:
+            raise PoolClosed("server is shutting down")
+        if pool is not None:
+            self._retire(pool)
+        pool = self.pools[key] = RoutePool(self, route, self.spec_for(route))
+        return pool
+
+    def route_changed(self, route: Route) -> None:
+        """A route was created or updated: swap its pool if needed and keep min_warm."""
+        pool = self.pool_for(route)
+        pool._maybe_start()
+
+    def route_removed(self, app: str, path: str | None = None) -> None:
+        for key in [k for k in self.pools if k[0] == app and (path is None or k[1] == path)]:
+            self._retire(self.pools.pop(key))
+
+    def _retire(self, pool: RoutePool) -> None:
+        pool.retire()
+        if pool.workers:
+            self._retired.add(pool)
+
+    def reserve(self, memory_mb: int, exclude: RoutePool | None = None) -> bool:
+        """Take capacity for one container, stopping idle containers of other routes if needed."""
+        if self.capacity.fits(memory_mb):
+            self.capacity.take(memory_mb)
+            return True
+        victims = sorted(
+            (w for p in self.pools.values() if p is not exclude for w in p.idle),
+            key=lambda w: w.idle_since,
+        )
+        freed_containers, freed_memory = 0, 0
+        chosen = []
+        for worker in victims:
+            if self._fits_after(memory_mb, freed_containers, freed_memory):
+                break
+            chosen.append(worker)
+            freed_containers += 1
+            freed_memory += worker.pool.route.memory
+        if not self._fits_after(memory_mb, freed_containers, freed_memory):
+            return False
+        for worker in chosen:
+            # Their capacity comes back when their tasks finish; account for it now.
+            worker.die("stopped to make room for another route")
+        self.capacity.take(memory_mb)
+        return True
+
+    def _fits_after(self, memory_mb: int, containers: int, memory: int) -> bool:
+        c = self.capacity
+        return (
+            c.containers - containers + 1 <= c.max_containers
+            and c.memory_mb - memory + memory_mb <= c.max_memory_mb
+        )
+
+    def worker_gone(self, pool: RoutePool, worker: HotWorker) -> None:
+        if pool in self._retired and not pool.workers:
+            self._retired.discard(pool)
+
+    async def run_housekeeping(self, *, interval: float = 1.0, task_status=trio.TASK_STATUS_IGNORED) -> None:
+        """Stop containers idle past their route's idle_timeout; restore min_warm."""
+        task_status.started()
+        while True:
+            await trio.sleep(interval)
+            now = trio.current_time()
+            for pool in list(self.pools.values()):
+                keep = pool.route.min_warm
+                # The oldest idle containers go first; min_warm of them stay whatever their age.
+                for worker in sorted(pool.idle, key=lambda w: w.idle_since):
+                    if len(pool.workers) <= keep:
+                        break
+                    if now - worker.idle_since >= pool.route.idle_timeout:
+                        worker.die(f"idle for {pool.route.idle_timeout:g} s")
+                pool._maybe_start()
+
+    async def close(self, grace: float = 10.0) -> None:
+        """Retire every pool; calls in flight get ``grace`` seconds; then every container goes."""
+        self.closed = True
+        pools = list(self.pools.values()) + list(self._retired)
+        self.pools.clear()
+        for pool in pools:
+            pool.retire()
+        with trio.move_on_after(grace):
+            while any(p.workers for p in pools):
+                await trio.sleep(0.05)
+        for pool in pools:
+            for worker in list(pool.workers):
+                worker.die("server shutting down")
+        with trio.CancelScope(shield=True), trio.move_on_after(30):
+            while any(p.workers for p in pools):
+                await trio.sleep(0.05)
+
+    def stats(self) -> dict[str, object]:
+        return {
+            "containers": self.capacity.containers,
+            "memory_mb": self.capacity.memory_mb,
+            "max_containers": self.capacity.max_containers,
+            "max_memory_mb": self.capacity.max_memory_mb,
+            "routes": {f"{a}{p}": pool.stats() for (a, p), pool in self.pools.items()},
+        }
+
+
+def default_max_memory_mb() -> int:
+    """Most of this machine's memory: three quarters of MemTotal."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemTotal:"):
+                    return int(int(line.split()[1]) / 1024 * 0.75)
+    except OSError:
+        pass
+    return 4096
+
+
+__all__ = [
+    "CallTimeout", "Capacity", "HotWorker", "NotDelivered", "PoolClosed", "PoolError",
+    "PoolManager", "QueueTimeout", "RoutePool", "StartFailed", "WorkerDied", "default_max_memory_mb",
+]

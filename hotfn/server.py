@@ -1,0 +1,98 @@
+"""Puts the parts together and owns them: one root of nurseries for the whole server.
+
+    services nursery ── route refresh, call-record flushing, log purging, pool housekeeping,
+    │                   the HTTP listener and its connections
+    └── calls nursery ── every warm container's task, async calls, cold-container removal
+
+Shutdown runs in order: stop accepting, let requests in flight finish (up to the grace period),
+retire every pool (busy containers finish their call first), cancel what is left, and only
+then stop the services, so the last call records are flushed and no container outlives us.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import trio
+
+from .api import Api, ApiConfig
+from .config import Settings
+from .drivers import Driver
+from .http import HttpConfig, HttpServer
+from .invoker import Invoker, Limits, container_spec
+from .pool import PoolManager
+from .store import SqliteStore, Store
+
+log = logging.getLogger(__name__)
+
+
+class Server:
+    def __init__(self, settings: Settings, *, driver: Driver | None = None, store: Store | None = None) -> None:
+        self.settings = settings
+        self._driver = driver
+        self._store = store
+        self.address: tuple[str, int] | None = None
+        self.api: Api | None = None
+        self._stop = trio.Event()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    @property
+    def url(self) -> str:
+        assert self.address is not None
+        return f"http://{self.address[0]}:{self.address[1]}"
+
+    async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+        s = self.settings
+        if self._driver is None:
+            from .drivers.docker import DockerDriver
+
+            self._driver = DockerDriver.from_env()
+        driver = self._driver
+        store = self._store or SqliteStore(s.db)
+        limits = Limits(max_frame_size=s.max_frame_size, max_response_size=s.max_frame_size,
+                        node_id=s.node_id)
+        stale = await driver.remove_containers({"hotfn": "1", "hotfn.node": s.node_id})
+        if stale:
+            log.warning("removed %d container(s) left behind by an earlier run of node %s", stale, s.node_id)
+        try:
+            async with trio.open_nursery() as services:
+                async with trio.open_nursery() as calls:
+                    pools = PoolManager(
+                        driver, calls, spec_for=lambda route: container_spec(route, limits),
+                        max_containers=s.max_containers, max_memory_mb=s.max_memory_mb,
+                        max_frame_size=s.max_frame_size,
+                    )
+                    invoker = Invoker(driver, pools, calls, limits)
+                    api = self.api = Api(store, driver, pools, invoker, calls, ApiConfig(
+                        domain=s.domain or None, log_retention=s.log_retention))
+                    await api.reload_routes()
+                    await services.start(api.run_background)
+                    await services.start(pools.run_housekeeping)
+                    http = HttpServer(api.handle, HttpConfig(
+                        max_body_size=s.max_body_size, max_header_size=s.max_header_size,
+                        request_timeout=s.request_timeout, keepalive_timeout=s.keepalive_timeout,
+                        shutdown_grace=s.shutdown_grace))
+                    http_done = trio.Event()
+
+                    async def serve_http(task_status=trio.TASK_STATUS_IGNORED) -> None:
+                        try:
+                            await http.serve(s.host, s.port, task_status=task_status)
+                        finally:
+                            http_done.set()
+
+                    self.address = await services.start(serve_http)
+                    log.info("hotfn listening on %s (node %s)", self.url, s.node_id)
+                    task_status.started(self)
+                    await self._stop.wait()
+                    log.info("shutting down: finishing calls in flight (up to %gs)", s.shutdown_grace)
+                    http.stop()
+                    await http_done.wait()
+                    await pools.close(grace=s.shutdown_grace)
+                    calls.cancel_scope.cancel()
+                services.cancel_scope.cancel()
+        finally:
+            with trio.CancelScope(shield=True):
+                await store.close()
+        log.info("hotfn stopped")

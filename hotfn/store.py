@@ -1,0 +1,345 @@
+"""Where apps, routes, call records and logs live.
+
+``Store`` is the interface the rest of hotfn uses; ``SqliteStore`` is the default, embedded
+implementation. A server database (several hotfn nodes sharing one store) implements the same
+interface. Every method is async so that such an implementation can do real I/O; the SQLite one
+runs its queries on one worker thread, one at a time, over one connection.
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+import json
+import sqlite3
+import threading
+from typing import Any, Callable, Iterable, TypeVar
+
+import trio
+
+from .models import App, Call, Route, route_from_record
+
+T = TypeVar("T")
+
+
+class StoreError(Exception):
+    pass
+
+
+class NotFound(StoreError):
+    pass
+
+
+class Conflict(StoreError):
+    pass
+
+
+class Store(abc.ABC):
+    @abc.abstractmethod
+    async def create_app(self, app: App) -> None: ...
+    @abc.abstractmethod
+    async def get_app(self, name: str) -> App: ...
+    @abc.abstractmethod
+    async def list_apps(self) -> list[App]: ...
+    @abc.abstractmethod
+    async def update_app(self, app: App) -> None: ...
+    @abc.abstractmethod
+    async def delete_app(self, name: str, cascade: bool = False) -> None: ...
+
+    @abc.abstractmethod
+    async def create_route(self, route: Route) -> None: ...
+    @abc.abstractmethod
+    async def get_route(self, app: str, path: str) -> Route: ...
+    @abc.abstractmethod
+    async def list_routes(self, app: str | None = None) -> list[Route]: ...
+    @abc.abstractmethod
+    async def update_route(self, route: Route) -> None: ...
+    @abc.abstractmethod
+    async def delete_route(self, app: str, path: str) -> None: ...
+    @abc.abstractmethod
+    async def routes_version(self) -> int:
+        """A number that changes whenever any app or route changes (for route caches)."""
+
+    @abc.abstractmethod
+    async def save_calls(self, calls: Iterable[Call], logs: Iterable[tuple[str, str, bytes]]) -> None:
+        """Insert or update call records, and store (call_id, app, log bytes) logs."""
+    @abc.abstractmethod
+    async def get_call(self, app: str, call_id: str) -> Call: ...
+    @abc.abstractmethod
+    async def list_calls(
+        self, app: str, *, route: str | None = None, since: float | None = None,
+        until: float | None = None, limit: int = 50, before_id: str | None = None,
+    ) -> list[Call]: ...
+    @abc.abstractmethod
+    async def get_log(self, app: str, call_id: str) -> bytes: ...
+    @abc.abstractmethod
+    async def purge(self, older_than: float) -> int:
+        """Delete call records and logs created before ``older_than``; how many calls went."""
+
+    async def close(self) -> None:
+        pass
+
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS apps (
+    name TEXT PRIMARY KEY, config TEXT NOT NULL, created_at REAL NOT NULL, updated_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS routes (
+    app TEXT NOT NULL REFERENCES apps(name), path TEXT NOT NULL, spec TEXT NOT NULL,
+    PRIMARY KEY (app, path));
+CREATE TABLE IF NOT EXISTS calls (
+    id TEXT PRIMARY KEY, app TEXT NOT NULL, route TEXT NOT NULL, record TEXT NOT NULL,
+    created_at REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS calls_by_app_time ON calls (app, created_at DESC, id DESC);
+CREATE INDEX IF NOT EXISTS calls_by_time ON calls (created_at);
+CREATE TABLE IF NOT EXISTS logs (
+    call_id TEXT PRIMARY KEY, app TEXT NOT NULL, created_at REAL NOT NULL, data BLOB NOT NULL);
+CREATE INDEX IF NOT EXISTS logs_by_time ON logs (created_at);
+INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', '1'), ('routes_version', '0');
+"""
+
+
+class SqliteStore(Store):
+    def __init__(self, path: str) -> None:
+        self.path = path
+        # One connection, used by one thread at a time (the limiter); WAL lets readers in other
+        # processes (a CLI, a second node on the same disk) read while we write.
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute("PRAGMA busy_timeout=10000")
+        self._db.execute("PRAGMA foreign_keys=ON")
+        self._db.executescript(SCHEMA)
+        self._limiter = trio.CapacityLimiter(1)
+        self._lock = threading.Lock()
+
+    async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        def work() -> T:
+            with self._lock:
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    result = fn(self._db)
+                except BaseException:
+                    self._db.execute("ROLLBACK")
+                    raise
+                self._db.execute("COMMIT")
+                return result
+
+        return await trio.to_thread.run_sync(work, limiter=self._limiter)
+
+    @staticmethod
+    def _bump(db: sqlite3.Connection) -> None:
+        db.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'routes_version'")
+
+    # -- apps --
+
+    async def create_app(self, app: App) -> None:
+        def work(db: sqlite3.Connection) -> None:
+            try:
+                db.execute(
+                    "INSERT INTO apps (name, config, created_at, updated_at) VALUES (?, ?, ?, ?)",
+                    (app.name, json.dumps(dict(app.config)), app.created_at, app.updated_at),
+                )
+            except sqlite3.IntegrityError:
+                raise Conflict(f"app {app.name!r} already exists") from None
+            self._bump(db)
+
+        await self._run(work)
+
+    @staticmethod
+    def _app(row: Any) -> App:
+        return App(name=row[0], config=json.loads(row[1]), created_at=row[2], updated_at=row[3])
+
+    async def get_app(self, name: str) -> App:
+        def work(db: sqlite3.Connection) -> App:
+            row = db.execute(
+                "SELECT name, config, created_at, updated_at FROM apps WHERE name = ?", (name,)
+            ).fetchone()
+            if row is None:
+                raise NotFound(f"app {name!r} not found")
+            return self._app(row)
+
+        return await self._run(work)
+
+    async def list_apps(self) -> list[App]:
+        return await self._run(lambda db: [
+            self._app(r) for r in db.execute(
+                "SELECT name, config, created_at, updated_at FROM apps ORDER BY name")
+        ])
+
+    async def update_app(self, app: App) -> None:
+        def work(db: sqlite3.Connection) -> None:
+            cur = db.execute(
+                "UPDATE apps SET config = ?, updated_at = ? WHERE name = ?",
+                (json.dumps(dict(app.config)), app.updated_at, app.name),
+            )
+            if cur.rowcount == 0:
+                raise NotFound(f"app {app.name!r} not found")
+            self._bump(db)
+
+        await self._run(work)
+
+    async def delete_app(self, name: str, cascade: bool = False) -> None:
+        def work(db: sqlite3.Connection) -> None:
+            if db.execute("SELECT 1 FROM apps WHERE name = ?", (name,)).fetchone() is None:
+                raise NotFound(f"app {name!r} not found")
+            (routes,) = db.execute("SELECT COUNT(*) FROM routes WHERE app = ?", (name,)).fetchone()
+            if routes and not cascade:
+                raise Conflict(
+                    f"app {name!r} still has {routes} route(s); delete them first or pass ?cascade=true"
+                )
+            db.execute("DELETE FROM routes WHERE app = ?", (name,))
+            db.execute("DELETE FROM apps WHERE name = ?", (name,))
+            self._bump(db)
+
+        await self._run(work)
+
+    # -- routes --
+
+    @staticmethod
+    def _spec(route: Route) -> str:
+        return json.dumps(route.to_json())
+
+    async def create_route(self, route: Route) -> None:
+        def work(db: sqlite3.Connection) -> None:
+            if db.execute("SELECT 1 FROM apps WHERE name = ?", (route.app,)).fetchone() is None:
+                raise NotFound(f"app {route.app!r} not found")
+            try:
+                db.execute(
+                    "INSERT INTO routes (app, path, spec) VALUES (?, ?, ?)",
+                    (route.app, route.path, self._spec(route)),
+                )
+            except sqlite3.IntegrityError:
+                raise Conflict(f"route {route.path!r} already exists in app {route.app!r}") from None
+            self._bump(db)
+
+        await self._run(work)
+
+    async def get_route(self, app: str, path: str) -> Route:
+        def work(db: sqlite3.Connection) -> Route:
+            row = db.execute(
+                "SELECT spec FROM routes WHERE app = ? AND path = ?", (app, path)
+            ).fetchone()
+            if row is None:
+                raise NotFound(f"route {path!r} not found in app {app!r}")
+            return route_from_record(json.loads(row[0]))
+
+        return await self._run(work)
+
+    async def list_routes(self, app: str | None = None) -> list[Route]:
+        def work(db: sqlite3.Connection) -> list[Route]:
+            if app is None:
+                rows = db.execute("SELECT spec FROM routes ORDER BY app, path")
+            else:
+                rows = db.execute("SELECT spec FROM routes WHERE app = ? ORDER BY path", (app,))
+            return [route_from_record(json.loads(r[0])) for r in rows]
+
+        return await self._run(work)
+
+    async def update_route(self, route: Route) -> None:
+        def work(db: sqlite3.Connection) -> None:
+            cur = db.execute(
+                "UPDATE routes SET spec = ? WHERE app = ? AND path = ?",
+                (self._spec(route), route.app, route.path),
+            )
+            if cur.rowcount == 0:
+                raise NotFound(f"route {route.path!r} not found in app {route.app!r}")
+            self._bump(db)
+
+        await self._run(work)
+
+    async def delete_route(self, app: str, path: str) -> None:
+        def work(db: sqlite3.Connection) -> None:
+            cur = db.execute("DELETE FROM routes WHERE app = ? AND path = ?", (app, path))
+            if cur.rowcount == 0:
+                raise NotFound(f"route {path!r} not found in app {app!r}")
+            self._bump(db)
+
+        await self._run(work)
+
+    async def routes_version(self) -> int:
+        return await self._run(lambda db: int(db.execute(
+            "SELECT value FROM meta WHERE key = 'routes_version'").fetchone()[0]))
+
+    # -- calls and logs --
+
+    async def save_calls(self, calls: Iterable[Call], logs: Iterable[tuple[str, str, bytes]]) -> None:
+        calls, logs = list(calls), list(logs)
+
+        def work(db: sqlite3.Connection) -> None:
+            db.executemany(
+                "INSERT OR REPLACE INTO calls (id, app, route, record, created_at) VALUES (?, ?, ?, ?, ?)",
+                [(c.id, c.app, c.route, json.dumps(dataclasses.asdict(c)), c.created_at) for c in calls],
+            )
+            db.executemany(
+                "INSERT OR REPLACE INTO logs (call_id, app, created_at, data) "
+                "VALUES (?, ?, strftime('%s','now'), ?)",
+                logs,
+            )
+
+        await self._run(work)
+
+    async def get_call(self, app: str, call_id: str) -> Call:
+        def work(db: sqlite3.Connection) -> Call:
+            row = db.execute(
+                "SELECT record FROM calls WHERE app = ? AND id = ?", (app, call_id)
+            ).fetchone()
+            if row is None:
+                raise NotFound(f"call {call_id!r} not found in app {app!r}")
+            return Call(**json.loads(row[0]))
+
+        return await self._run(work)
+
+    async def list_calls(
+        self, app: str, *, route: str | None = None, since: float | None = None,
+        until: float | None = None, limit: int = 50, before_id: str | None = None,
+    ) -> list[Call]:
+        def work(db: sqlite3.Connection) -> list[Call]:
+            sql = "SELECT record FROM calls WHERE app = ?"
+            args: list[Any] = [app]
+            if route is not None:
+                sql += " AND route = ?"
+                args.append(route)
+            if since is not None:
+                sql += " AND created_at >= ?"
+                args.append(since)
+            if until is not None:
+                sql += " AND created_at < ?"
+                args.append(until)
+            if before_id is not None:
+                # Keyset paging: strictly older than the cursor call, in (created_at, id) order.
+                row = db.execute("SELECT created_at FROM calls WHERE id = ?", (before_id,)).fetchone()
+                if row is not None:
+                    sql += " AND (created_at < ? OR (created_at = ? AND id < ?))"
+                    args += [row[0], row[0], before_id]
+            sql += " ORDER BY created_at DESC, id DESC LIMIT ?"
+            args.append(limit)
+            return [Call(**json.loads(r[0])) for r in db.execute(sql, args)]
+
+        return await self._run(work)
+
+    async def get_log(self, app: str, call_id: str) -> bytes:
+        def work(db: sqlite3.Connection) -> bytes:
+            row = db.execute(
+                "SELECT data FROM logs WHERE app = ? AND call_id = ?", (app, call_id)
+            ).fetchone()
+            if row is None:
+                raise NotFound(f"no log for call {call_id!r} in app {app!r}")
+            return bytes(row[0])
+
+        return await self._run(work)
+
+    async def purge(self, older_than: float) -> int:
+        def work(db: sqlite3.Connection) -> int:
+            cur = db.execute("DELETE FROM calls WHERE created_at < ?", (older_than,))
+            db.execute("DELETE FROM logs WHERE created_at < ?", (older_than,))
+            return cur.rowcount
+
+        return await self._run(work)
+
+    async def close(self) -> None:
+        def work() -> None:
+            with self._lock:
+                self._db.close()
+
+        await trio.to_thread.run_sync(work, limiter=self._limiter)
