@@ -1,0 +1,137 @@
+"""Fixtures for the tests. The Docker tests run against a real engine and real images:
+scripts/test (and CI) start dockerd and build the runtime images before pytest runs."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import subprocess
+import uuid
+from typing import Any
+
+import pytest
+import trio
+
+from httpclient import Reply, request
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+FUNCTIONS = pathlib.Path(__file__).resolve().parent / "functions"
+
+TEST_IMAGES = {
+    "hotfn-test/conformance-python": ROOT / "runtime-shims" / "python" / "conformance",
+    "hotfn-test/rogue": FUNCTIONS / "rogue",
+    "hotfn-test/hog": FUNCTIONS / "hog",
+}
+
+
+def _docker(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["docker", *args], capture_output=True, text=True, timeout=120)
+
+
+@pytest.fixture(scope="session")
+def docker_engine() -> None:
+    try:
+        ok = _docker("info").returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        ok = False
+    if not ok:
+        pytest.fail("no Docker engine answers: run scripts/ensure-docker (scripts/test does it)")
+    missing = [r for r in ("hotfn/python",) if _docker("image", "inspect", r).returncode != 0]
+    if missing:
+        pytest.fail(f"runtime images missing ({', '.join(missing)}): run scripts/build-images")
+
+
+@pytest.fixture(scope="session")
+def images(docker_engine: None) -> dict[str, str]:
+    from hotfn.functions import build_function
+
+    for tag, directory in TEST_IMAGES.items():
+        build_function(str(directory), tag=tag)
+    return {name.split("/", 1)[1]: name for name in TEST_IMAGES}
+
+
+# Every server the tests start is this node: its containers carry hotfn.node=<this>.
+NODE_ID = f"test-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_container_left_behind():
+    yield
+    try:
+        left = _docker("ps", "-aq", "--filter", "label=hotfn", "--filter",
+                       f"label=hotfn.node={NODE_ID}").stdout.split()
+    except (OSError, subprocess.TimeoutExpired):
+        return
+    if left:
+        _docker("rm", "-f", *left)
+        pytest.fail(f"{len(left)} container(s) labelled hotfn were left behind by the tests")
+
+
+class Harness:
+    """A running server and the calls the tests make to it."""
+
+    def __init__(self, server: Any) -> None:
+        self.server = server
+        self.url = server.url
+
+    async def req(self, method: str, target: str, body: bytes | None = None, **kw: Any) -> Reply:
+        return await request(self.url, method, target, body, **kw)
+
+    async def create_app(self, name: str = "demo", config: dict | None = None) -> Reply:
+        reply = await self.req("POST", "/v1/apps", json={"app": {"name": name, "config": config or {}}})
+        assert reply.status == 201, reply
+        return reply
+
+    async def create_route(self, app: str = "demo", **route: Any) -> Reply:
+        reply = await self.req("POST", f"/v1/apps/{app}/routes", json={"route": route})
+        assert reply.status == 201, reply
+        return reply
+
+    async def call(self, app: str, path: str, body: bytes = b"", *, method: str = "POST",
+                   headers: list[tuple[str, str]] | None = None) -> Reply:
+        return await self.req(method, f"/r/{app}{path}", body, headers=headers)
+
+
+@pytest.fixture
+async def server_factory(tmp_path: pathlib.Path, nursery: trio.Nursery):
+    """Start servers on free ports; each stops gracefully when the test ends."""
+    from hotfn.config import Settings
+    from hotfn.server import Server
+
+    node_id = NODE_ID
+    started: list[tuple[Server, trio.Event]] = []
+
+    async def start(db: str | None = None, **overrides: Any) -> Harness:
+        settings = Settings(port=0, db=db or str(tmp_path / "hotfn.db"), node_id=node_id,
+                            shutdown_grace=5.0, **overrides)
+        server = Server(settings)
+        done = trio.Event()
+
+        async def run(task_status=trio.TASK_STATUS_IGNORED) -> None:
+            try:
+                await server.run(task_status=task_status)
+            finally:
+                done.set()
+
+        await nursery.start(run)
+        started.append((server, done))
+        return Harness(server)
+
+    async def stop(harness: Harness) -> None:
+        for server, done in started:
+            if server is harness.server:
+                server.stop()
+                await done.wait()
+
+    start.stop = stop  # type: ignore[attr-defined]
+    yield start
+    for server, done in started:
+        server.stop()
+        await done.wait()
+
+
+@pytest.fixture
+async def server(server_factory, images) -> Harness:
+    harness = await server_factory()
+    yield harness
+    await server_factory.stop(harness)
