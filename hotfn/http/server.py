@@ -98,6 +98,11 @@ class HttpConnection:
         if isinstance(event, h11.ConnectionClosed):
             return None
         assert isinstance(event, h11.Request), event
+        # h11 caps only a head that arrives in pieces; one that arrives whole is checked here.
+        size = len(event.target) + sum(len(k) + len(v) + 4 for k, v in event.headers)
+        if size > self.config.max_header_size:
+            raise _ClientError(431, f"request head of {size} bytes exceeds the limit of "
+                                    f"{self.config.max_header_size} bytes")
         return event
 
     async def _receive_body(self, head: h11.Request) -> bytes:
@@ -147,7 +152,7 @@ class HttpConnection:
                 # Read (and drop) what the client is still sending for a moment: closing with
                 # unread input makes the kernel reset the connection, and the client may lose
                 # the response.
-                if isinstance(self.stream, trio.SocketStream):
+                if isinstance(self.stream, trio.abc.HalfCloseableStream):
                     await self.stream.send_eof()
                 with trio.move_on_after(1):
                     drained = 0

@@ -1,0 +1,174 @@
+"""The HTTP layer on its own: h11 over in-memory streams, with a stand-in API."""
+
+import json
+import re
+
+import pytest
+import trio
+import trio.testing
+
+from hotfn.api import ApiRequest, ApiResponse
+from hotfn.http.server import HttpConfig, HttpConnection, HttpServer
+
+seen: list[ApiRequest] = []
+
+
+async def echo_api(request: ApiRequest) -> ApiResponse:
+    seen.append(request)
+    if request.target == "/boom":
+        raise RuntimeError("bug in a handler")
+    payload = {"method": request.method, "target": request.target, "length": len(request.body),
+               "headers": request.headers}
+    return ApiResponse(200, [("content-type", "application/json")], json.dumps(payload, separators=(",", ":")).encode())
+
+
+async def exchange(data: bytes | list[bytes], config: HttpConfig | None = None,
+                   *, close: bool = False, wait: float = 0) -> bytes:
+    """Feed ``data`` to one server connection; all it answers until it closes.
+
+    The client keeps its side open (as real clients do: h11 will not keep a connection alive
+    once the client half-closed it); a short keep-alive timeout ends the exchange.
+    """
+    client, server_side = trio.testing.memory_stream_pair()
+    server = HttpServer(echo_api, config or HttpConfig(keepalive_timeout=0.3))
+    out = bytearray()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(HttpConnection(server_side, server).serve)
+        for chunk in ([data] if isinstance(data, bytes) else data):
+            await client.send_all(chunk)
+            await trio.sleep(wait)
+        if close:
+            await client.send_eof()
+        with trio.move_on_after(5):
+            while chunk := await client.receive_some(65536):
+                out += chunk
+        nursery.cancel_scope.cancel()
+    return bytes(out)
+
+
+def statuses(raw: bytes) -> list[int]:
+    return [int(m) for m in re.findall(rb"HTTP/1\.1 (\d{3}) ", raw)]
+
+
+async def test_keep_alive_serves_several_requests_on_one_connection():
+    raw = await exchange(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n" + b"GET /b HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert statuses(raw) == [200, 200]
+    assert raw.index(b'"/a"') < raw.index(b'"/b"')
+
+
+async def test_pipelined_requests_are_answered_in_order():
+    reqs = b"".join(b"POST /%d HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\n%d" % (i, i) for i in range(5))
+    raw = await exchange(reqs)
+    assert statuses(raw) == [200] * 5
+    positions = [raw.index(b'"target":"/%d"' % i) for i in range(5)]
+    assert positions == sorted(positions)
+
+
+async def test_pipelined_requests_fed_one_byte_at_a_time():
+    reqs = b"GET /1 HTTP/1.1\r\nHost: x\r\n\r\nGET /2 HTTP/1.1\r\nHost: x\r\n\r\n"
+    raw = await exchange([reqs[i:i + 1] for i in range(len(reqs))])
+    assert statuses(raw) == [200, 200]
+
+
+async def test_expect_100_continue_gets_100_before_the_body():
+    client, server_side = trio.testing.memory_stream_pair()
+    server = HttpServer(echo_api, HttpConfig())
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(HttpConnection(server_side, server).serve)
+        await client.send_all(b"POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n")
+        interim = await client.receive_some(65536)
+        assert interim.startswith(b"HTTP/1.1 100 ")
+        await client.send_all(b"hello")
+        final = b""
+        while not final.endswith(b"}"):
+            final += await client.receive_some(65536)
+        assert final.startswith(b"HTTP/1.1 200 ")
+        assert b'"length":5' in final
+        nursery.cancel_scope.cancel()
+
+
+async def test_expect_100_continue_with_a_body_over_the_limit_gets_413_and_no_100():
+    raw = await exchange(b"POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\nExpect: 100-continue\r\n\r\n",
+                         HttpConfig(max_body_size=10, keepalive_timeout=0.3))
+    assert statuses(raw) == [413]
+    assert b"exceeds the limit of 10 bytes" in raw
+
+
+async def test_chunked_request_body_is_reassembled():
+    raw = await exchange(b"POST /c HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                         b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n")
+    assert statuses(raw) == [200]
+    assert b'"length":11' in raw
+
+
+async def test_chunked_body_over_the_limit_is_413_before_it_ends():
+    chunk = b"400\r\n" + b"x" * 1024 + b"\r\n"
+    raw = await exchange([b"POST /c HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"] + [chunk] * 4,
+                         HttpConfig(max_body_size=2000, keepalive_timeout=0.3))
+    assert statuses(raw) == [413]
+
+
+async def test_head_gets_headers_and_length_but_no_body():
+    raw = await exchange(b"HEAD /h HTTP/1.1\r\nHost: x\r\n\r\nGET /g HTTP/1.1\r\nHost: x\r\n\r\n")
+    head, _, rest = raw.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 ")
+    assert b"content-length: " in head
+    assert rest.startswith(b"HTTP/1.1 200 "), "no body bytes between the HEAD answer and the next"
+
+
+async def test_oversized_headers_get_431_and_the_connection_closes():
+    raw = await exchange(b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 5000 + b"\r\n\r\n",
+                         HttpConfig(max_header_size=1024, keepalive_timeout=0.3))
+    assert statuses(raw) == [431]
+    assert b"connection: close" in raw.lower()
+
+
+async def test_malformed_request_gets_400_json_and_the_connection_closes():
+    raw = await exchange(b"THIS IS NOT HTTP\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert statuses(raw) == [400]
+    body = raw.partition(b"\r\n\r\n")[2]
+    assert "malformed request" in json.loads(body)["error"]["message"]
+
+
+async def test_client_stalling_mid_request_gets_408():
+    raw = await exchange(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc",
+                         HttpConfig(request_timeout=0.3))
+    assert statuses(raw) == [408]
+
+
+async def test_client_stalling_mid_headers_gets_408():
+    raw = await exchange(b"GET / HTTP/1.1\r\nHost: x\r\n", HttpConfig(request_timeout=0.3))
+    assert statuses(raw) == [408]
+
+
+async def test_idle_keep_alive_connection_is_closed_quietly():
+    raw = await exchange(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", HttpConfig(keepalive_timeout=0.2))
+    assert statuses(raw) == [200]  # then closed, with no 408
+
+
+async def test_a_bug_in_a_handler_is_a_500_and_the_connection_lives_on():
+    raw = await exchange(b"GET /boom HTTP/1.1\r\nHost: x\r\n\r\nGET /ok HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert statuses(raw) == [500, 200]
+
+
+async def test_header_values_reach_the_api_as_utf8_with_order_and_repeats():
+    seen.clear()
+    await exchange("GET / HTTP/1.1\r\nHost: x\r\nX-A: 1\r\nX-Name: Zoë\r\nX-A: 2\r\n\r\n".encode())
+    assert [(k, v) for k, v in seen[-1].headers if k.startswith("x-")] == [
+        ("x-a", "1"), ("x-name", "Zoë"), ("x-a", "2")]
+
+
+async def test_stopping_server_answers_with_connection_close():
+    client, server_side = trio.testing.memory_stream_pair()
+    server = HttpServer(echo_api, HttpConfig())
+    server.stopping = True
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(HttpConnection(server_side, server).serve)
+        await client.send_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        # Pipelined data already here is answered; the connection then closes.
+        raw = b""
+        with trio.move_on_after(2):
+            while chunk := await client.receive_some(65536):
+                raw += chunk
+        nursery.cancel_scope.cancel()
+    assert raw == b""  # nothing was being served yet: a stopping server takes no new request
