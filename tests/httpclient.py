@@ -46,7 +46,9 @@ class HttpClient:
         if json is not None:
             body = jsonlib.dumps(json).encode()
         body = body or b""
-        hdrs = [("host", self.host)] + list(headers or [])
+        hdrs = list(headers or [])
+        if not any(k.lower() == "host" for k, _ in hdrs):
+            hdrs.insert(0, ("host", self.host))
         if not any(k.lower() in ("content-length", "transfer-encoding") for k, _ in hdrs):
             hdrs.append(("content-length", str(len(body))))
         if self.conn.our_state is h11.DONE:
