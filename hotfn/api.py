@@ -20,7 +20,7 @@ from . import models
 from .drivers import Driver
 from .invoker import Invocation, Invoker, Outcome
 from .models import App, Call, Route, ValidationError
-from .pool import PoolManager
+from .pool import LOG_LINGER, CallLog, PoolManager
 from .store import Conflict, NotFound, Store
 
 log = logging.getLogger(__name__)
@@ -122,30 +122,45 @@ class RouteTable:
 
 
 class CallRecorder:
-    """Buffers call records and logs and writes them in batches, off the request path."""
+    """Buffers call records and logs and writes them in batches, off the request path.
+
+    A hot call's log may still be filling for a moment after its answer (pool.CallLog); it is
+    written once it is done, and a reader that flushes waits that moment out.
+    """
 
     def __init__(self, store: Store, *, interval: float = 0.25) -> None:
         self.store = store
         self.interval = interval
         self._calls: dict[str, Call] = {}
-        self._logs: list[tuple[str, str, bytes]] = []
+        self._logs: list[tuple[Call, bytes | CallLog]] = []
         self._lock = trio.Lock()
         self._wake = trio.Event()
 
-    def record(self, call: Call, log_data: bytes | None = None) -> None:
+    def record(self, call: Call, log_data: bytes | CallLog | None = None) -> None:
         self._calls[call.id] = call
         if log_data is not None:
-            self._logs.append((call.id, call.app, log_data))
+            self._logs.append((call, log_data))
         if len(self._calls) >= 500:
             self._wake.set()
 
-    async def flush(self) -> None:
+    async def flush(self, *, wait_for_logs: bool = False) -> None:
+        if wait_for_logs:
+            while any(isinstance(log, CallLog) and not log.done(trio.current_time())
+                      for _, log in self._logs):
+                await trio.sleep(LOG_LINGER / 4)
         async with self._lock:
             if not self._calls and not self._logs:
                 return
+            now = trio.current_time()
+            ready, waiting = [], []
+            for call, log in self._logs:
+                if isinstance(log, CallLog) and not log.done(now):
+                    waiting.append((call, log))
+                else:
+                    ready.append((call.id, call.app, log.value() if isinstance(log, CallLog) else log))
             calls, self._calls = list(self._calls.values()), {}
-            logs, self._logs = self._logs, []
-            await self.store.save_calls(calls, logs)
+            self._logs = waiting
+            await self.store.save_calls(calls, ready)
 
     async def run(self, task_status=trio.TASK_STATUS_IGNORED) -> None:
         task_status.started()
@@ -455,7 +470,7 @@ async def list_calls(api: Api, request: ApiRequest, match: re.Match) -> ApiRespo
     if not 1 <= limit <= 1000:
         raise ApiError(400, "limit must be from 1 to 1000")
     route = models.normalize_path(q["route"], "route") if "route" in q else None
-    await api.recorder.flush()
+    await api.recorder.flush(wait_for_logs=True)
     calls = await api.store.list_calls(match["app"], route=route, since=since, until=until,
                                        limit=limit, before_id=q.get("cursor"))
     return json_response(200, {
@@ -465,13 +480,13 @@ async def list_calls(api: Api, request: ApiRequest, match: re.Match) -> ApiRespo
 
 
 async def get_call(api: Api, request: ApiRequest, match: re.Match) -> ApiResponse:
-    await api.recorder.flush()
+    await api.recorder.flush(wait_for_logs=True)
     call = await api.store.get_call(match["app"], match["call"])
     return json_response(200, {"call": call.to_json()})
 
 
 async def get_log(api: Api, request: ApiRequest, match: re.Match) -> ApiResponse:
-    await api.recorder.flush()
+    await api.recorder.flush(wait_for_logs=True)
     data = await api.store.get_log(match["app"], match["call"])
     return ApiResponse(200, [("content-type", "text/plain; charset=utf-8")], data)
 

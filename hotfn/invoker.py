@@ -17,7 +17,7 @@ import trio
 from . import protocol
 from .drivers import Container, ContainerGone, ContainerSpec, Driver, DriverError, ImageNotFound
 from .models import Route
-from .pool import NotDelivered, PoolError, PoolManager
+from .pool import CallLog, PoolError, PoolManager
 
 HOP_BY_HOP = frozenset({
     "connection", "keep-alive", "transfer-encoding", "content-length", "upgrade", "te",
@@ -46,7 +46,7 @@ class Outcome:
     body: bytes = b""
     error: str | None = None  # set: the call failed; the API answers with this message
     call_status: str = "success"  # success | error | timeout
-    log: bytes = b""
+    log: bytes | CallLog = b""  # a hot call's log may still be filling (pool.CallLog)
     container_id: str | None = None
     mode: str = "hot"
     retry_after: int | None = None
@@ -155,13 +155,13 @@ class Invoker:
             outcome.retry_after = 1
         return outcome
 
-    def _answer(self, frame: protocol.Response | protocol.HandlerError, log: bytes,
+    def _answer(self, frame: protocol.Response | protocol.HandlerError, log: CallLog,
                 container_id: str | None, route: Route) -> Outcome:
         if isinstance(frame, protocol.HandlerError):
-            trace = frame.trace.encode("utf-8", "replace")
+            log.write(frame.trace.encode("utf-8", "replace"))
             return Outcome(
                 502, error=f"function raised {frame.error_type}: {frame.message}",
-                call_status="error", log=log + trace, container_id=container_id, mode="hot",
+                call_status="error", log=log, container_id=container_id, mode="hot",
             )
         if not 100 <= frame.status <= 599:
             return Outcome(502, error=f"function answered with invalid status {frame.status}",

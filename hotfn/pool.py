@@ -31,6 +31,37 @@ log = logging.getLogger(__name__)
 
 LOG_CAP = 1024 * 1024  # per call; the rest of a chatty call's stderr is dropped, and said so
 STDERR_TAIL = 4096  # kept per worker outside calls, to explain a failed start
+# Docker copies a container's stdout and stderr separately, so what a handler wrote to stderr
+# just before answering can arrive just after the answer. A call's log stays open that long.
+LOG_LINGER = 0.1
+
+
+class CallLog:
+    """One call's stderr. It stays open after the answer (see LOG_LINGER) until the container's
+    next call begins or the container dies; ``done`` says when it may be stored."""
+
+    def __init__(self) -> None:
+        self._data = bytearray()
+        self._dropped = 0
+        self.answered_at: float | None = None
+        self.closed = False
+
+    def write(self, data: bytes) -> None:
+        room = LOG_CAP - len(self._data)
+        self._data += data[:room]
+        self._dropped += max(0, len(data) - room)
+
+    def accepts_more(self, now: float) -> bool:
+        return not self.closed and (self.answered_at is None or now - self.answered_at < LOG_LINGER)
+
+    def done(self, now: float) -> bool:
+        return not self.accepts_more(now)
+
+    def value(self) -> bytes:
+        data = bytes(self._data)
+        if self._dropped:
+            data += f"\n[hotfn: {self._dropped} more bytes of stderr dropped]\n".encode()
+        return data
 
 
 class PoolError(Exception):
@@ -101,6 +132,10 @@ class Capacity:
         self._waiters.append(waiter)
         return waiter
 
+    @property
+    def waiting(self) -> "Deque[_CapacityWaiter]":
+        return self._waiters
+
     def cancel(self, waiter: "_CapacityWaiter") -> None:
         try:
             self._waiters.remove(waiter)
@@ -148,12 +183,12 @@ class HotWorker:
         self.gone = trio.Event()
         self.settled = trio.Event()  # ready or gone, whichever came first
         self.counted_as_starting = True
+        self.holds_capacity = True  # taken before the worker was made, given back when it dies
         self.death: str | None = None
         self.exit_status: ExitStatus | None = None
         self._decoder = protocol.FrameDecoder(pool.max_frame_size)
         self._slot: _Slot | None = None
-        self._log: bytearray | None = None
-        self._log_dropped = 0
+        self._log: CallLog | None = None  # the call in flight's, or the last one's
         self._stderr_tail = bytearray()
 
     @property
@@ -219,10 +254,8 @@ class HotWorker:
         slot.done.set()
 
     def _on_stderr(self, data: bytes) -> None:
-        if self._log is not None:
-            room = LOG_CAP - len(self._log)
-            self._log += data[:room]
-            self._log_dropped += max(0, len(data) - room)
+        if self._log is not None and self._log.accepts_more(trio.current_time()):
+            self._log.write(data)
         else:
             self._stderr_tail += data
             del self._stderr_tail[:-STDERR_TAIL]
@@ -236,21 +269,29 @@ class HotWorker:
             return
         self.state = self.DEAD
         self.death = reason
+        if self._log is not None:
+            self._log.closed = True
         slot = self._slot
         if slot is not None and not slot.done.is_set():
             slot.error = WorkerDied(f"function container {reason}")
             slot.done.set()
         self.pool._forget(self)
+        if self.holds_capacity:
+            # Given back now, not when the container is finally removed a moment later, so
+            # that whoever waits for room is not kept waiting by a container already dying.
+            self.holds_capacity = False
+            self.pool.manager.capacity.give(self.pool.route.memory)
         self.gone.set()
         self.settled.set()
 
-    async def call(self, request: protocol.Request, deadline: float) -> tuple[protocol.Response | protocol.HandlerError, bytes]:
+    async def call(self, request: protocol.Request, deadline: float) -> tuple[protocol.Response | protocol.HandlerError, CallLog]:
         """Send one request, wait for its answer until ``deadline`` (trio clock); the call's log."""
         assert self.state == self.BUSY and self.container is not None
         data = protocol.encode_frame(request, self.pool.max_frame_size)
         slot = self._slot = _Slot(request.call_id)
-        self._log = bytearray()
-        self._log_dropped = 0
+        if self._log is not None:
+            self._log.closed = True
+        log = self._log = CallLog()
         try:
             try:
                 await self.container.send_all(data)
@@ -268,23 +309,18 @@ class HotWorker:
                 raise slot.error
             self.calls += 1
             assert slot.frame is not None
-            return slot.frame, self._take_log()
+            log.answered_at = trio.current_time()
+            return slot.frame, log
         except BaseException as exc:
             if not slot.done.is_set():
                 # Cancelled mid-call: the container's protocol state is unknown.
                 self.die("was abandoned mid-call")
+            log.closed = True
             if isinstance(exc, PoolError):
-                exc.log = self._take_log()
+                exc.log = log.value()
             raise
         finally:
             self._slot = None
-
-    def _take_log(self) -> bytes:
-        data = bytes(self._log or b"")
-        if self._log_dropped:
-            data += f"\n[hotfn: {self._log_dropped} more bytes of stderr dropped]\n".encode()
-        self._log = None
-        return data
 
 
 # -- one route's pool ---------------------------------------------------------------------------
@@ -357,6 +393,7 @@ class RoutePool:
         worker.state = HotWorker.IDLE
         worker.idle_since = trio.current_time()
         self.idle.append(worker)
+        self.manager.relieve()
 
     def _forget(self, worker: HotWorker) -> None:
         """Called once when a worker dies: drop it from the books."""
@@ -443,6 +480,10 @@ class RoutePool:
             self._start_failed(exc)
         except DriverError as exc:
             self._start_failed(StartFailed(f"could not start a container of {self.spec.image}: {exc}"))
+        except Exception as exc:
+            # A bug here must not take down every other route's containers with it.
+            log.exception("worker of route %s%s failed", self.route.app, self.route.path)
+            self._start_failed(StartFailed(f"internal error starting a container: {exc!r}"))
         finally:
             self._done_starting(worker)
             was_ready = worker.ready.is_set()
@@ -451,7 +492,6 @@ class RoutePool:
                 if worker.container is not None:
                     await worker.container.kill()
             self.workers.discard(worker)
-            self.manager.capacity.give(self.route.memory)
             self.manager.worker_gone(self, worker)
             # Replace a container that served and died; after a failed start only waiters
             # trigger another try (min_warm retries come from housekeeping, once a second).
@@ -470,20 +510,19 @@ class RoutePool:
             nursery.start_soon(worker.read_output)
             with trio.move_on_after(startup):
                 await worker.settled.wait()
-            if worker.state == HotWorker.DEAD and worker.death and worker.death.startswith("retired"):
-                nursery.cancel_scope.cancel()
-                return
-            if not worker.ready.is_set():
-                why = worker.death or f"sent no ready frame within its start-up timeout of {startup:g} s"
-                worker.die(why)
-                tail = worker.stderr_tail()
-                raise StartFailed(
-                    f"function container {why}" + (f"; its stderr: {tail}" if tail else "")
-                )
-            self._done_starting(worker)
-            self._offer(worker)
-            await worker.gone.wait()
+            if worker.ready.is_set() and worker.state != HotWorker.DEAD:
+                self._done_starting(worker)
+                self._offer(worker)
+                await worker.gone.wait()
             nursery.cancel_scope.cancel()
+        # Raised out here, not inside the nursery, so that it is not wrapped in a group.
+        if not worker.ready.is_set():
+            why = worker.death or f"sent no ready frame within its start-up timeout of {startup:g} s"
+            worker.die(why)
+            if why.startswith("retired"):
+                return
+            tail = worker.stderr_tail()
+            raise StartFailed(f"function container {why}" + (f"; its stderr: {tail}" if tail else ""))
 
     def _start_failed(self, exc: StartFailed) -> None:
         log.warning("route %s%s: %s", self.route.app, self.route.path, exc)
@@ -576,10 +615,21 @@ class PoolManager:
         if not self._fits_after(memory_mb, freed_containers, freed_memory):
             return False
         for worker in chosen:
-            # Their capacity comes back when their tasks finish; account for it now.
             worker.die("stopped to make room for another route")
+        if not self.capacity.fits(memory_mb):
+            return False  # what was freed went to someone who had waited longer
         self.capacity.take(memory_mb)
         return True
+
+    def relieve(self) -> None:
+        """Someone waits for room and a container just went idle: stop idle ones for them."""
+        while self.capacity.waiting:
+            head = self.capacity.waiting[0]
+            idle = sorted((w for p in self.pools.values() for w in p.idle), key=lambda w: w.idle_since)
+            memory = sum(w.pool.route.memory for w in idle)
+            if not idle or not self._fits_after(head.memory_mb, len(idle), memory):
+                return
+            idle[0].die("stopped to make room for another route")
 
     def _fits_after(self, memory_mb: int, containers: int, memory: int) -> bool:
         c = self.capacity

@@ -158,17 +158,44 @@ async def test_header_values_reach_the_api_as_utf8_with_order_and_repeats():
         ("x-a", "1"), ("x-name", "Zoë"), ("x-a", "2")]
 
 
-async def test_stopping_server_answers_with_connection_close():
+async def test_stopping_server_takes_no_new_request():
     client, server_side = trio.testing.memory_stream_pair()
     server = HttpServer(echo_api, HttpConfig())
     server.stopping = True
+    raw = b""
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(HttpConnection(server_side, server).serve)
+        try:
+            await client.send_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            with trio.move_on_after(2):
+                while chunk := await client.receive_some(65536):
+                    raw += chunk
+        except trio.BrokenResourceError:
+            pass  # closed before it read our request: just as good
+        nursery.cancel_scope.cancel()
+    assert raw == b""
+
+
+async def test_request_in_flight_when_stopping_is_answered_with_connection_close():
+    release = trio.Event()
+    server = None
+
+    async def slow_api(request: ApiRequest) -> ApiResponse:
+        server.stopping = True  # shutdown begins while this request is being served
+        await release.wait()
+        return ApiResponse(200, [], b"done")
+
+    client, server_side = trio.testing.memory_stream_pair()
+    server = HttpServer(slow_api, HttpConfig())
+    raw = b""
     async with trio.open_nursery() as nursery:
         nursery.start_soon(HttpConnection(server_side, server).serve)
         await client.send_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-        # Pipelined data already here is answered; the connection then closes.
-        raw = b""
+        await trio.testing.wait_all_tasks_blocked()
+        release.set()
         with trio.move_on_after(2):
             while chunk := await client.receive_some(65536):
                 raw += chunk
         nursery.cancel_scope.cancel()
-    assert raw == b""  # nothing was being served yet: a stopping server takes no new request
+    assert raw.startswith(b"HTTP/1.1 200 ") and raw.endswith(b"done")
+    assert b"connection: close" in raw.lower()

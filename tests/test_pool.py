@@ -1,0 +1,257 @@
+"""Pool decisions with a fake driver and a fake clock: fast, exact, no Docker."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import trio
+import trio.testing
+
+from fakes import FakeDriver
+from hotfn import protocol
+from hotfn.invoker import Limits, container_spec
+from hotfn.models import Route
+from hotfn.pool import PoolClosed, PoolManager, QueueTimeout, StartFailed
+
+
+@pytest.fixture
+def autojump_clock():
+    return trio.testing.MockClock(autojump_threshold=0)
+
+
+def route(path: str = "/r", **kw) -> Route:
+    return Route(app="a", path=path, image="fake/image", format="hot", **kw)
+
+
+def request(call_id: str = "c", delay: float = 0.0) -> protocol.Request:
+    return protocol.Request(call_id, "POST", "http://x/r/a/r", "/r", (), (("x-delay", str(delay)),),
+                            b"body", 0, "a", "/r", {})
+
+
+class World:
+    def __init__(self, nursery: trio.Nursery, **kw) -> None:
+        self.driver = FakeDriver(nursery)
+        self.pools = PoolManager(self.driver, nursery, spec_for=lambda r: container_spec(r, Limits()), **kw)
+
+    async def call(self, r: Route, delay: float = 0.0, call_id: str = "c") -> str:
+        pool = self.pools.pool_for(r)
+        worker = await pool.acquire()
+        try:
+            frame, _ = await worker.call(request(call_id, delay), trio.current_time() + r.timeout)
+        finally:
+            pool.release(worker)
+        return dict(frame.headers)["x-container"]
+
+
+async def test_warm_worker_is_reused(nursery, autojump_clock):
+    world = World(nursery)
+    r = route()
+    first = await world.call(r)
+    assert await world.call(r) == first
+    assert world.driver.started == 1
+
+
+async def test_waiters_are_served_first_come_first_served(nursery, autojump_clock):
+    world = World(nursery)
+    r = route(max_concurrency=1, queue_timeout=100)
+    order = []
+
+    async def one(i):
+        await world.call(r, delay=1.0)
+        order.append(i)
+
+    async with trio.open_nursery() as n:
+        for i in range(6):
+            n.start_soon(one, i)
+            await trio.testing.wait_all_tasks_blocked()
+    assert order == list(range(6))
+    assert world.driver.started == 1
+
+
+async def test_over_waiters_get_queue_timeout(nursery, autojump_clock):
+    world = World(nursery)
+    r = route(max_concurrency=1, queue_timeout=2.5)
+    results = []
+
+    async def one(i):
+        try:
+            await world.call(r, delay=1.0)
+            results.append((i, "ok"))
+        except QueueTimeout:
+            results.append((i, "timeout"))
+
+    async with trio.open_nursery() as n:
+        for i in range(5):
+            n.start_soon(one, i)
+            await trio.testing.wait_all_tasks_blocked()
+    # Served at t=1, 2, 3 (waited 0, 1, 2 s); the 4th and 5th would wait 3 and 4 s.
+    assert sorted(results) == [(0, "ok"), (1, "ok"), (2, "ok"), (3, "timeout"), (4, "timeout")]
+
+
+async def test_scales_up_to_max_concurrency(nursery, autojump_clock):
+    world = World(nursery)
+    r = route(max_concurrency=3)
+    async with trio.open_nursery() as n:
+        for i in range(9):
+            n.start_soon(world.call, r, 1.0)
+    assert world.driver.started == 3
+    assert len(world.pools.pool_for(r).idle) == 3
+
+
+async def test_cancelled_waiter_leaves_the_pool_consistent(nursery, autojump_clock):
+    world = World(nursery)
+    r = route(max_concurrency=1, queue_timeout=100)
+    pool = world.pools.pool_for(r)
+    async with trio.open_nursery() as n:
+        n.start_soon(world.call, r, 2.0)
+        await trio.testing.wait_all_tasks_blocked()
+        with trio.move_on_after(1):
+            await world.call(r)  # waits, then is cancelled
+    assert not pool.waiters
+    assert len(pool.idle) == 1 and pool.stats()["workers"] == 1
+    assert await world.call(r)  # and the worker still serves
+
+
+async def test_cancelled_call_kills_its_container(nursery, autojump_clock):
+    world = World(nursery)
+    r = route()
+    first = await world.call(r)
+    with trio.move_on_after(0.5):
+        await world.call(r, delay=5.0)
+    await trio.testing.wait_all_tasks_blocked()
+    assert first not in {c.id for c in world.driver.running}
+    assert await world.call(r) != first
+
+
+async def test_idle_containers_stop_after_idle_timeout_but_min_warm_stay(nursery, autojump_clock):
+    world = World(nursery)
+    nursery.start_soon(world.pools.run_housekeeping)
+    r = route(max_concurrency=3, min_warm=1, idle_timeout=10)
+    world.pools.route_changed(r)
+    async with trio.open_nursery() as n:
+        for _ in range(3):
+            n.start_soon(world.call, r, 1.0)
+    assert len(world.driver.running) == 3
+    await trio.sleep(12)
+    assert len(world.driver.running) == 1
+
+
+async def test_min_warm_is_started_and_restored(nursery, autojump_clock):
+    world = World(nursery)
+    nursery.start_soon(world.pools.run_housekeeping)
+    r = route(max_concurrency=2, min_warm=2)
+    world.pools.route_changed(r)
+    await trio.sleep(0.1)
+    assert len(world.driver.running) == 2
+    victim = next(iter(world.driver.running))
+    victim.crash(137)
+    await trio.sleep(2)
+    assert len(world.driver.running) == 2 and victim not in world.driver.running
+
+
+async def test_full_server_stops_idle_containers_of_other_routes(nursery, autojump_clock):
+    world = World(nursery, max_containers=2)
+    a, b = route("/a", max_concurrency=2), route("/b")
+    async with trio.open_nursery() as n:
+        n.start_soon(world.call, a, 1.0)
+        n.start_soon(world.call, a, 1.0)
+    assert len(world.driver.running) == 2
+    await world.call(b)  # evicts the oldest idle container of /a
+    await trio.testing.wait_all_tasks_blocked()
+    assert len(world.driver.running) == 2
+    assert world.pools.capacity.containers == 2
+
+
+async def test_full_server_makes_other_routes_wait_then_serves_them(nursery, autojump_clock):
+    world = World(nursery, max_containers=1)
+    a, b = route("/a", queue_timeout=100), route("/b", queue_timeout=100)
+    done = []
+
+    async def call(r, delay):
+        await world.call(r, delay)
+        done.append((r.path, trio.current_time()))
+
+    async with trio.open_nursery() as n:
+        n.start_soon(call, a, 3.0)
+        await trio.testing.wait_all_tasks_blocked()
+        n.start_soon(call, b, 0.0)
+    assert [p for p, _ in done] == ["/a", "/b"]
+    assert done[1][1] >= 3.0
+
+
+async def test_memory_cap_counts_route_memory(nursery, autojump_clock):
+    world = World(nursery, max_memory_mb=256)
+    big = route("/big", memory=200, queue_timeout=1)
+    small = route("/small", memory=100, queue_timeout=1)
+    async with trio.open_nursery() as n:
+        n.start_soon(world.call, big, 5.0)
+        await trio.testing.wait_all_tasks_blocked()
+        with pytest.raises(QueueTimeout):
+            await world.call(small)
+
+
+async def test_route_update_retires_old_containers_after_their_call(nursery, autojump_clock):
+    world = World(nursery)
+    r1 = route(config={"V": "1"})
+    r2 = dataclasses.replace(r1, config={"V": "2"})
+    results = []
+
+    async def slow():
+        results.append(await world.call(r1, delay=2.0))
+
+    async with trio.open_nursery() as n:
+        n.start_soon(slow)
+        await trio.sleep(0.5)
+        new = await world.call(r2)  # a new pool, a new container, while the old one finishes
+    assert results and results[0] != new
+    await trio.testing.wait_all_tasks_blocked()
+    assert {c.id for c in world.driver.running} == {new}
+
+
+async def test_waiters_of_a_retired_pool_are_told_to_retry(nursery, autojump_clock):
+    world = World(nursery)
+    r1 = route(max_concurrency=1, queue_timeout=100)
+    r2 = dataclasses.replace(r1, memory=256)
+    errors = []
+
+    async def waiting():
+        try:
+            await world.call(r1)
+        except PoolClosed as exc:
+            errors.append(exc)
+
+    async with trio.open_nursery() as n:
+        n.start_soon(world.call, r1, 2.0)
+        await trio.testing.wait_all_tasks_blocked()
+        n.start_soon(waiting)
+        await trio.testing.wait_all_tasks_blocked()
+        world.pools.pool_for(r2)
+    assert len(errors) == 1 and errors[0].retryable
+
+
+async def test_slow_start_times_out_as_start_failure(nursery, autojump_clock):
+    world = World(nursery)
+    world.driver.startup_delay = 100
+    r = route(startup_timeout=5, queue_timeout=50)
+    with pytest.raises(StartFailed, match="start-up timeout of 5 s"):
+        await world.call(r)
+    await trio.testing.wait_all_tasks_blocked()
+    assert not world.driver.running
+    assert world.pools.capacity.containers == 0
+
+
+async def test_close_waits_for_calls_in_flight_then_removes_everything(nursery, autojump_clock):
+    world = World(nursery)
+    r = route(max_concurrency=2)
+    finished = []
+
+    async def call():
+        finished.append(await world.call(r, delay=3.0))
+
+    async with trio.open_nursery() as n:
+        n.start_soon(call)
+        await trio.sleep(1)
+        await world.pools.close(grace=10)
+    assert len(finished) == 1
+    assert not world.driver.running and world.pools.capacity.containers == 0
