@@ -1,0 +1,2 @@
+(ns syntaxerror)
+(defn handler [request] (
