@@ -31,6 +31,9 @@ class Settings:
     domain: str = _setting("", "serve Host: {app}.{domain} requests on /{path} too (empty: off)")
     node_id: str = _setting(socket.gethostname, "this server's name; labels its containers, so a "
                             "restart removes only what this node left behind")
+    io_dir: str = _setting("/run/hotfn", "host directory for hot containers' stdin/stdout FIFOs "
+                           "(faster than the engine's attach stream; needs the engine on this "
+                           "host); empty: use the attach stream")
     max_body_size: int = _setting(6 * 1024 * 1024, "largest request body in bytes (413 above)")
     max_header_size: int = _setting(64 * 1024, "largest request head in bytes (431 above)")
     max_frame_size: int = _setting(DEFAULT_MAX_FRAME_SIZE, "largest protocol frame in bytes, "

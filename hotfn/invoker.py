@@ -82,6 +82,7 @@ def container_spec(route: Route, limits: Limits) -> ContainerSpec:
         },
         memory_mb=route.memory,
         network=route.network,
+        direct_stdio=route.is_hot,
     )
 
 

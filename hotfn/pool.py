@@ -199,6 +199,30 @@ class HotWorker:
     async def read_output(self) -> None:
         """Read the container's stdout and stderr until it ends or misbehaves."""
         assert self.container is not None
+        if not self.container.separate_stdout:
+            await self._read_all()
+            return
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._read_direct_stdout)
+            await self._read_all()
+            nursery.cancel_scope.cancel()
+
+    async def _read_direct_stdout(self) -> None:
+        assert self.container is not None
+        try:
+            while self.state != self.DEAD:
+                data = await self.container.receive_stdout()
+                if data is None:
+                    # Our end of a direct stdout never sees EOF while the process lives; the
+                    # process's end is reported by _read_all.
+                    return
+                self._on_stdout(data)
+        except protocol.ProtocolError as exc:
+            self.die(f"sent a malformed frame: {exc}")
+
+    async def _read_all(self) -> None:
+        """stderr (and stdout, unless it comes directly) until the process ends."""
+        assert self.container is not None
         reason = None
         try:
             while self.state != self.DEAD:
@@ -209,13 +233,8 @@ class HotWorker:
                 if stderr:
                     self._on_stderr(stderr)
                 if stdout:
-                    self._decoder.receive_data(stdout)
-                    while self.state != self.DEAD:
-                        frame = self._decoder.next_frame()
-                        if frame is protocol.NEED_DATA:
-                            break
-                        self._on_frame(frame)
-            if self.state != self.DEAD:
+                    self._on_stdout(stdout)
+            if self.state != self.DEAD and not self.container.separate_stdout:
                 self._decoder.receive_data(b"")
                 self._decoder.next_frame()  # raises if stdout ended inside a frame
         except protocol.ProtocolError as exc:
@@ -229,6 +248,14 @@ class HotWorker:
                 ended = self.exit_status.describe() if self.exit_status else "its end is unknown"
                 reason = f"exited ({ended})"
             self.die(reason)
+
+    def _on_stdout(self, data: bytes) -> None:
+        self._decoder.receive_data(data)
+        while self.state != self.DEAD:
+            frame = self._decoder.next_frame()
+            if frame is protocol.NEED_DATA:
+                return
+            self._on_frame(frame)
 
     def _on_frame(self, frame: protocol.Frame) -> None:
         if self.state == self.STARTING:

@@ -12,6 +12,8 @@ then stop the services, so the last call records are flushed and no container ou
 from __future__ import annotations
 
 import logging
+import os
+import shutil
 
 import trio
 
@@ -45,10 +47,14 @@ class Server:
 
     async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
         s = self.settings
+        io_dir = os.path.join(s.io_dir, s.node_id) if s.io_dir else None
+        if io_dir:
+            # FIFOs of containers this node ran before are dead with them.
+            shutil.rmtree(io_dir, ignore_errors=True)
         if self._driver is None:
             from .drivers.docker import DockerDriver
 
-            self._driver = DockerDriver.from_env()
+            self._driver = DockerDriver.from_env(io_dir=io_dir)
         driver = self._driver
         store = self._store or SqliteStore(s.db)
         limits = Limits(max_frame_size=s.max_frame_size, max_response_size=s.max_frame_size,
@@ -95,4 +101,6 @@ class Server:
         finally:
             with trio.CancelScope(shield=True):
                 await store.close()
+            if io_dir:
+                shutil.rmtree(io_dir, ignore_errors=True)
         log.info("hotfn stopped")

@@ -41,6 +41,10 @@ class ContainerSpec:
     network: bool = False
     read_only_root: bool = True
     tmpfs_mb: int = 64
+    # Hot containers: carry stdin and stdout over a faster path than the engine's attach
+    # stream where the driver has one (Docker: FIFOs shared with the host). stderr and the
+    # process's end still come through receive_some().
+    direct_stdio: bool = False
 
 
 @dataclass(frozen=True)
@@ -60,6 +64,12 @@ class ExitStatus:
 
 class Container(abc.ABC):
     id: str
+    # True when stdout comes through receive_stdout() rather than receive_some().
+    separate_stdout: bool = False
+
+    async def receive_stdout(self) -> bytes | None:
+        """The next stdout bytes, or None at EOF; only where ``separate_stdout``."""
+        raise NotImplementedError
 
     @abc.abstractmethod
     async def send_all(self, data: bytes) -> None:
@@ -71,7 +81,8 @@ class Container(abc.ABC):
 
     @abc.abstractmethod
     async def receive_some(self) -> tuple[bytes, bytes] | None:
-        """The next output: (stdout bytes, stderr bytes), either maybe empty; None at EOF."""
+        """The next output: (stdout bytes, stderr bytes), either maybe empty; None once the
+        process has ended (its output streams closed)."""
 
     @abc.abstractmethod
     async def exit_status(self, timeout: float = 10.0) -> ExitStatus:

@@ -14,7 +14,9 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
-import socket
+import os
+import shutil
+import tempfile
 from typing import Any, Callable, Iterator, Mapping, TypeVar
 
 import docker
@@ -41,6 +43,13 @@ T = TypeVar("T")
 SDK_POOL_SIZE = 10
 RECEIVE_SIZE = 256 * 1024
 
+# Direct stdio: the process's stdin and stdout become two FIFOs in a host directory mounted at
+# IO_MOUNT, opened by a /bin/sh wrapper before it execs the image's own command. A frame then
+# crosses one pipe each way instead of dockerd's and containerd's copying: a hot round trip
+# drops from about 0.33 ms to about 0.08 ms here.
+IO_MOUNT = "/hotfn/io"
+IO_WRAPPER = ["/bin/sh", "-c", f'exec <{IO_MOUNT}/in >{IO_MOUNT}/out && exec "$@"', "hotfn-io"]
+
 
 @contextlib.contextmanager
 def engine_errors(what: str) -> Iterator[None]:
@@ -56,19 +65,24 @@ def engine_errors(what: str) -> Iterator[None]:
 
 
 class DockerDriver(Driver):
-    def __init__(self, client: docker.APIClient, *, max_threads: int = SDK_POOL_SIZE) -> None:
+    def __init__(self, client: docker.APIClient, *, max_threads: int = SDK_POOL_SIZE,
+                 io_dir: str | None = None) -> None:
+        """``io_dir``: where direct-stdio FIFOs live (on the engine's own host); None: off."""
         self.client = client
         self._limiter = trio.CapacityLimiter(max_threads)
+        self.io_dir = io_dir
+        if io_dir is not None:
+            os.makedirs(io_dir, mode=0o700, exist_ok=True)
 
     @classmethod
-    def from_env(cls, *, timeout: float = 60.0) -> "DockerDriver":
+    def from_env(cls, *, timeout: float = 60.0, io_dir: str | None = None) -> "DockerDriver":
         """A driver for the engine named by DOCKER_HOST (and friends), else the local socket."""
         with engine_errors("connecting"):
             client = docker.APIClient(
                 version="auto", timeout=timeout, max_pool_size=SDK_POOL_SIZE,
                 **docker.utils.kwargs_from_env(),
             )
-        return cls(client)
+        return cls(client, io_dir=io_dir)
 
     async def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         return await trio.to_thread.run_sync(
@@ -102,8 +116,18 @@ class DockerDriver(Driver):
         if not await self.image_exists(image):
             raise ImageNotFound(image)
 
-    def _create(self, spec: ContainerSpec) -> str:
+    def _create(self, spec: ContainerSpec, io_path: str | None) -> str:
+        extra: dict[str, Any] = {}
+        binds = None
+        if io_path is not None:
+            config = self.client.inspect_image(spec.image)["Config"] or {}
+            command = list(config.get("Entrypoint") or []) + list(config.get("Cmd") or [])
+            if not command:
+                raise DriverError(f"image {spec.image} has neither an entrypoint nor a command")
+            extra = {"entrypoint": IO_WRAPPER, "command": command, "volumes": [IO_MOUNT]}
+            binds = {io_path: {"bind": IO_MOUNT, "mode": "rw"}}
         host_config = self.client.create_host_config(
+            binds=binds,
             mem_limit=f"{spec.memory_mb}m",
             memswap_limit=f"{spec.memory_mb}m",  # equal to mem_limit: no swap
             cpu_shares=spec.cpu_shares,
@@ -122,31 +146,37 @@ class DockerDriver(Driver):
             host_config=host_config,
             # With detach=False the SDK also sets StdinOnce: our half-close of the attach
             # socket then closes the process's stdin.
-            stdin_open=True,
+            stdin_open=io_path is None,
             detach=False,
             tty=False,
             network_disabled=not spec.network,
+            **extra,
         )
         return created["Id"]
 
-    def _attach(self, container_id: str) -> Any:
+    def _attach(self, container_id: str, stdin: bool) -> Any:
         return self.client.attach_socket(
-            container_id, params={"stdin": 1, "stdout": 1, "stderr": 1, "stream": 1}
+            container_id, params={"stdin": int(stdin), "stdout": 1, "stderr": 1, "stream": 1}
         )
 
     async def start(self, spec: ContainerSpec) -> "DockerContainer":
-        with engine_errors(f"creating a container of {spec.image}"):
-            container_id = await self._call(self._create, spec)
+        fifos = _Fifos.make(self.io_dir) if spec.direct_stdio and self.io_dir else None
+        container_id = None
         try:
+            with engine_errors(f"creating a container of {spec.image}"):
+                container_id = await self._call(self._create, spec, fifos and fifos.path)
             with engine_errors(f"starting container {container_id[:12]}"):
                 # Attach before start: output written before we listen would be lost.
-                attached = await self._call(self._attach, container_id)
-                container = DockerContainer(self, container_id, attached)
+                attached = await self._call(self._attach, container_id, fifos is None)
+                container = DockerContainer(self, container_id, attached, fifos)
                 await self._call(self.client.start, container_id)
             return container
         except BaseException:
             with trio.CancelScope(shield=True):
-                await self._remove(container_id)
+                if container_id is not None:
+                    await self._remove(container_id)
+                if fifos is not None:
+                    fifos.close()
             raise
 
     async def _remove(self, container_id: str) -> None:
@@ -181,12 +211,42 @@ class DockerDriver(Driver):
             return ExitStatus(code, oom)
 
 
-class DockerContainer(Container):
-    """A started container and its attach stream, read and written by trio directly."""
+class _Fifos:
+    """A container's direct stdin and stdout: two FIFOs in a private directory."""
 
-    def __init__(self, driver: DockerDriver, container_id: str, attached: Any) -> None:
+    def __init__(self, path: str) -> None:
+        self.path = path
+        # O_RDWR: opening never blocks waiting for the other end, and the container's reads
+        # see EOF only when we close stdin ourselves.
+        self.stdin = trio.lowlevel.FdStream(os.open(f"{path}/in", os.O_RDWR | os.O_CLOEXEC))
+        self.stdout = trio.lowlevel.FdStream(os.open(f"{path}/out", os.O_RDWR | os.O_CLOEXEC))
+
+    @classmethod
+    def make(cls, io_dir: str) -> "_Fifos":
+        path = tempfile.mkdtemp(prefix="c-", dir=io_dir)
+        os.chmod(path, 0o755)  # the function may run as any user; the parent stays 0700
+        for name in ("in", "out"):
+            os.mkfifo(f"{path}/{name}", 0o666)
+            os.chmod(f"{path}/{name}", 0o666)
+        return cls(path)
+
+    def close(self) -> None:
+        for stream in (self.stdin, self.stdout):
+            with contextlib.suppress(OSError):
+                stream.close()
+        shutil.rmtree(self.path, ignore_errors=True)
+
+
+class DockerContainer(Container):
+    """A started container and its attach stream (and FIFOs, with direct stdio), read and
+    written by trio directly."""
+
+    def __init__(self, driver: DockerDriver, container_id: str, attached: Any,
+                 fifos: _Fifos | None = None) -> None:
         self.id = container_id
         self._driver = driver
+        self._fifos = fifos
+        self.separate_stdout = fifos is not None
         # docker-py returns a read-only SocketIO whose ._sock is the hijacked connection.
         # The SocketIO keeps the HTTP response alive; we keep the SocketIO alive with it.
         self._attached = attached
@@ -199,16 +259,29 @@ class DockerContainer(Container):
     async def send_all(self, data: bytes) -> None:
         try:
             async with self._send_lock:
-                await self._stream.send_all(data)
+                if self._fifos is not None:
+                    await self._fifos.stdin.send_all(data)
+                else:
+                    await self._stream.send_all(data)
         except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
             raise ContainerGone(f"container {self.id[:12]} no longer takes input") from exc
 
     async def close_stdin(self) -> None:
         try:
             async with self._send_lock:
-                await self._stream.send_eof()
+                if self._fifos is not None:
+                    await self._fifos.stdin.aclose()
+                else:
+                    await self._stream.send_eof()
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
             pass
+
+    async def receive_stdout(self) -> bytes | None:
+        assert self._fifos is not None
+        try:
+            return await self._fifos.stdout.receive_some(RECEIVE_SIZE) or None
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            return None
 
     async def receive_some(self) -> tuple[bytes, bytes] | None:
         try:
@@ -237,6 +310,8 @@ class DockerContainer(Container):
             self._stream.socket.close()
         with contextlib.suppress(OSError):
             self._attached.close()
+        if self._fifos is not None:
+            self._fifos.close()
 
     def __repr__(self) -> str:
         return f"<DockerContainer {self.id[:12]}>"
