@@ -333,6 +333,9 @@ class HotWorker:
                     f"function did not answer within its timeout of {self.pool.route.timeout:g} s"
                 )
             if slot.error is not None:
+                if self.container.unread_stdin() == len(data):
+                    # It died before reading a byte of this request: safe to send elsewhere.
+                    raise NotDelivered(f"function container {self.death} before the request reached it")
                 raise slot.error
             self.calls += 1
             assert slot.frame is not None

@@ -71,6 +71,10 @@ class Container(abc.ABC):
         """The next stdout bytes, or None at EOF; only where ``separate_stdout``."""
         raise NotImplementedError
 
+    def unread_stdin(self) -> int | None:
+        """Bytes sent to stdin that the process has not read yet; None where unknowable."""
+        return None
+
     @abc.abstractmethod
     async def send_all(self, data: bytes) -> None:
         """Write to the process's stdin; ContainerGone if it cannot take it any more."""

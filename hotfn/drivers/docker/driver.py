@@ -11,12 +11,15 @@ hotfn.drivers' own exception types.
 
 from __future__ import annotations
 
+import array
 import contextlib
+import fcntl
 import functools
 import logging
 import os
 import shutil
 import tempfile
+import termios
 from typing import Any, Callable, Iterator, Mapping, TypeVar
 
 import docker
@@ -275,6 +278,16 @@ class DockerContainer(Container):
                     await self._stream.send_eof()
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
             pass
+
+    def unread_stdin(self) -> int | None:
+        if self._fifos is None:
+            return None  # the attach stream's buffers are dockerd's: nothing to ask
+        pending = array.array("i", [0])
+        try:
+            fcntl.ioctl(self._fifos.stdin.fileno(), termios.FIONREAD, pending)
+        except (OSError, trio.ClosedResourceError):
+            return None
+        return pending[0]
 
     async def receive_stdout(self) -> bytes | None:
         assert self._fifos is not None
