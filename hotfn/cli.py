@@ -285,7 +285,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_logs)
 
     p = sub.add_parser("init", help="write a minimal function into DIR")
-    p.add_argument("--runtime", required=True, choices=sorted(functions.TEMPLATES))
+    p.add_argument("--runtime", required=True, choices=functions.TEMPLATES)
     p.add_argument("dir")
     p.set_defaults(func=cmd_init, offline=True)
 

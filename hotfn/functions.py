@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import json
 import os
+import pathlib
 import re
+import shutil
 import sys
 from typing import Any
 
@@ -90,43 +92,18 @@ def build_function(directory: str, tag: str | None = None, quiet: bool = True) -
         raise FunctionError(str(exc)) from None
 
 
-TEMPLATES: dict[str, dict[str, str]] = {
-    "python": {
-        "func.py": '''\
-def handler(request):
-    name = request.query_param("name") or request.text() or "world"
-    return f"Hello, {name}!\\n"
-''',
-    },
-    "lambda-python": {
-        "func.py": '''\
-import json
-
-
-def handler(event, context):
-    """An AWS Lambda (API Gateway proxy) handler, run unchanged by hotfn's Lambda adapter."""
-    name = (event.get("queryStringParameters") or {}).get("name") or "world"
-    return {
-        "statusCode": 200,
-        "headers": {"content-type": "application/json"},
-        "body": json.dumps({"message": f"Hello, {name}!", "request_id": context.aws_request_id}),
-    }
-''',
-        "func.json": '{"runtime": "python", "env": {"HOTFN_ADAPTER": "lambda"}}\n',
-    },
-}
+TEMPLATES_DIR = pathlib.Path(__file__).parent / "templates"
+TEMPLATES = sorted(p.name for p in TEMPLATES_DIR.iterdir() if p.is_dir())
 
 
 def init_function(directory: str, runtime: str) -> list[str]:
     if runtime not in TEMPLATES:
-        raise FunctionError(f"unknown runtime {runtime!r}; choose from {', '.join(sorted(TEMPLATES))}")
+        raise FunctionError(f"unknown runtime {runtime!r}; choose from {', '.join(TEMPLATES)}")
+    sources = sorted((TEMPLATES_DIR / runtime).iterdir())
+    clashes = [s.name for s in sources if os.path.exists(os.path.join(directory, s.name))]
+    if clashes:
+        raise FunctionError(f"{', '.join(clashes)} exist(s) in {directory} already; not overwriting")
     os.makedirs(directory, exist_ok=True)
-    written = []
-    for name, text in TEMPLATES[runtime].items():
-        path = os.path.join(directory, name)
-        if os.path.exists(path):
-            raise FunctionError(f"{path} exists already; not overwriting it")
-        with open(path, "w") as f:
-            f.write(text)
-        written.append(name)
-    return written
+    for source in sources:
+        shutil.copyfile(source, os.path.join(directory, source.name))
+    return [s.name for s in sources]

@@ -1,0 +1,3 @@
+def handler(request):
+    name = request.query_param("name") or request.text() or "world"
+    return f"Hello, {name}!\n"
