@@ -55,8 +55,12 @@ class Settings:
             if default is None:
                 default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
             kind = {"int": int, "float": float}.get(str(f.type), str)
+            try:
+                default = kind(default)
+            except ValueError:
+                parser.error(f"{env_name}={default!r} is not a valid {kind.__name__}")
             parser.add_argument(
-                "--" + f.name.replace("_", "-"), dest=f.name, type=kind, default=kind(default),
+                "--" + f.name.replace("_", "-"), dest=f.name, type=kind, default=default,
                 help=f"{f.metadata['help']} [env {env_name}; default: %(default)s]",
             )
 
