@@ -320,12 +320,14 @@ class HotWorker:
             self._log.closed = True
         log = self._log = CallLog()
         try:
-            try:
-                await self.container.send_all(data)
-            except ContainerGone as exc:
-                self.die(str(exc))
-                raise NotDelivered(f"function container was gone: {exc}") from None
+            # The deadline covers sending too: a container that stops reading its stdin must
+            # not hold a large request (and its caller) forever.
             with trio.move_on_at(deadline):
+                try:
+                    await self.container.send_all(data)
+                except ContainerGone as exc:
+                    self.die(str(exc))
+                    raise NotDelivered(f"function container was gone: {exc}") from None
                 await slot.done.wait()
             if not slot.done.is_set():
                 self.die("timed out")
@@ -454,6 +456,11 @@ class RoutePool:
         if waiter.error is not None:
             raise waiter.error
         self._abandon(waiter)
+        if self.pending_capacity:
+            raise QueueTimeout(
+                f"the server is at its container or memory cap; route {self.route.path} found no "
+                f"room within its queue timeout of {self.route.queue_timeout:g} s"
+            )
         raise QueueTimeout(
             f"all {self.route.max_concurrency} container(s) of route {self.route.path} stayed busy "
             f"for its queue timeout of {self.route.queue_timeout:g} s"

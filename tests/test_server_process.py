@@ -1,0 +1,69 @@
+"""`hotfn serve` as a process: signals and graceful shutdown."""
+
+import signal
+import socket
+import subprocess
+import sys
+
+import pytest
+import trio
+
+from conftest import NODE_ID, Harness
+
+pytestmark = pytest.mark.docker
+IMAGE = "hotfn-test/conformance-python"
+
+
+class _Address:
+    def __init__(self, port: int) -> None:
+        self.url = f"http://127.0.0.1:{port}"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+async def test_signal_lets_calls_in_flight_finish_then_removes_every_container(images, tmp_path, sig):
+    port = free_port()
+    process = await trio.lowlevel.open_process(
+        [sys.executable, "-m", "hotfn", "serve", "--port", str(port), "--db", str(tmp_path / "s.db"),
+         "--node-id", NODE_ID, "--shutdown-grace", "10", "--log-level", "warning"],
+        stdout=subprocess.DEVNULL)
+    try:
+        server = Harness(_Address(port))
+        with trio.fail_after(20):
+            while True:
+                try:
+                    if (await server.req("GET", "/health")).status == 200:
+                        break
+                except OSError:
+                    await trio.sleep(0.1)
+        await server.create_app("demo")
+        await server.create_route(path="/slow", image=IMAGE, format="hot", max_concurrency=2)
+        await server.call("demo", "/slow")
+        results = []
+
+        async def slow_call():
+            results.append(await server.call("demo", "/slow", b"finished",
+                                             headers=[("x-hotfn-test", "sleep"), ("x-sleep-ms", "1500")]))
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(slow_call)
+            await trio.sleep(0.5)
+            process.send_signal(sig)
+            await trio.sleep(0.3)
+            with pytest.raises(OSError):  # no longer accepting
+                await server.req("GET", "/health")
+        assert results[0].status == 200 and results[0].body == b"finished"
+        with trio.fail_after(30):
+            assert await process.wait() == 0
+        left = subprocess.run(["docker", "ps", "-aq", "--filter", f"label=hotfn.node={NODE_ID}"],
+                              capture_output=True, text=True).stdout.split()
+        assert left == []
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
