@@ -271,10 +271,11 @@ class SqliteStore(Store):
                 "INSERT OR REPLACE INTO calls (id, app, route, record, created_at) VALUES (?, ?, ?, ?, ?)",
                 [(c.id, c.app, c.route, json.dumps(dataclasses.asdict(c)), c.created_at) for c in calls],
             )
+            # A log is as old as its call, so that purging takes both together.
             db.executemany(
-                "INSERT OR REPLACE INTO logs (call_id, app, created_at, data) "
-                "VALUES (?, ?, strftime('%s','now'), ?)",
-                logs,
+                "INSERT OR REPLACE INTO logs (call_id, app, created_at, data) VALUES (?, ?, "
+                "COALESCE((SELECT created_at FROM calls WHERE id = ?), strftime('%s', 'now')), ?)",
+                [(call_id, app, call_id, data) for call_id, app, data in logs],
             )
 
         await self._run(work)
