@@ -128,6 +128,8 @@ class CallRecorder:
     written once it is done, and a reader that flushes waits that moment out.
     """
 
+    MAX_BUFFERED = 100_000
+
     def __init__(self, store: Store, *, interval: float = 0.25) -> None:
         self.store = store
         self.interval = interval
@@ -142,6 +144,12 @@ class CallRecorder:
             self._logs.append((call, log_data))
         if len(self._calls) >= 500:
             self._wake.set()
+        if len(self._calls) > self.MAX_BUFFERED:
+            # The store has been failing for a long while: keep memory bounded, say so.
+            oldest = next(iter(self._calls))
+            del self._calls[oldest]
+            self._logs = [e for e in self._logs if e[0].id != oldest]
+            log.error("call records are not being saved; dropped the record of call %s", oldest)
 
     async def flush(self, *, wait_for_logs: bool = False) -> None:
         if wait_for_logs:
@@ -152,15 +160,20 @@ class CallRecorder:
             if not self._calls and not self._logs:
                 return
             now = trio.current_time()
-            ready, waiting = [], []
-            for call, log in self._logs:
-                if isinstance(log, CallLog) and not log.done(now):
-                    waiting.append((call, log))
-                else:
-                    ready.append((call.id, call.app, log.value() if isinstance(log, CallLog) else log))
-            calls, self._calls = list(self._calls.values()), {}
-            self._logs = waiting
-            await self.store.save_calls(calls, ready)
+            calls = list(self._calls.values())
+            ready = [entry for entry in self._logs
+                     if not (isinstance(entry[1], CallLog) and not entry[1].done(now))]
+            await self.store.save_calls(calls, [
+                (call.id, call.app, log.value() if isinstance(log, CallLog) else log)
+                for call, log in ready
+            ])
+            # Only what was saved leaves the buffers: a failed save is tried again, and what
+            # was recorded during the save waits for the next one.
+            for call in calls:
+                if self._calls.get(call.id) is call:
+                    del self._calls[call.id]
+            saved = {id(entry) for entry in ready}
+            self._logs = [entry for entry in self._logs if id(entry) not in saved]
 
     async def run(self, task_status=trio.TASK_STATUS_IGNORED) -> None:
         task_status.started()
@@ -354,7 +367,7 @@ class Api:
 def _body(request: ApiRequest, key: str) -> dict[str, Any]:
     try:
         payload = json.loads(request.body or b"null")
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise ApiError(400, f"body is not valid JSON: {exc}") from None
     if not isinstance(payload, dict) or not isinstance(payload.get(key), dict):
         raise ApiError(400, f'body must be a JSON object {{"{key}": {{...}}}}')

@@ -83,3 +83,26 @@ async def test_calls_page_newest_first_and_purge(db):
         await store.get_log("a", "c03")  # purged with its call
     assert await store.get_log("a", "c07") == b"log c07"
     await store.close()
+
+
+async def test_recorder_keeps_records_when_a_save_fails(db):
+    from hotfn.api import CallRecorder
+
+    store = SqliteStore(db)
+    real_save = store.save_calls
+    failures = [RuntimeError("disk full")]
+
+    async def flaky_save(calls, logs):
+        if failures:
+            raise failures.pop()
+        await real_save(calls, logs)
+
+    store.save_calls = flaky_save
+    recorder = CallRecorder(store)
+    recorder.record(Call(id="c1", app="a", route="/r", mode="hot", created_at=time.time()), b"log")
+    with pytest.raises(RuntimeError):
+        await recorder.flush()
+    await recorder.flush()
+    assert (await store.get_call("a", "c1")).id == "c1"
+    assert await store.get_log("a", "c1") == b"log"
+    await store.close()
