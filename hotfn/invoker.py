@@ -81,6 +81,9 @@ def container_spec(route: Route, limits: Limits) -> ContainerSpec:
             "hotfn.format": route.format,
         },
         memory_mb=route.memory,
+        # CPU weight follows memory, as with Lambda: a route that asks for twice the memory of
+        # the default 128 MiB gets twice the share of a contended CPU.
+        cpu_shares=max(2, route.memory * 1024 // 128),
         network=route.network,
         direct_stdio=route.is_hot,
     )
