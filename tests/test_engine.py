@@ -158,3 +158,24 @@ async def test_cold_nonzero_exit_is_502_with_json_error(server):
     reply = await server.call("demo", "/cold", headers=[("x-hotfn-test", "exit")])
     assert reply.status == 502
     assert reply.json()["error"]["message"] == "function failed: exit status 3"
+
+
+@pytest.mark.parametrize("mode, status", [("echo", 200), ("garbage", 502), ("die-after-one", 502)])
+async def test_hot_containers_over_the_attach_stream(server_factory, images, mode, status):
+    """--io-dir '': frames travel over Docker's attach stream (an engine on another host)."""
+    server = await server_factory(io_dir="")
+    await server.create_app("demo")
+    await server.create_route(path="/hot", image="hotfn-test/rogue", format="hot",
+                              config={"ROGUE_MODE": mode}, timeout=5)
+    first = await server.call("demo", "/hot", EVERY_BYTE * 4)
+    if mode == "garbage":
+        assert first.status == 502 and "malformed frame" in first.json()["error"]["message"]
+        return
+    assert first.status == 200 and first.body == EVERY_BYTE * 4
+    big = EVERY_BYTE * (5 * 1024 * 4)
+    second = await server.call("demo", "/hot", big)
+    assert second.status == status
+    if status == 200:
+        assert second.body == big
+    else:
+        assert "exit status 7" in second.json()["error"]["message"]
