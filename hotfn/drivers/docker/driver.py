@@ -165,6 +165,7 @@ class DockerDriver(Driver):
     async def start(self, spec: ContainerSpec) -> "DockerContainer":
         fifos = _Fifos.make(self.io_dir) if spec.direct_stdio and self.io_dir else None
         container_id = None
+        container = None
         try:
             with engine_errors(f"creating a container of {spec.image}"):
                 container_id = await self._call(self._create, spec, fifos and fifos.path)
@@ -178,7 +179,9 @@ class DockerDriver(Driver):
             with trio.CancelScope(shield=True):
                 if container_id is not None:
                     await self._remove(container_id)
-                if fifos is not None:
+                if container is not None:
+                    container._close_socket()  # the attach socket, and the FIFOs with it
+                elif fifos is not None:
                     fifos.close()
             raise
 
