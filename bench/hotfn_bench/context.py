@@ -26,6 +26,7 @@ class Context:
     run_id: str
     server: HotfnServer
     baseline: BaselineServer
+    raw_baseline: BaselineServer
     client: ClientProcess
     direct: DirectProcess
     log: Callable[[str], None]
@@ -76,8 +77,9 @@ class Context:
         body, total = self.sum_payload
         return Call(self.server.port, f"/r/{APP}{path}", body, headers=SUM_HEADERS, expect_number=total)
 
-    def baseline_echo(self) -> Call:
-        return Call(self.baseline.port, "/", ECHO_BODY, expect_body=ECHO_BODY)
+    def baseline_echo(self, raw: bool = False) -> Call:
+        port = self.raw_baseline.port if raw else self.baseline.port
+        return Call(port, "/", ECHO_BODY, expect_body=ECHO_BODY)
 
     # -- memory --
 

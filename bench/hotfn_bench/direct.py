@@ -97,7 +97,7 @@ class Session:
             frame = self.decoder.next_frame()
             if frame is protocol.CLOSED:
                 raise RuntimeError(f"function closed its stdout; stderr: {self.stderr_tail()}")
-            if frame is not protocol.NEED_DATA:
+            if not isinstance(frame, protocol.Sentinel):
                 return frame
             data = await self.receive()
             self.decoder.receive_data(data or b"")
@@ -194,21 +194,22 @@ class DirectWorker:
                  "HOTFN_FORMAT": "hot", "HOTFN_PROTOCOL_VERSION": "1", "APP_NAME": APP, "ROUTE": PATH},
             cwd=function_dir,
         )
-        assert proc.stdin is not None and proc.stdout is not None
+        stdin, stdout = proc.stdin, proc.stdout
+        assert stdin is not None and stdout is not None
 
         async def receive() -> bytes | None:
-            return await proc.stdout.receive_some(262144) or None
+            return bytes(await stdout.receive_some(262144)) or None
 
         async def close() -> None:
             with trio.CancelScope(shield=True):
-                await proc.stdin.aclose()
+                await stdin.aclose()
                 with trio.move_on_after(5):
                     await proc.wait()
                 if proc.returncode is None:
                     proc.kill()
                     await proc.wait()
 
-        return Session(proc.stdin.send_all, receive, close, lambda: "(host process: stderr not kept)")
+        return Session(stdin.send_all, receive, close, lambda: "(host process: stderr not kept)")
 
     async def calls(self, cmd: dict[str, Any]) -> dict[str, Any]:
         session = self.sessions[cmd["session"]]

@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import random
 import subprocess
-import sys
 import time
 from dataclasses import dataclass
 
@@ -78,7 +77,3 @@ def sum_body(count: int = 1000, seed: int = 6) -> tuple[bytes, float]:
 
 
 SUM_HEADERS = [("x-bench", "sum")]
-
-
-def python_version() -> str:
-    return sys.version.split()[0]

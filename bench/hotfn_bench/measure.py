@@ -8,7 +8,6 @@ next to pooled percentiles over every sample.
 from __future__ import annotations
 
 import threading
-import time
 from typing import Any, Callable
 
 from .client import Call, RunResult
@@ -93,11 +92,11 @@ def hot_vs_cold(ctx: Context) -> dict[str, Any]:
         ctx.log(f"hot/cold round {r + 1}/{p.rounds} done")
     out: dict[str, Any] = {"client_cpu_share_hot": spread(cpu), "functions": {}}
     for fn in fns:
-        h, c = rounds_summary(hot[fn.key]), rounds_summary(cold[fn.key])
+        hot_s, cold_s = rounds_summary(hot[fn.key]), rounds_summary(cold[fn.key])
         out["functions"][fn.key] = {
-            "hot": h, "cold": c,
-            "ratio_p50": c["round_p50"]["median"] / h["round_p50"]["median"],
-            "ratio_p99": c["pooled"]["p99"] / h["pooled"]["p99"],
+            "hot": hot_s, "cold": cold_s,
+            "ratio_p50": cold_s["round_p50"]["median"] / hot_s["round_p50"]["median"],
+            "ratio_p99": cold_s["pooled"]["p99"] / hot_s["pooled"]["p99"],
             "hot_container_memory_mb": ctx.route_memory_mb(f"/hot-{fn.key}"),
             "samples_hot_ms": [x for r in hot[fn.key] for x in r],
             "samples_cold_ms": [x for r in cold[fn.key] for x in r],
@@ -165,18 +164,24 @@ def _overhead_one(ctx: Context, fn: BenchFunction) -> dict[str, Any]:
     if fn.key == "python":  # the shim itself runs on the host only for Python
         sessions["host_pipes"] = ctx.direct.start(kind="host", function_dir=fn.path)["session"]
     try:
+        def via_client(call: Call) -> Callable[[], list[float]]:
+            return lambda: calls(ctx, call, p.overhead_hot_calls).latencies_ms
+
+        def via_frames(session: str) -> Callable[[], list[float]]:
+            return lambda: [x / 1e6 for x in ctx.direct.calls(
+                session, p.overhead_hot_calls, ECHO_BODY, ECHO_BODY)["latencies_ns"]]
+
         hot_variants: dict[str, Callable[[], list[float]]] = {
-            "http": lambda: calls(ctx, ctx.echo(hot_path), p.overhead_hot_calls).latencies_ms,
-            "baseline_http": lambda: calls(ctx, ctx.baseline_echo(), p.overhead_hot_calls).latencies_ms,
-            **{name: (lambda s=s: [x / 1e6 for x in ctx.direct.calls(
-                s, p.overhead_hot_calls, ECHO_BODY, ECHO_BODY)["latencies_ns"]])
-               for name, s in sessions.items()},
+            "http": via_client(ctx.echo(hot_path)),
+            "baseline_http": via_client(ctx.baseline_echo()),
+            "raw_tcp": via_client(ctx.baseline_echo(raw=True)),
+            **{name: via_frames(session) for name, session in sessions.items()},
         }
         for run in hot_variants.values():  # warm-up, not measured
             run()
         samples: dict[str, list[list[float]]] = {name: [] for name in hot_variants}
         samples["server_invoker"] = []
-        cold_samples: dict[str, list[list[float]]] = {"http_cold": [], "docker_run": []}
+        cold_samples: dict[str, list[list[float]]] = {"http_cold": [], "server_invoker_cold": [], "docker_run": []}
         phases: list[dict[str, float]] = []
         for r in range(p.overhead_rounds):
             ctx.check_budget()
@@ -187,6 +192,8 @@ def _overhead_one(ctx: Context, fn: BenchFunction) -> dict[str, Any]:
                     samples["server_invoker"].append(
                         ctx.server.call_durations_ms(APP, hot_path, p.overhead_hot_calls))
             cold_samples["http_cold"].append(calls(ctx, ctx.echo(cold_path), p.overhead_cold_calls).latencies_ms)
+            cold_samples["server_invoker_cold"].append(
+                ctx.server.call_durations_ms(APP, cold_path, p.overhead_cold_calls))
             cold_samples["docker_run"].append(
                 [ctx.direct.docker_run(fn.image, fn.memory_mb, ECHO_BODY) for _ in range(p.overhead_cold_calls)])
             phases += [ctx.direct.cold_phases(fn.image, fn.memory_mb, ECHO_BODY)
@@ -211,29 +218,31 @@ def _m(summary: dict[str, Any]) -> float:
 def _hot_attribution(hot: dict[str, Any]) -> list[dict[str, Any]]:
     """The hot path's median split into parts, each a difference of medians measured in
     alternation (medians do not add exactly; the parts are estimates that sum to the total)."""
-    total, base, invoker, direct = (_m(hot[k]) for k in ("http", "baseline_http", "server_invoker", "direct"))
+    total, base, raw, invoker, direct = (
+        _m(hot[k]) for k in ("http", "baseline_http", "raw_tcp", "server_invoker", "direct"))
     rows = [
-        ("client, loopback TCP, h11 parse and serialise, trio (baseline server, no container)", base),
+        ("client and loopback TCP (raw-socket server: no HTTP library)", raw),
+        ("HTTP front: h11 parse and serialise, trio I/O (baseline server minus raw)", base - raw),
         ("hotfn API around the invoker: routing, Invocation and Call records, response headers",
          total - base - invoker),
         ("hotfn invoker beyond a bare frame round trip: pool acquire/release, trio wake-ups",
          invoker - direct),
     ]
-    if "host_pipes" in hot:
-        pipes = _m(hot["host_pipes"])
-        rows += [("frame round trip: encode, pipe, shim decode/handler/encode, pipe, decode (host process)", pipes),
-                 ("Docker's share of the round trip: FIFOs on a bind mount, container cgroup", direct - pipes)]
-    else:
-        rows.append(("frame round trip to the container (encode, FIFO, shim, FIFO, decode)", direct))
+    # The host-process variant is shown beside, not subtracted: it is no clean "without Docker"
+    # control (report.py's note says why), so Docker's share is not split out of the round trip.
+    rows.append(("frame round trip to the container: encode, FIFO, shim decode/handler/encode, FIFO, decode",
+                 direct))
     return [{"part": part, "ms": ms, "share": ms / total} for part, ms in rows] + \
         [{"part": "total: HTTP hot path, client-measured", "ms": total, "share": 1.0}]
 
 
 def _cold_attribution(cold: dict[str, Any], phases: dict[str, float]) -> list[dict[str, Any]]:
-    total = _m(cold["http_cold"])
+    total, invoker = _m(cold["http_cold"]), _m(cold["server_invoker_cold"])
     on_path = {k: v for k, v in phases.items() if not k.startswith("remove")}
-    rows = [(f"docker: {name}", ms) for name, ms in on_path.items()]
-    rows.append(("hotfn: HTTP, API, capacity, thread hops to the SDK (the rest)", total - sum(on_path.values())))
+    rows = [(f"docker: {name} (timed alone)", ms) for name, ms in on_path.items()]
+    rows.append(("hotfn's cold invoker beyond those steps (invoker time from call records minus the steps)",
+                 invoker - sum(on_path.values())))
+    rows.append(("HTTP and API outside the invoker (client-measured minus invoker time)", total - invoker))
     return [{"part": part, "ms": ms, "share": ms / total} for part, ms in rows] + \
         [{"part": "total: HTTP cold path, client-measured", "ms": total, "share": 1.0}]
 
@@ -259,7 +268,8 @@ def sequential(ctx: Context) -> dict[str, Any]:
             samples[name].append(result.latencies_ms)
             cpu[name].append(result.client_cpu_share)
     ctx.delete_route(path)
-    out = {name: {**rounds_summary(rs), "client_cpu_share": spread(cpu[name])} for name, rs in samples.items()}
+    out: dict[str, Any] = {name: {**rounds_summary(rs), "client_cpu_share": spread(cpu[name])}
+                           for name, rs in samples.items()}
     out["calls"] = p.sequential_calls
     return out
 

@@ -49,7 +49,18 @@ SECTIONS: list[tuple[str, Callable[[Context], Any]]] = [
 
 
 def log(message: str) -> None:
-    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+    try:
+        print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+    except OSError:  # stderr gone (a pipe whose reader died with the same Ctrl-C): go on quietly
+        pass
+
+
+def _quietly(fn: Callable[..., Any], *args: Any) -> None:
+    """A cleanup step: its failure is logged, and the next steps still run."""
+    try:
+        fn(*args)
+    except Exception as exc:
+        log(f"cleanup step {getattr(fn, '__name__', fn)} failed: {exc}")
 
 
 def _cmd(args: list[str]) -> str:
@@ -127,26 +138,29 @@ def run(profile_name: str, only: list[str] | None) -> int:
     interrupted = False
     db = os.path.join(tmp_dir, f"{node_id}.db")
     with ExitStack() as cleanup:
-        cleanup.callback(_remove_files, [db, db + "-wal", db + "-shm"])
-        cleanup.callback(remove_containers, f"hotfn.node={node_id}")  # what the server left
-        cleanup.callback(remove_containers, f"hotfn.bench={run_id}")  # what the direct worker left
+        cleanup.callback(_quietly, _remove_files, [db, db + "-wal", db + "-shm"])
+        cleanup.callback(_quietly, remove_containers, f"hotfn.node={node_id}")  # what the server left
+        cleanup.callback(_quietly, remove_containers, f"hotfn.bench={run_id}")  # what the direct worker left
         try:
             log(f"run {run_id}, profile {profile_name}; results in {out_dir}")
             results["image_build_s"] = build_images([FUNCTIONS[k] for k in profile.functions], log)
             server_port = free_port()
             server = HotfnServer(port=server_port, db=db, node_id=node_id,
                                  log_path=os.path.join(out_dir, "server.log"))
-            cleanup.callback(_stop, server, "hotfn server")
+            cleanup.callback(_quietly, _stop, server, "hotfn server")
             baseline = BaselineServer(port=free_port(avoid={server_port}),
                                       log_path=os.path.join(out_dir, "baseline.log"))
-            cleanup.callback(_stop, baseline, "baseline server")
+            cleanup.callback(_quietly, _stop, baseline, "baseline server", 5.0)
+            raw_baseline = BaselineServer(port=free_port(avoid={server_port, baseline.port}),
+                                          log_path=os.path.join(out_dir, "baseline-raw.log"), raw=True)
+            cleanup.callback(_quietly, _stop, raw_baseline, "raw baseline server", 5.0)
             client = ClientProcess()
-            cleanup.callback(client.close)
+            cleanup.callback(_quietly, client.close)
             direct = DirectProcess(run_id)
-            cleanup.callback(direct.close)
+            cleanup.callback(_quietly, direct.close)
             ctx = Context(profile=profile, run_id=run_id, server=server, baseline=baseline,
-                          client=client, direct=direct, log=log, started=started)
-            cleanup.callback(_delete_routes, ctx)
+                          raw_baseline=raw_baseline, client=client, direct=direct, log=log, started=started)
+            cleanup.callback(_quietly, _delete_routes, ctx)
             server.ensure_app("bench")
             time.sleep(1.0)
             results["server_rss_mb_idle_at_start"] = server.rss_mb()
@@ -163,7 +177,9 @@ def run(profile_name: str, only: list[str] | None) -> int:
                     ctx.delete_all_routes()
                 results.setdefault("section_seconds", {})[name] = time.monotonic() - t0
             results["server_rss_mb_idle_at_end"] = server.rss_mb()
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as exc:
+            global _group_interrupted
+            _group_interrupted = not isinstance(exc, Terminated)
             interrupted = True
             log("interrupted: cleaning up")
             signal.signal(signal.SIGINT, signal.SIG_IGN)  # let the cleanup finish
@@ -175,11 +191,11 @@ def run(profile_name: str, only: list[str] | None) -> int:
     ready = results["sections"].get("ready", {})
     results["versions"]["runtimes"] = {k: v.get("runtime") for k, v in ready.items()}
     results = _clean(results)
-    with open(os.path.join(out_dir, "results.json"), "w") as f:
-        json.dump(results, f, indent=1)
     from . import report  # matplotlib is imported only now, after the measuring
 
-    report.write(results, out_dir)
+    report.write(results, out_dir)  # before results.json: a chart that fails is noted in it
+    with open(os.path.join(out_dir, "results.json"), "w") as f:
+        json.dump(results, f, indent=1)
     log(f"report: {os.path.join(out_dir, 'report.md')} ({results['duration_s']:.0f} s)")
     complete = not interrupted and not results["errors"] and not only
     if profile_name == "full" and complete:
@@ -192,12 +208,21 @@ def run(profile_name: str, only: list[str] | None) -> int:
     return 0 if complete else 1
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, sent to the runner alone: its children still need telling."""
+
+
 def _interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt
+    raise Terminated
 
 
-def _stop(proc, name: str) -> None:
-    status = proc.stop()
+# Set when a Ctrl-C (SIGINT to the whole foreground process group) ended the run: the children
+# got it too and are on their way out.
+_group_interrupted = False
+
+
+def _stop(proc, name: str, grace: float = 20.0) -> None:
+    status = proc.stop(grace, wait_first=10.0 if _group_interrupted else 0.0)
     if status not in (0, None, -2, 130):
         log(f"{name} exited with status {status}")
 
@@ -222,5 +247,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="the ~3-minute smoke version")
     parser.add_argument("--only", nargs="+", choices=[n for n, _ in SECTIONS],
                         help="run only these scenarios (development; never updates results/latest)")
+    parser.add_argument("--report-only", metavar="DIR",
+                        help="measure nothing: rewrite DIR/report.md and its charts from DIR/results.json")
     args = parser.parse_args(argv)
+    if args.report_only:
+        from . import report
+
+        with open(os.path.join(args.report_only, "results.json")) as f:
+            report.write(json.load(f), args.report_only)
+        log(f"rewrote {os.path.join(args.report_only, 'report.md')}")
+        return 0
     return run("quick" if args.quick else "full", args.only)

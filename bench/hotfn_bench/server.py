@@ -69,8 +69,16 @@ class ManagedProcess:
     def alive(self) -> bool:
         return self.proc.poll() is None
 
-    def stop(self, grace: float = 20.0) -> int | None:
+    def stop(self, grace: float = 20.0, wait_first: float = 0.0) -> int | None:
+        """``wait_first``: give it that long to exit by itself first (after a Ctrl-C, which its
+        whole process group got already: a second SIGINT would cut hotfn's graceful shutdown
+        short)."""
         try:
+            if wait_first:
+                try:
+                    self.proc.wait(timeout=wait_first)
+                except subprocess.TimeoutExpired:
+                    pass
             for sig, wait in ((signal.SIGINT, grace), (signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)):
                 if self.proc.poll() is not None:
                     break
@@ -171,10 +179,12 @@ class HotfnServer(ManagedProcess):
 
 
 class BaselineServer(ManagedProcess):
-    def __init__(self, *, port: int, log_path: str) -> None:
+    """hotfn_bench.baseline: hotfn's HTTP front echoing from memory, or (raw) plain sockets."""
+
+    def __init__(self, *, port: int, log_path: str, raw: bool = False) -> None:
         self.port = port
-        super().__init__([PYTHON, "-m", "hotfn_bench.baseline", "--port", str(port)], log_path,
-                         env={"PYTHONPATH": BENCH_DIR})
+        super().__init__([PYTHON, "-m", "hotfn_bench.baseline", "--port", str(port), *(["--raw"] if raw else [])],
+                         log_path, env={"PYTHONPATH": BENCH_DIR})
 
         def answers() -> bool:
             with socket.create_connection(("127.0.0.1", port), timeout=1):

@@ -45,7 +45,8 @@ def run_wrk(port: int, paths: list[str], body: bytes, connections: int, seconds:
     try:
         env = {**os.environ, "BENCH_PATHS": ",".join(paths), "BENCH_BODY_FILE": body_file}
         args = ["wrk", "-t", str(min(threads, connections)), "-c", str(connections),
-                "-d", f"{seconds:g}s", "--timeout", "10s", "-s", LUA, f"http://127.0.0.1:{port}"]
+                "-d", f"{max(1, round(seconds))}s",  # wrk takes whole seconds only
+                "--timeout", "10s", "-s", LUA, f"http://127.0.0.1:{port}"]
         started = time.monotonic()
         # stdout/stderr go to files: wrk's output is small, and reaping it ourselves with
         # wait4() (no pipe to drain meanwhile) gives its exact CPU time.
