@@ -130,7 +130,9 @@ class CallRecorder:
 
     MAX_BUFFERED = 100_000
 
-    def __init__(self, store: Store, *, interval: float = 0.25) -> None:
+    # Small, frequent batches: the rows of a batch are built on a worker thread that holds the
+    # GIL meanwhile, and the event loop should never wait long for it.
+    def __init__(self, store: Store, *, interval: float = 0.05) -> None:
         self.store = store
         self.interval = interval
         self._calls: dict[str, Call] = {}
@@ -142,7 +144,7 @@ class CallRecorder:
         self._calls[call.id] = call
         if log_data is not None:
             self._logs.append((call, log_data))
-        if len(self._calls) >= 500:
+        if len(self._calls) >= 100:
             self._wake.set()
         if len(self._calls) > self.MAX_BUFFERED:
             # The store has been failing for a long while: keep memory bounded, say so.

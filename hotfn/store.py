@@ -9,7 +9,6 @@ runs its queries on one worker thread, one at a time, over one connection.
 from __future__ import annotations
 
 import abc
-import dataclasses
 import json
 import sqlite3
 import threading
@@ -267,9 +266,11 @@ class SqliteStore(Store):
         calls, logs = list(calls), list(logs)
 
         def work(db: sqlite3.Connection) -> None:
+            # vars(), not dataclasses.asdict(): a Call holds only plain values, and asdict's deep
+            # copy made a batch hold the GIL long enough to stall the event loop.
             db.executemany(
                 "INSERT OR REPLACE INTO calls (id, app, route, record, created_at) VALUES (?, ?, ?, ?, ?)",
-                [(c.id, c.app, c.route, json.dumps(dataclasses.asdict(c)), c.created_at) for c in calls],
+                [(c.id, c.app, c.route, json.dumps(vars(c)), c.created_at) for c in calls],
             )
             # A log is as old as its call, so that purging takes both together.
             db.executemany(

@@ -5,6 +5,7 @@ import socket
 import subprocess
 import sys
 
+import h11
 import pytest
 import trio
 
@@ -60,6 +61,50 @@ async def test_signal_lets_calls_in_flight_finish_then_removes_every_container(i
         assert results[0].status == 200 and results[0].body == b"finished"
         with trio.fail_after(30):
             assert await process.wait() == 0
+        left = subprocess.run(["docker", "ps", "-aq", "--filter", f"label=hotfn.node={NODE_ID}"],
+                              capture_output=True, text=True).stdout.split()
+        assert left == []
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+
+
+async def test_second_signal_stops_at_once_and_still_removes_containers(images, tmp_path):
+    port = free_port()
+    process = await trio.lowlevel.open_process(
+        [sys.executable, "-m", "hotfn", "serve", "--port", str(port), "--db", str(tmp_path / "s.db"),
+         "--node-id", NODE_ID, "--shutdown-grace", "30", "--log-level", "warning"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        server = Harness(_Address(port))
+        with trio.fail_after(20):
+            while True:
+                try:
+                    if (await server.req("GET", "/health")).status == 200:
+                        break
+                except OSError:
+                    await trio.sleep(0.1)
+        await server.create_app("demo")
+        await server.create_route(path="/slow", image=IMAGE, format="hot")
+        async with trio.open_nursery() as nursery:
+            async def slow_call():
+                try:
+                    await server.call("demo", "/slow", headers=[("x-hotfn-test", "sleep"), ("x-sleep-ms", "60000")])
+                except (ConnectionError, OSError, h11.RemoteProtocolError):
+                    pass  # the server went away mid-call: that is what a second signal means
+
+            nursery.start_soon(slow_call)
+            await trio.sleep(1.0)
+            process.send_signal(signal.SIGTERM)
+            await trio.sleep(0.5)
+            process.send_signal(signal.SIGINT)
+            with trio.fail_after(20):
+                code = await process.wait()
+            nursery.cancel_scope.cancel()
+        assert code == 0
+        stderr = await process.stderr.receive_some(1 << 20)
+        assert b"Traceback" not in (stderr or b"")
         left = subprocess.run(["docker", "ps", "-aq", "--filter", f"label=hotfn.node={NODE_ID}"],
                               capture_output=True, text=True).stdout.split()
         assert left == []
