@@ -67,20 +67,27 @@ class HttpConnection:
             self.conn.send_failed()
             raise
 
-    async def _next_event(self) -> h11.Event:
+    async def _next_event(self, deadline: float, too_slow: str) -> h11.Event:
+        """The next event, reading as needed until ``deadline``; 408 after it."""
         while True:
             event = self.conn.next_event()
             if event is not h11.NEED_DATA:
                 return event
-            data = await self.stream.receive_some(RECEIVE_SIZE)
+            # A cancel scope only when we must wait: most requests arrive whole.
+            with trio.move_on_at(deadline) as scope:
+                data = await self.stream.receive_some(RECEIVE_SIZE)
+            if scope.cancelled_caught:
+                raise _ClientError(408, too_slow)
             self.conn.receive_data(data)
 
-    async def _receive_head(self) -> h11.Request | None:
-        """The next request's head; None when the client is done (or idle too long)."""
+    async def _receive_head(self) -> tuple[h11.Request | None, float]:
+        """The next request's head, and the deadline for the whole request; no head when the
+        client is done (or idle too long)."""
+        deadline = trio.current_time() + self.config.request_timeout
         event = self.conn.next_event()
         if event is h11.NEED_DATA:
             if self.server.stopping:
-                return None
+                return None, deadline
             if not self.conn.trailing_data[0]:
                 # Idle between requests: wait up to the keep-alive timeout; shutdown cancels it.
                 data = None
@@ -89,24 +96,22 @@ class HttpConnection:
                     data = await self.stream.receive_some(RECEIVE_SIZE)
                 self.idle_scope = None
                 if data is None:
-                    return None  # idle too long, or the server is stopping
+                    return None, deadline  # idle too long, or the server is stopping
                 self.conn.receive_data(data)
-            # Part of a request is here: the rest must come within the request timeout.
-            with trio.move_on_after(self.config.request_timeout) as scope:
-                event = await self._next_event()
-            if scope.cancelled_caught:
-                raise _ClientError(408, "request not received in time")
+                # Part of a request is here: the rest must come within the request timeout.
+                deadline = trio.current_time() + self.config.request_timeout
+            event = await self._next_event(deadline, "request not received in time")
         if isinstance(event, h11.ConnectionClosed):
-            return None
+            return None, deadline
         assert isinstance(event, h11.Request), event
         # h11 caps only a head that arrives in pieces; one that arrives whole is checked here.
         size = len(event.target) + sum(len(k) + len(v) + 4 for k, v in event.headers)
         if size > self.config.max_header_size:
             raise _ClientError(431, f"request head of {size} bytes exceeds the limit of "
                                     f"{self.config.max_header_size} bytes")
-        return event
+        return event, deadline
 
-    async def _receive_body(self, head: h11.Request) -> bytes:
+    async def _receive_body(self, head: h11.Request, deadline: float) -> bytes:
         length = None
         for name, value in head.headers:
             if name == b"content-length":
@@ -117,20 +122,17 @@ class HttpConnection:
         if self.conn.they_are_waiting_for_100_continue:
             await self._send(h11.InformationalResponse(status_code=100, headers=[]))
         body = bytearray()
-        with trio.move_on_after(self.config.request_timeout) as scope:
-            while True:
-                event = await self._next_event()
-                if isinstance(event, h11.Data):
-                    body += event.data
-                    if len(body) > self.config.max_body_size:
-                        raise _ClientError(413, f"request body exceeds the limit of "
-                                                f"{self.config.max_body_size} bytes")
-                elif isinstance(event, h11.EndOfMessage):
-                    return bytes(body)
-                elif isinstance(event, h11.ConnectionClosed):
-                    raise _ClientError(400, "connection closed inside the request body")
-        assert scope.cancelled_caught
-        raise _ClientError(408, "request body not received in time")
+        while True:
+            event = await self._next_event(deadline, "request body not received in time")
+            if isinstance(event, h11.Data):
+                body += event.data
+                if len(body) > self.config.max_body_size:
+                    raise _ClientError(413, f"request body exceeds the limit of "
+                                            f"{self.config.max_body_size} bytes")
+            elif isinstance(event, h11.EndOfMessage):
+                return bytes(body)
+            elif isinstance(event, h11.ConnectionClosed):
+                raise _ClientError(400, "connection closed inside the request body")
 
     async def _respond(self, response: ApiResponse, head_only: bool) -> None:
         headers = [(k.encode("latin-1"), v.encode("utf-8")) for k, v in response.headers]
@@ -170,10 +172,10 @@ class HttpConnection:
         try:
             while True:
                 try:
-                    head = await self._receive_head()
+                    head, deadline = await self._receive_head()
                     if head is None:
                         return
-                    body = await self._receive_body(head)
+                    body = await self._receive_body(head, deadline)
                 except _ClientError as exc:
                     await self._refuse(exc.status, str(exc))
                     return
