@@ -3,7 +3,6 @@ scripts/test (and CI) start dockerd and build the runtime images before pytest r
 
 from __future__ import annotations
 
-import os
 import pathlib
 import subprocess
 import uuid

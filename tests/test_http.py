@@ -3,7 +3,6 @@
 import json
 import re
 
-import pytest
 import trio
 import trio.testing
 

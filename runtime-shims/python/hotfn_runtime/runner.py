@@ -12,7 +12,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from . import frames
 from .loader import Caller, LoadError, load_handler
-from .types import Request, Response, to_response
+from .types import Request, to_response
 
 SHIM_VERSION = "0.1.0"
 RUNTIME_NAME = f"python/{platform.python_version()} hotfn-python/{SHIM_VERSION}"
