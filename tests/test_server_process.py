@@ -1,5 +1,6 @@
 """`hotfn serve` as a process: signals and graceful shutdown."""
 
+import contextlib
 import signal
 import socket
 import subprocess
@@ -26,13 +27,14 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
-async def test_signal_lets_calls_in_flight_finish_then_removes_every_container(images, tmp_path, sig):
+@contextlib.asynccontextmanager
+async def serve_process(tmp_path, grace: int):
+    """`hotfn serve` in a child process, answering /health; killed if the test leaves it up."""
     port = free_port()
     process = await trio.lowlevel.open_process(
         [sys.executable, "-m", "hotfn", "serve", "--port", str(port), "--db", str(tmp_path / "s.db"),
-         "--node-id", NODE_ID, "--shutdown-grace", "10", "--log-level", "warning"],
-        stdout=subprocess.DEVNULL)
+         "--node-id", NODE_ID, "--shutdown-grace", str(grace), "--log-level", "warning"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         server = Harness(_Address(port))
         with trio.fail_after(20):
@@ -42,6 +44,21 @@ async def test_signal_lets_calls_in_flight_finish_then_removes_every_container(i
                         break
                 except OSError:
                     await trio.sleep(0.1)
+        yield process, server
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+
+
+def containers_left() -> list[str]:
+    return subprocess.run(["docker", "ps", "-aq", "--filter", f"label=hotfn.node={NODE_ID}"],
+                          capture_output=True, text=True).stdout.split()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+async def test_signal_lets_calls_in_flight_finish_then_removes_every_container(images, tmp_path, sig):
+    async with serve_process(tmp_path, grace=10) as (process, server):
         await server.create_app("demo")
         await server.create_route(path="/slow", image=IMAGE, format="hot", max_concurrency=2)
         await server.call("demo", "/slow")
@@ -61,30 +78,11 @@ async def test_signal_lets_calls_in_flight_finish_then_removes_every_container(i
         assert results[0].status == 200 and results[0].body == b"finished"
         with trio.fail_after(30):
             assert await process.wait() == 0
-        left = subprocess.run(["docker", "ps", "-aq", "--filter", f"label=hotfn.node={NODE_ID}"],
-                              capture_output=True, text=True).stdout.split()
-        assert left == []
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
+        assert containers_left() == []
 
 
 async def test_second_signal_stops_at_once_and_still_removes_containers(images, tmp_path):
-    port = free_port()
-    process = await trio.lowlevel.open_process(
-        [sys.executable, "-m", "hotfn", "serve", "--port", str(port), "--db", str(tmp_path / "s.db"),
-         "--node-id", NODE_ID, "--shutdown-grace", "30", "--log-level", "warning"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        server = Harness(_Address(port))
-        with trio.fail_after(20):
-            while True:
-                try:
-                    if (await server.req("GET", "/health")).status == 200:
-                        break
-                except OSError:
-                    await trio.sleep(0.1)
+    async with serve_process(tmp_path, grace=30) as (process, server):
         await server.create_app("demo")
         await server.create_route(path="/slow", image=IMAGE, format="hot")
         async with trio.open_nursery() as nursery:
@@ -105,10 +103,4 @@ async def test_second_signal_stops_at_once_and_still_removes_containers(images, 
         assert code == 0
         stderr = await process.stderr.receive_some(1 << 20)
         assert b"Traceback" not in (stderr or b"")
-        left = subprocess.run(["docker", "ps", "-aq", "--filter", f"label=hotfn.node={NODE_ID}"],
-                              capture_output=True, text=True).stdout.split()
-        assert left == []
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
+        assert containers_left() == []
