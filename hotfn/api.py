@@ -179,18 +179,26 @@ class CallRecorder:
 
     async def run(self, task_status=trio.TASK_STATUS_IGNORED) -> None:
         task_status.started()
+        failures = 0
         try:
             while True:
-                with trio.move_on_after(self.interval):
+                # Back off while the store fails: retry, but do not hammer it (or the log).
+                with trio.move_on_after(min(5.0, self.interval * 2 ** failures)):
                     await self._wake.wait()
                 self._wake = trio.Event()
                 try:
                     await self.flush()
-                except Exception:
-                    log.exception("could not save call records; will retry")
+                    failures = 0
+                except Exception as exc:
+                    failures += 1
+                    log.error("could not save call records (attempt %d, will retry): %s",
+                              failures, exc, exc_info=failures == 1)
         finally:
             with trio.CancelScope(shield=True):
-                await self.flush()
+                try:
+                    await self.flush()
+                except Exception:
+                    log.exception("could not save the last call records at shutdown")
 
 
 # -- the API ------------------------------------------------------------------------------------
@@ -430,18 +438,21 @@ async def list_routes(api: Api, request: ApiRequest, match: re.Match) -> ApiResp
     return json_response(200, {"routes": [r.to_json() for r in routes]})
 
 
-async def _check_image(api: Api, route: Route) -> None:
+async def _with_image_id(api: Api, route: Route) -> Route:
+    """The route pinned to the image its name means now (pulled if need be): a rebuild under
+    the same tag is a new revision, so warm containers of the old build are retired."""
     try:
-        await api.driver.ensure_image(route.image)
+        image_id = await api.driver.ensure_image(route.image)
     except Exception as exc:  # ImageNotFound, or the engine is down
         raise ApiError(400, f"route.image: {exc}", field="route.image") from None
+    return replace(route, image_id=image_id)
 
 
 async def create_route(api: Api, request: ApiRequest, match: re.Match) -> ApiResponse:
     app = match["app"]
     route = models.new_route(app, _body(request, "route"))
     await api.store.get_app(app)
-    await _check_image(api, route)
+    route = await _with_image_id(api, route)
     await api.store.create_route(route)
     await api.reload_routes()
     return json_response(201, {"route": route.to_json()})
@@ -458,9 +469,8 @@ async def get_route(api: Api, request: ApiRequest, match: re.Match) -> ApiRespon
 
 async def patch_route(api: Api, request: ApiRequest, match: re.Match) -> ApiResponse:
     old = await api.store.get_route(match["app"], _route_path(match))
-    route = models.patch_route(old, _body(request, "route"))
-    if route.image != old.image:
-        await _check_image(api, route)
+    # Every PATCH looks the image up again: `hotfn deploy` of a rebuilt function keeps its tag.
+    route = await _with_image_id(api, models.patch_route(old, _body(request, "route")))
     await api.store.update_route(route)
     await api.reload_routes()
     return json_response(200, {"route": route.to_json()})

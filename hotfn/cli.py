@@ -182,11 +182,11 @@ def cmd_routes(args: argparse.Namespace, client: Client) -> int:
     if args.action == "create":
         _print(client.json("POST", base, {"route": {"path": path, **_route_body(args)}}))
     elif args.action == "inspect":
-        _print(client.json("GET", base + _q(path)))
+        _print(client.json("GET", f"{base}/{_q(path)}"))
     elif args.action == "update":
-        _print(client.json("PATCH", base + _q(path), {"route": _route_body(args)}))
+        _print(client.json("PATCH", f"{base}/{_q(path)}", {"route": _route_body(args)}))
     elif args.action == "delete":
-        _print(client.json("DELETE", base + _q(path)))
+        _print(client.json("DELETE", f"{base}/{_q(path)}"))
     return 0
 
 
@@ -246,11 +246,11 @@ def cmd_deploy(args: argparse.Namespace, client: Client) -> int:
         if key in meta:
             body[key] = meta[key]
     base = f"/v1/apps/{_q(args.app)}/routes"
-    status, _, _ = client.request("GET", base + _q(path))
+    status, _, _ = client.request("GET", f"{base}/{_q(path)}")
     if status == 404:
         client.json("POST", base, {"route": {"path": path, **body}})
     else:
-        client.json("PATCH", base + _q(path), {"route": body})
+        client.json("PATCH", f"{base}/{_q(path)}", {"route": body})
     print(f"deployed {image} at {client.base}/r/{args.app}{path}")
     return 0
 

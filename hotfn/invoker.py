@@ -71,7 +71,8 @@ def container_spec(route: Route, limits: Limits) -> ContainerSpec:
         "ROUTE": route.path,
     }
     return ContainerSpec(
-        image=route.image,
+        # The id, not the name: every container of a revision runs the same build.
+        image=route.image_id or route.image,
         env=env,
         labels={
             "hotfn": "1",

@@ -141,6 +141,7 @@ class Route:
     startup_timeout: float = 30.0
     queue_timeout: float = 10.0
     network: bool = False
+    image_id: str = ""  # set by the server: the image `image` named when the route was saved
     created_at: float = 0.0
     updated_at: float = 0.0
 
@@ -150,7 +151,8 @@ class Route:
 
     def revision(self) -> tuple:
         """What a running container depends on: a change here retires warm containers."""
-        return (self.image, self.memory, tuple(sorted(self.config.items())), self.network, self.format)
+        return (self.image, self.image_id, self.memory, tuple(sorted(self.config.items())),
+                self.network, self.format)
 
     def to_json(self) -> dict[str, Any]:
         out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}

@@ -96,8 +96,9 @@ CREATE INDEX IF NOT EXISTS calls_by_time ON calls (created_at);
 CREATE TABLE IF NOT EXISTS logs (
     call_id TEXT PRIMARY KEY, app TEXT NOT NULL, created_at REAL NOT NULL, data BLOB NOT NULL);
 CREATE INDEX IF NOT EXISTS logs_by_time ON logs (created_at);
-INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', '1'), ('routes_version', '0');
+INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', '2'), ('routes_version', '0');
 """
+SCHEMA_VERSION = 2
 
 
 _CALL_FIELDS = [f.name for f in dataclasses.fields(Call)]
@@ -116,8 +117,30 @@ class SqliteStore(Store):
         self._db.execute("PRAGMA busy_timeout=10000")
         self._db.execute("PRAGMA foreign_keys=ON")
         self._db.executescript(SCHEMA)
+        self._migrate()
         self._limiter = trio.CapacityLimiter(1)
         self._lock = threading.Lock()
+
+    def _migrate(self) -> None:
+        """Bring a database written by an older hotfn up to SCHEMA_VERSION, keeping its data."""
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(calls)")}
+        if "record" in columns:
+            # Version 1 kept each call as one JSON document; version 2 has a column per field.
+            with self._db:
+                self._db.execute("ALTER TABLE calls RENAME TO calls_v1")
+                self._db.executescript(SCHEMA)
+                rows = self._db.execute("SELECT record FROM calls_v1").fetchall()
+                self._db.executemany(
+                    f"INSERT OR REPLACE INTO calls ({_CALL_COLUMNS}) VALUES ({_CALL_PLACEHOLDERS})",
+                    [tuple(json.loads(r[0]).get(f) for f in _CALL_FIELDS) for r in rows],
+                )
+                self._db.execute("DROP TABLE calls_v1")
+        version = int(self._db.execute(
+            "SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0])
+        if version > SCHEMA_VERSION:
+            raise StoreError(f"{self.path} was written by a newer hotfn (schema {version}); "
+                             f"this one reads schema {SCHEMA_VERSION}")
+        self._db.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),))
 
     async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         def work() -> T:

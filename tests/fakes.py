@@ -90,9 +90,10 @@ class FakeDriver(Driver):
     async def image_exists(self, image: str) -> bool:
         return image in self.images
 
-    async def ensure_image(self, image: str) -> None:
+    async def ensure_image(self, image: str) -> str:
         if image not in self.images:
             raise ImageNotFound(image)
+        return f"sha256:{image}"
 
     async def ping(self) -> bool:
         return True

@@ -54,9 +54,26 @@ async def test_apps_routes_call_calls_and_logs(server):
     assert call_id.encode() in calls.stdout
     logs = await hotfn(server, "logs", "shop", call_id)
     assert logs.stdout == b"log line\n"
+    inspected = await hotfn(server, "routes", "inspect", "shop", "/echo")
+    assert b'"memory": 64' in inspected.stdout
+    await hotfn(server, "routes", "update", "shop", "/echo", "--memory", "96")
+    assert b'"memory": 96' in (await hotfn(server, "routes", "inspect", "shop", "echo")).stdout
     refused = await hotfn(server, "apps", "delete", "shop", check=False)
     assert refused.returncode == 1 and b"still has 1 route" in refused.stderr
-    await hotfn(server, "apps", "delete", "shop", "--cascade")
+    await hotfn(server, "routes", "delete", "shop", "/echo")
+    assert b"/echo" not in (await hotfn(server, "routes", "list", "shop")).stdout
+    await hotfn(server, "apps", "delete", "shop")
+
+
+async def test_deploy_twice_updates_the_route(server, tmp_path):
+    directory = str(tmp_path / "twice")
+    await hotfn(server, "init", "--runtime", "python", directory)
+    await hotfn(server, "deploy", directory, "--app", "cli", "--tag", "hotfn-test/twice")
+    assert (await server.req("GET", "/r/cli/twice?name=first")).body == b"Hello, first!\n"
+    with open(os.path.join(directory, "func.py"), "w") as f:
+        f.write("def handler(request):\n    return 'second version'\n")
+    await hotfn(server, "deploy", directory, "--app", "cli", "--tag", "hotfn-test/twice")
+    assert (await server.req("GET", "/r/cli/twice")).body == b"second version"
 
 
 async def test_unreachable_server_is_a_clear_error():

@@ -106,3 +106,28 @@ async def test_recorder_keeps_records_when_a_save_fails(db):
     assert (await store.get_call("a", "c1")).id == "c1"
     assert await store.get_log("a", "c1") == b"log"
     await store.close()
+
+
+async def test_a_version_1_database_is_migrated_without_losing_calls(db):
+    import json
+    import sqlite3
+
+    old = sqlite3.connect(db)
+    old.executescript("""
+        CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+        INSERT INTO meta VALUES ('schema_version', '1'), ('routes_version', '3');
+        CREATE TABLE calls (id TEXT PRIMARY KEY, app TEXT NOT NULL, route TEXT NOT NULL,
+                            record TEXT NOT NULL, created_at REAL NOT NULL);
+    """)
+    record = {"id": "c1", "app": "a", "route": "/r", "mode": "hot", "type": "sync", "status": "success",
+              "http_status": 200, "container_id": "x", "error": None, "result": None,
+              "created_at": 1.0, "started_at": 1.0, "completed_at": 2.5}
+    old.execute("INSERT INTO calls VALUES (?, ?, ?, ?, ?)", ("c1", "a", "/r", json.dumps(record), 1.0))
+    old.commit()
+    old.close()
+    store = SqliteStore(db)
+    assert (await store.get_call("a", "c1")).to_json()["duration_ms"] == 1500.0
+    assert await store.routes_version() == 3
+    await store.save_calls([Call(id="c2", app="a", route="/r", mode="cold", created_at=2.0)], [])
+    assert [c.id for c in await store.list_calls("a")] == ["c2", "c1"]
+    await store.close()

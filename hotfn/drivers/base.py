@@ -106,8 +106,9 @@ class Driver(abc.ABC):
     async def image_exists(self, image: str) -> bool: ...
 
     @abc.abstractmethod
-    async def ensure_image(self, image: str) -> None:
-        """Make the image present (pull where a registry is reachable); ImageNotFound if not."""
+    async def ensure_image(self, image: str) -> str:
+        """Make the image present (pull where a registry is reachable) and return its id;
+        ImageNotFound if it cannot be had."""
 
     @abc.abstractmethod
     async def ping(self) -> bool:

@@ -99,25 +99,30 @@ class DockerDriver(Driver):
         except DriverError:
             return False
 
-    async def image_exists(self, image: str) -> bool:
+    async def _image_id(self, image: str) -> str | None:
         try:
             with engine_errors(f"inspecting image {image}"):
-                await self._call(self.client.inspect_image, image)
-            return True
+                return (await self._call(self.client.inspect_image, image))["Id"]
         except ImageNotFound:
-            return False
+            return None
 
-    async def ensure_image(self, image: str) -> None:
-        if await self.image_exists(image):
-            return
+    async def image_exists(self, image: str) -> bool:
+        return await self._image_id(image) is not None
+
+    async def ensure_image(self, image: str) -> str:
+        image_id = await self._image_id(image)
+        if image_id is not None:
+            return image_id
         repository, _, tag = image.rpartition(":") if ":" in image.split("/")[-1] else (image, "", "")
         try:
             with engine_errors(f"pulling {image}"):
                 await self._call(self.client.pull, repository, tag=tag or "latest")
         except DriverError as exc:
             raise ImageNotFound(image) from exc
-        if not await self.image_exists(image):
+        image_id = await self._image_id(image)
+        if image_id is None:
             raise ImageNotFound(image)
+        return image_id
 
     def _create(self, spec: ContainerSpec, io_path: str | None) -> str:
         extra: dict[str, Any] = {}
