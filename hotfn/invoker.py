@@ -23,7 +23,6 @@ HOP_BY_HOP = frozenset({
     "connection", "keep-alive", "transfer-encoding", "content-length", "upgrade", "te",
     "trailer", "proxy-authenticate", "proxy-authorization", "proxy-connection",
 })
-LOG_CAP = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -223,7 +222,7 @@ class Invoker:
 
     async def _run_cold(self, container: Container, inv: Invocation) -> Outcome:
         route = inv.route
-        stdout, stderr = bytearray(), bytearray()
+        stdout, stderr = bytearray(), CallLog()
         too_big = False
 
         async def feed_stdin() -> None:
@@ -240,13 +239,13 @@ class Invoker:
                 while (output := await container.receive_some()) is not None:
                     out, err = output
                     stdout += out
-                    stderr += err[: max(0, LOG_CAP - len(stderr))]
+                    stderr.write(err)
                     if len(stdout) > self.limits.max_response_size:
                         too_big = True
                         break
                 nursery.cancel_scope.cancel()
             status = None if too_big else await container.exit_status(timeout=route.timeout)
-        log = bytes(stderr)
+        log = stderr.value()
         if scope.cancelled_caught:
             return Outcome(504, error=f"function did not finish within its timeout of {route.timeout:g} s",
                            call_status="timeout", log=log, container_id=container.id, mode="cold")

@@ -176,16 +176,12 @@ class HotWorker:
         self.pool = pool
         self.state = self.STARTING
         self.container: Container | None = None
-        self.runtime = ""
         self.idle_since = trio.current_time()
-        self.calls = 0
         self.ready = trio.Event()
         self.gone = trio.Event()
         self.settled = trio.Event()  # ready or gone, whichever came first
-        self.counted_as_starting = True
         self.holds_capacity = True  # taken before the worker was made, given back when it dies
         self.death: str | None = None
-        self.exit_status: ExitStatus | None = None
         self._decoder = protocol.FrameDecoder(pool.max_frame_size)
         self._slot: _Slot | None = None
         self._log: CallLog | None = None  # the call in flight's, or the last one's
@@ -243,9 +239,10 @@ class HotWorker:
             reason = str(exc)
         if self.state != self.DEAD:
             if reason is None:
+                status: ExitStatus | None = None
                 with trio.move_on_after(5):
-                    self.exit_status = await self.container.exit_status(timeout=5)
-                ended = self.exit_status.describe() if self.exit_status else "its end is unknown"
+                    status = await self.container.exit_status(timeout=5)
+                ended = status.describe() if status else "its end is unknown"
                 reason = f"exited ({ended})"
             self.die(reason)
 
@@ -264,7 +261,6 @@ class HotWorker:
             elif frame.version != protocol.PROTOCOL_VERSION:
                 self.die(f"speaks protocol version {frame.version}, not {protocol.PROTOCOL_VERSION}")
             else:
-                self.runtime = frame.runtime
                 self.ready.set()
                 self.settled.set()
             return
@@ -339,7 +335,6 @@ class HotWorker:
                     # It died before reading a byte of this request: safe to send elsewhere.
                     raise NotDelivered(f"function container {self.death} before the request reached it")
                 raise slot.error
-            self.calls += 1
             assert slot.frame is not None
             log.answered_at = trio.current_time()
             return slot.frame, log
@@ -374,11 +369,14 @@ class RoutePool:
         self.workers: set[HotWorker] = set()
         self.idle: list[HotWorker] = []  # a stack: the most recently used is reused first
         self.waiters: Deque[_Waiter] = collections.deque()
-        self.starting = 0
         self.pending_capacity: list[_CapacityWaiter] = []
         self.retired = False
 
     # -- decisions (synchronous) --
+
+    @property
+    def starting(self) -> int:
+        return sum(1 for w in self.workers if w.state == HotWorker.STARTING)
 
     def _want_starts(self) -> int:
         """How many more containers to start now: enough for the waiters, and min_warm."""
@@ -410,7 +408,6 @@ class RoutePool:
     def _start_worker(self) -> None:
         worker = HotWorker(self)
         self.workers.add(worker)
-        self.starting += 1
         self.manager.nursery.start_soon(self._run_worker, worker)
 
     def _offer(self, worker: HotWorker) -> None:
@@ -505,11 +502,6 @@ class RoutePool:
 
     # -- the task behind each worker --
 
-    def _done_starting(self, worker: HotWorker) -> None:
-        if worker.counted_as_starting:
-            worker.counted_as_starting = False
-            self.starting -= 1
-
     async def _run_worker(self, worker: HotWorker) -> None:
         try:
             await self._serve(worker)
@@ -522,7 +514,6 @@ class RoutePool:
             log.exception("worker of route %s%s failed", self.route.app, self.route.path)
             self._start_failed(StartFailed(f"internal error starting a container: {exc!r}"))
         finally:
-            self._done_starting(worker)
             was_ready = worker.ready.is_set()
             worker.die(worker.death or "stopped")
             with trio.CancelScope(shield=True):
@@ -548,7 +539,6 @@ class RoutePool:
             with trio.move_on_after(startup):
                 await worker.settled.wait()
             if worker.ready.is_set() and worker.state != HotWorker.DEAD:
-                self._done_starting(worker)
                 self._offer(worker)
                 await worker.gone.wait()
             nursery.cancel_scope.cancel()
@@ -608,7 +598,9 @@ class PoolManager:
     def pool_for(self, route: Route) -> RoutePool:
         key = (route.app, route.path)
         pool = self.pools.get(key)
-        if pool is not None and pool.route.revision() == route.revision():
+        # Identity first: the route table hands out the same Route object until it changes, so
+        # the common case skips computing revisions on every request.
+        if pool is not None and (pool.route is route or pool.route.revision() == route.revision()):
             pool.route = route  # timeouts and limits apply at once; they need no new container
             return pool
         if self.closed:

@@ -240,17 +240,21 @@ class DirectWorker:
 
     # -- cold, step by step --
 
-    async def cold_phases(self, cmd: dict[str, Any]) -> dict[str, Any]:
-        """One cold call as hotfn makes it, each step timed. Mirrors DockerDriver.start
-        (create, attach before start, start) and Invoker._run_cold (feed stdin, read to EOF,
-        wait for the exit status), then the removal hotfn does in the background. Uses the
-        driver's private steps: the bench may look inside; the server is not changed."""
+    def _cold_spec(self, cmd: dict[str, Any]) -> tuple[bytes, Any]:
+        """The request body and the container spec hotfn would give this cold call."""
         body = base64.b64decode(cmd["body"])
         route = _route(cmd["image"], cmd["memory"], False, cmd.get("env") or {})
         inv = Invocation(call_id=uuid.uuid4().hex, route=route, method="POST",
                          url=f"http://127.0.0.1/r/{APP}{PATH}", path=PATH, query=(),
                          headers=(("content-type", "application/octet-stream"),), body=body)
-        spec = self._spec(route, cold_env(inv, int(time.time() * 1000) + 60_000))
+        return body, self._spec(route, cold_env(inv, int(time.time() * 1000) + 60_000))
+
+    async def cold_phases(self, cmd: dict[str, Any]) -> dict[str, Any]:
+        """One cold call as hotfn makes it, each step timed. Mirrors DockerDriver.start
+        (create, attach before start, start) and Invoker._run_cold (feed stdin, read to EOF,
+        wait for the exit status), then the removal hotfn does in the background. Uses the
+        driver's private steps: the bench may look inside; the server is not changed."""
+        body, spec = self._cold_spec(cmd)
         d = self.driver
         marks = [("begin", time.perf_counter_ns())]
         container_id = await d._call(d._create, spec, None)
@@ -286,12 +290,7 @@ class DirectWorker:
 
     async def docker_run(self, cmd: dict[str, Any]) -> dict[str, Any]:
         """`docker run --rm -i` with the limits and environment hotfn gives a cold container."""
-        body = base64.b64decode(cmd["body"])
-        route = _route(cmd["image"], cmd["memory"], False, cmd.get("env") or {})
-        inv = Invocation(call_id=uuid.uuid4().hex, route=route, method="POST",
-                         url=f"http://127.0.0.1/r/{APP}{PATH}", path=PATH, query=(),
-                         headers=(("content-type", "application/octet-stream"),), body=body)
-        spec = self._spec(route, cold_env(inv, int(time.time() * 1000) + 60_000))
+        body, spec = self._cold_spec(cmd)
         args = ["docker", "run", "--rm", "-i", "--memory", f"{spec.memory_mb}m",
                 "--memory-swap", f"{spec.memory_mb}m", "--cpu-shares", str(spec.cpu_shares),
                 "--pids-limit", str(spec.pids_limit), "--read-only",
