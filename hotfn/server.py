@@ -34,7 +34,6 @@ class Server:
         self._driver = driver
         self._store = store
         self.address: tuple[str, int] | None = None
-        self.api: Api | None = None
         self._stop = trio.Event()
 
     def stop(self) -> None:
@@ -71,7 +70,7 @@ class Server:
                         max_frame_size=s.max_frame_size,
                     )
                     invoker = Invoker(driver, pools, calls, limits)
-                    api = self.api = Api(store, driver, pools, invoker, calls, ApiConfig(
+                    api = Api(store, driver, pools, invoker, calls, ApiConfig(
                         domain=s.domain or None, log_retention=s.log_retention))
                     await api.reload_routes()
                     await services.start(api.run_background)
