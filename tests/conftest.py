@@ -4,6 +4,7 @@ scripts/test (and CI) start dockerd and build the runtime images before pytest r
 from __future__ import annotations
 
 import pathlib
+import itertools
 import subprocess
 import uuid
 from typing import Any
@@ -49,16 +50,34 @@ def images(docker_engine: None) -> dict[str, str]:
     return {name.split("/", 1)[1]: name for name in TEST_IMAGES}
 
 
-# Every server the tests start is this node: its containers carry hotfn.node=<this>.
+# Every server the tests start is a node of its own, named NODE_ID-<n>: servers never share a
+# node id (its lock, containers and FIFO directory), and this session's containers are found by
+# the prefix, leaving other runs' containers on the same engine alone.
 NODE_ID = f"test-{uuid.uuid4().hex[:8]}"
+_node_ids = itertools.count(1)
+
+
+def new_node_id() -> str:
+    return f"{NODE_ID}-{next(_node_ids)}"
+
+
+def containers_of(node_prefix: str, *, all: bool = True, route: str | None = None) -> list[str]:
+    """Ids of the containers whose hotfn.node is ``node_prefix`` or starts with it plus '-'."""
+    args = ["ps", "--format", '{{.ID}} {{.Label "hotfn.node"}} {{.Label "hotfn.route"}}',
+            "--filter", "label=hotfn"]
+    if all:
+        args.append("-a")
+    out = _docker(*args).stdout.split("\n")
+    rows = [line.split(" ") for line in out if line.strip()]
+    return [r[0] for r in rows if len(r) >= 2 and (r[1] == node_prefix or r[1].startswith(node_prefix + "-"))
+            and (route is None or (len(r) >= 3 and r[2] == route))]
 
 
 @pytest.fixture(scope="session", autouse=True)
 def no_container_left_behind():
     yield
     try:
-        left = _docker("ps", "-aq", "--filter", "label=hotfn", "--filter",
-                       f"label=hotfn.node={NODE_ID}").stdout.split()
+        left = containers_of(NODE_ID)
     except (OSError, subprocess.TimeoutExpired):
         return
     if left:
@@ -72,6 +91,7 @@ class Harness:
     def __init__(self, server: Any) -> None:
         self.server = server
         self.url = server.url
+        self.node_id = server.settings.node_id
 
     async def req(self, method: str, target: str, body: bytes | None = None, **kw: Any) -> Reply:
         return await request(self.url, method, target, body, **kw)
@@ -97,12 +117,11 @@ async def server_factory(tmp_path: pathlib.Path, nursery: trio.Nursery):
     from hotfn.config import Settings
     from hotfn.server import Server
 
-    node_id = NODE_ID
     started: list[tuple[Server, trio.Event]] = []
 
-    async def start(db: str | None = None, **overrides: Any) -> Harness:
-        settings = Settings(port=0, db=db or str(tmp_path / "hotfn.db"), node_id=node_id,
-                            shutdown_grace=5.0, **overrides)
+    async def start(db: str | None = None, node_id: str | None = None, **overrides: Any) -> Harness:
+        settings = Settings(port=0, db=db or str(tmp_path / "hotfn.db"),
+                            node_id=node_id or new_node_id(), shutdown_grace=5.0, **overrides)
         server = Server(settings)
         done = trio.Event()
 

@@ -8,7 +8,7 @@ import h11
 import pytest
 import trio
 
-from conftest import NODE_ID
+from conftest import new_node_id
 from httpclient import HttpClient, raw_exchange
 
 pytestmark = pytest.mark.docker
@@ -187,10 +187,11 @@ async def test_store_survives_a_restart(server_factory, images, tmp_path):
 
 
 async def test_restart_removes_containers_a_crashed_server_left(server_factory, images, tmp_path):
+    node_id = new_node_id()
     left = subprocess.run(
-        ["docker", "run", "-d", "--label", "hotfn=1", "--label", f"hotfn.node={NODE_ID}",
+        ["docker", "run", "-d", "--label", "hotfn=1", "--label", f"hotfn.node={node_id}",
          "--entrypoint", "sleep", IMAGE, "300"], capture_output=True, text=True, check=True).stdout.strip()
-    await server_factory(db=str(tmp_path / "x.db"))
+    await server_factory(db=str(tmp_path / "x.db"), node_id=node_id)
     gone = subprocess.run(["docker", "ps", "-aq", "--filter", f"id={left}"], capture_output=True, text=True)
     assert gone.stdout.strip() == ""
 

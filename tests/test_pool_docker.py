@@ -8,17 +8,15 @@ import subprocess
 import pytest
 import trio
 
-from conftest import NODE_ID
+from conftest import containers_of
 
 pytestmark = pytest.mark.docker
 IMAGE = "hotfn-test/conformance-python"
 
 
-def containers(route: str | None = None) -> list[str]:
-    args = ["docker", "ps", "-q", "--filter", f"label=hotfn.node={NODE_ID}"]
-    if route:
-        args += ["--filter", f"label=hotfn.route={route}"]
-    return subprocess.run(args, capture_output=True, text=True, check=True).stdout.split()
+def containers(server, route: str | None = None) -> list[str]:
+    """The running containers of ``server``'s node (of one route)."""
+    return containers_of(server.node_id, all=False, route=route)
 
 
 async def wait_until(predicate, timeout: float = 20.0, interval: float = 0.1):
@@ -79,18 +77,18 @@ async def test_idle_container_is_stopped_after_idle_timeout(server):
     await server.create_app("demo")
     await server.create_route(path="/idle", image=IMAGE, format="hot", idle_timeout=1)
     await server.call("demo", "/idle")
-    assert containers("/idle")
-    await wait_until(lambda: not containers("/idle"), timeout=10)
+    assert containers(server, "/idle")
+    await wait_until(lambda: not containers(server, "/idle"), timeout=10)
 
 
 async def test_min_warm_is_kept_even_after_docker_kill(server):
     await server.create_app("demo")
     await server.create_route(path="/warm", image=IMAGE, format="hot", min_warm=1, idle_timeout=1)
-    first = await wait_until(lambda: containers("/warm"))
+    first = await wait_until(lambda: containers(server, "/warm"))
     await trio.sleep(2.5)  # past idle_timeout: min_warm keeps it anyway
-    assert containers("/warm") == first
+    assert containers(server, "/warm") == first
     subprocess.run(["docker", "kill", first[0]], capture_output=True, check=True)
-    replaced = await wait_until(lambda: (c := containers("/warm")) and c != first and c, timeout=20)
+    replaced = await wait_until(lambda: (c := containers(server, "/warm")) and c != first and c, timeout=20)
     assert len(replaced) == 1
     assert (await server.call("demo", "/warm", b"x")).body == b"x"
 
@@ -114,7 +112,7 @@ async def test_container_killed_while_idle_is_replaced_without_an_error(server):
     await server.create_app("demo")
     await server.create_route(path="/hot", image=IMAGE, format="hot")
     await server.call("demo", "/hot")
-    (victim,) = containers("/hot")
+    (victim,) = containers(server, "/hot")
     subprocess.run(["docker", "kill", victim], capture_output=True, check=True)
     reply = await server.call("demo", "/hot", b"after")
     assert reply.status == 200 and reply.body == b"after"
@@ -133,7 +131,7 @@ async def test_start_up_failures_are_clear_502s(server, mode, message):
         reply = await server.call("demo", "/bad")
     assert reply.status == 502, reply
     assert message in reply.json()["error"]["message"]
-    await wait_until(lambda: not containers("/bad"), timeout=10)
+    await wait_until(lambda: not containers(server, "/bad"), timeout=10)
 
 
 async def test_slow_start_is_waited_for_within_the_startup_timeout(server):
@@ -195,7 +193,7 @@ async def test_route_update_mid_traffic_loses_no_request(server):
     values = [v for _, v in seen]
     assert "v1" in values and "v2" in values
     assert all(v == "v2" for t, v in seen if t > updated_at), "calls begun after the update see it"
-    await wait_until(lambda: len(containers("/v")) <= 2, timeout=10)
+    await wait_until(lambda: len(containers(server, "/v")) <= 2, timeout=10)
 
 
 async def test_full_server_stops_idle_containers_of_other_routes(server_factory, images):
@@ -205,8 +203,8 @@ async def test_full_server_stops_idle_containers_of_other_routes(server_factory,
     await server.create_route(path="/b", image=IMAGE, format="hot")
     assert (await server.call("demo", "/a", b"a")).body == b"a"
     assert (await server.call("demo", "/b", b"b")).body == b"b"
-    await wait_until(lambda: len(containers()) == 1, timeout=10)
-    assert containers("/b")
+    await wait_until(lambda: len(containers(server)) == 1, timeout=10)
+    assert containers(server, "/b")
 
 
 async def test_full_server_makes_requests_wait_then_503(server_factory, images):

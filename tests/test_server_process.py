@@ -5,20 +5,22 @@ import signal
 import socket
 import subprocess
 import sys
+import types
 
 import h11
 import pytest
 import trio
 
-from conftest import NODE_ID, Harness
+from conftest import Harness, containers_of, new_node_id
 
 pytestmark = pytest.mark.docker
 IMAGE = "hotfn-test/conformance-python"
 
 
 class _Address:
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, node_id: str) -> None:
         self.url = f"http://127.0.0.1:{port}"
+        self.settings = types.SimpleNamespace(node_id=node_id)
 
 
 def free_port() -> int:
@@ -31,12 +33,13 @@ def free_port() -> int:
 async def serve_process(tmp_path, grace: int):
     """`hotfn serve` in a child process, answering /health; killed if the test leaves it up."""
     port = free_port()
+    node_id = new_node_id()
     process = await trio.lowlevel.open_process(
         [sys.executable, "-m", "hotfn", "serve", "--port", str(port), "--db", str(tmp_path / "s.db"),
-         "--node-id", NODE_ID, "--shutdown-grace", str(grace), "--log-level", "warning"],
+         "--node-id", node_id, "--shutdown-grace", str(grace), "--log-level", "warning"],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
-        server = Harness(_Address(port))
+        server = Harness(_Address(port, node_id))
         with trio.fail_after(20):
             while True:
                 try:
@@ -51,9 +54,6 @@ async def serve_process(tmp_path, grace: int):
             await process.wait()
 
 
-def containers_left() -> list[str]:
-    return subprocess.run(["docker", "ps", "-aq", "--filter", f"label=hotfn.node={NODE_ID}"],
-                          capture_output=True, text=True).stdout.split()
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
@@ -78,7 +78,7 @@ async def test_signal_lets_calls_in_flight_finish_then_removes_every_container(i
         assert results[0].status == 200 and results[0].body == b"finished"
         with trio.fail_after(30):
             assert await process.wait() == 0
-        assert containers_left() == []
+        assert containers_of(server.node_id) == []
 
 
 async def test_second_signal_stops_at_once_and_still_removes_containers(images, tmp_path):
@@ -103,4 +103,4 @@ async def test_second_signal_stops_at_once_and_still_removes_containers(images, 
         assert code == 0
         stderr = await process.stderr.receive_some(1 << 20)
         assert b"Traceback" not in (stderr or b"")
-        assert containers_left() == []
+        assert containers_of(server.node_id) == []
