@@ -34,6 +34,11 @@ class Conflict(StoreError):
     pass
 
 
+class StoreUnavailable(StoreError):
+    """The store cannot do what was asked right now (a full disk, an I/O error, a lock held
+    too long); the message says why. Nothing was changed."""
+
+
 class Store(abc.ABC):
     @abc.abstractmethod
     async def create_app(self, app: App) -> None: ...
@@ -145,14 +150,19 @@ class SqliteStore(Store):
     async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         def work() -> T:
             with self._lock:
-                self._db.execute("BEGIN IMMEDIATE")
                 try:
-                    result = fn(self._db)
-                except BaseException:
-                    self._db.execute("ROLLBACK")
-                    raise
-                self._db.execute("COMMIT")
-                return result
+                    self._db.execute("BEGIN IMMEDIATE")
+                    try:
+                        result = fn(self._db)
+                        self._db.execute("COMMIT")
+                    except BaseException:
+                        # SQLite may have rolled back already (a full disk does that).
+                        if self._db.in_transaction:
+                            self._db.execute("ROLLBACK")
+                        raise
+                    return result
+                except sqlite3.Error as exc:
+                    raise StoreUnavailable(f"the store ({self.path}) is failing: {exc}") from exc
 
         return await trio.to_thread.run_sync(work, limiter=self._limiter)
 
