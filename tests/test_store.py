@@ -86,7 +86,7 @@ async def test_calls_page_newest_first_and_purge(db):
 
 
 async def test_recorder_keeps_records_when_a_save_fails(db):
-    from hotfn.api import CallRecorder
+    from hotfn.calls import CallRecorder
 
     store = SqliteStore(db)
     real_save = store.save_calls
