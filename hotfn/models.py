@@ -141,6 +141,7 @@ class Route:
     startup_timeout: float = 30.0
     queue_timeout: float = 10.0
     network: bool = False
+    max_attempts: int = 3  # async calls: runs at most this many times (a failure or a crash)
     image_id: str = ""  # set by the server: the image `image` named when the route was saved
     created_at: float = 0.0
     updated_at: float = 0.0
@@ -170,6 +171,7 @@ _NUMBERS = {
     "min_warm": (int, 0, 1000),
     "startup_timeout": ((int, float), 1, 600),
     "queue_timeout": ((int, float), 0, 3600),
+    "max_attempts": (int, 1, 10),
 }
 _ROUTE_FIELDS = {
     "path", "image", "format", "type", "config", "headers", "network", *_NUMBERS,
@@ -275,8 +277,10 @@ class Call:
     error: str | None = None
     result: str | None = None  # async calls: the function's response body (as text, capped)
     created_at: float = 0.0
-    started_at: float | None = None
+    started_at: float | None = None  # the latest attempt's start
     completed_at: float | None = None
+    attempts: int = 0  # runs begun; async calls may run again after a failure or a crash
+    node_id: str | None = None  # the node that ran it, or (async) claimed it last
 
     @property
     def duration_ms(self) -> float | None:

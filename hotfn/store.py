@@ -4,6 +4,12 @@
 implementation. A server database (several hotfn nodes sharing one store) implements the same
 interface. Every method is async so that such an implementation can do real I/O; the SQLite one
 runs its queries on one worker thread, one at a time, over one connection.
+
+Async calls are a queue in the store: ``enqueue_call`` commits a call with what it needs to run;
+a node claims due calls with a lease (``claim_calls``), and ends each claim by finishing or
+requeueing the call. A claim names its node and attempt: a node whose lease ran out (the call was
+claimed again meanwhile) can no longer change the call. A server database implements the claim
+with ``SELECT ... FOR UPDATE SKIP LOCKED``, so several nodes can share one queue.
 """
 
 from __future__ import annotations
@@ -13,7 +19,8 @@ import dataclasses
 import json
 import sqlite3
 import threading
-from typing import Any, Callable, Iterable, TypeVar
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Mapping, TypeVar
 
 import trio
 
@@ -37,6 +44,38 @@ class Conflict(StoreError):
 class StoreUnavailable(StoreError):
     """The store cannot do what was asked right now (a full disk, an I/O error, a lock held
     too long); the message says why. Nothing was changed."""
+
+
+@dataclass(frozen=True)
+class CallRequest:
+    """What an async call needs to run (again): the request as the API received it. The route
+    is looked up anew each time it runs."""
+
+    method: str
+    url: str
+    path: str
+    query: tuple[tuple[str, str], ...]
+    headers: tuple[tuple[str, str], ...]
+    body: bytes
+    params: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A node's hold on a queued call, until ``lease_until`` (Unix time). ``attempt`` is the
+    run this claim is for, and fences out an older claim of the same call."""
+
+    call_id: str
+    node_id: str
+    attempt: int
+    lease_until: float
+
+
+@dataclass
+class ClaimedCall:
+    call: Call  # status running, attempts == claim.attempt, node_id == claim.node_id
+    request: CallRequest
+    claim: Claim
 
 
 class Store(abc.ABC):
@@ -79,7 +118,38 @@ class Store(abc.ABC):
     async def get_log(self, app: str, call_id: str) -> bytes: ...
     @abc.abstractmethod
     async def purge(self, older_than: float) -> int:
-        """Delete call records and logs created before ``older_than``; how many calls went."""
+        """Delete call records and logs created before ``older_than``; how many calls went.
+        A call still in the queue is kept."""
+
+    # -- the async-call queue --
+
+    @abc.abstractmethod
+    async def enqueue_call(self, call: Call, request: CallRequest) -> None:
+        """Commit ``call`` (status ``queued``) with the request to run it with; it can be
+        claimed at once."""
+    @abc.abstractmethod
+    async def due_routes(self, now: float) -> list[tuple[str, str]]:
+        """(app, route path) of every route with a call that can be claimed at ``now``."""
+    @abc.abstractmethod
+    async def claim_calls(self, node_id: str, app: str, route: str, limit: int,
+                          lease_until: float, now: float) -> list[ClaimedCall]:
+        """Claim up to ``limit`` of the route's due calls, oldest first, for ``node_id`` until
+        ``lease_until``: each becomes ``running`` with one more attempt. A call is due when it
+        is queued and its back-off is over, or claimed and its lease has run out. No two claims
+        overlap: concurrent callers (other nodes) get other calls or none."""
+    @abc.abstractmethod
+    async def requeue_call(self, call: Call, claim: Claim, available_at: float) -> bool:
+        """End ``claim`` by putting the call back in the queue, due at ``available_at``, its
+        record as ``call`` says (status ``queued``, attempts, last error). False, and nothing
+        changed, if the claim is no longer held."""
+    @abc.abstractmethod
+    async def finish_call(self, call: Call, claim: Claim) -> bool:
+        """End ``claim`` with the call's final record; the call leaves the queue. False, and
+        nothing changed, if the claim is no longer held."""
+    @abc.abstractmethod
+    async def release_calls(self, node_id: str, now: float) -> int:
+        """Make every call claimed by ``node_id`` due at ``now`` (that node restarted: nothing
+        of it is running any more); how many. Their attempts stay counted."""
 
     async def close(self) -> None:
         pass
@@ -95,20 +165,38 @@ CREATE TABLE IF NOT EXISTS routes (
 CREATE TABLE IF NOT EXISTS calls (
     id TEXT PRIMARY KEY, app TEXT NOT NULL, route TEXT NOT NULL, mode TEXT NOT NULL,
     type TEXT NOT NULL, status TEXT NOT NULL, http_status INTEGER, container_id TEXT,
-    error TEXT, result TEXT, created_at REAL NOT NULL, started_at REAL, completed_at REAL);
+    error TEXT, result TEXT, created_at REAL NOT NULL, started_at REAL, completed_at REAL,
+    attempts INTEGER NOT NULL DEFAULT 0, node_id TEXT);
 CREATE INDEX IF NOT EXISTS calls_by_app_time ON calls (app, created_at DESC, id DESC);
 CREATE INDEX IF NOT EXISTS calls_by_time ON calls (created_at);
 CREATE TABLE IF NOT EXISTS logs (
     call_id TEXT PRIMARY KEY, app TEXT NOT NULL, created_at REAL NOT NULL, data BLOB NOT NULL);
 CREATE INDEX IF NOT EXISTS logs_by_time ON logs (created_at);
-INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', '2'), ('routes_version', '0');
+-- Async calls not yet finished, with their requests. available_at: when a queued call's back-off
+-- ends, or when a claimed call's lease does; either way, from then on it may be claimed.
+CREATE TABLE IF NOT EXISTS call_queue (
+    call_id TEXT PRIMARY KEY, app TEXT NOT NULL, route TEXT NOT NULL, available_at REAL NOT NULL,
+    node_id TEXT, attempt INTEGER NOT NULL DEFAULT 0,
+    method TEXT NOT NULL, url TEXT NOT NULL, path TEXT NOT NULL, query TEXT NOT NULL,
+    headers TEXT NOT NULL, params TEXT NOT NULL, body BLOB NOT NULL);
+CREATE INDEX IF NOT EXISTS call_queue_due ON call_queue (available_at);
+CREATE INDEX IF NOT EXISTS call_queue_by_route ON call_queue (app, route, available_at);
+INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', '3'), ('routes_version', '0');
 """
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 _CALL_FIELDS = [f.name for f in dataclasses.fields(Call)]
+_CALL_DEFAULTS = {f.name: f.default for f in dataclasses.fields(Call)
+                  if f.default is not dataclasses.MISSING}
 _CALL_COLUMNS = ", ".join(_CALL_FIELDS)
 _CALL_PLACEHOLDERS = ", ".join("?" * len(_CALL_FIELDS))
+_CALL_ROW = f"({_CALL_PLACEHOLDERS})"
+_CALL_UPDATE = ", ".join(f"{name} = ?" for name in _CALL_FIELDS if name != "id")
+# Rows per INSERT statement: SQLite's sqlite3 module lets go of the GIL around every step of a
+# statement, and a busy event loop takes up to a switch interval (5 ms) to give it back; one
+# statement for many rows makes that one hand-over, not one per row.
+_ROWS_PER_INSERT = 500
 
 
 class SqliteStore(Store):
@@ -137,9 +225,23 @@ class SqliteStore(Store):
                 rows = self._db.execute("SELECT record FROM calls_v1").fetchall()
                 self._db.executemany(
                     f"INSERT OR REPLACE INTO calls ({_CALL_COLUMNS}) VALUES ({_CALL_PLACEHOLDERS})",
-                    [tuple(json.loads(r[0]).get(f) for f in _CALL_FIELDS) for r in rows],
+                    [tuple(json.loads(r[0]).get(f, _CALL_DEFAULTS.get(f)) for f in _CALL_FIELDS)
+                     for r in rows],
                 )
                 self._db.execute("DROP TABLE calls_v1")
+        elif "attempts" not in columns:
+            # Version 3 runs async calls from a queue (call_queue, created by SCHEMA) and counts
+            # their attempts. A version-2 async call still queued or running was only ever in
+            # that server's memory: its request is gone, so it can never run; say so.
+            with self._db:
+                self._db.execute("ALTER TABLE calls ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0")
+                self._db.execute("ALTER TABLE calls ADD COLUMN node_id TEXT")
+                self._db.execute(
+                    "UPDATE calls SET attempts = 1 WHERE started_at IS NOT NULL")
+                self._db.execute(
+                    "UPDATE calls SET status = 'error', error = 'lost: the server stopped before "
+                    "this call finished (recorded by a hotfn without a durable queue)' "
+                    "WHERE status IN ('queued', 'running')")
         version = int(self._db.execute(
             "SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0])
         if version > SCHEMA_VERSION:
@@ -305,19 +407,23 @@ class SqliteStore(Store):
     async def save_calls(self, calls: Iterable[Call], logs: Iterable[tuple[str, str, bytes]]) -> None:
         calls, logs = list(calls), list(logs)
 
+        # Plain columns: building rows stays cheap (this thread holds the GIL meanwhile, and
+        # the event loop waits for it), and calls can be queried by any field.
+        call_rows = [tuple(getattr(c, f) for f in _CALL_FIELDS) for c in calls]
+        log_rows = [(call_id, app, call_id, data) for call_id, app, data in logs]
+
         def work(db: sqlite3.Connection) -> None:
-            # Plain columns: building rows stays cheap (this thread holds the GIL meanwhile, and
-            # the event loop waits for it), and calls can be queried by any field.
-            db.executemany(
-                f"INSERT OR REPLACE INTO calls ({_CALL_COLUMNS}) VALUES ({_CALL_PLACEHOLDERS})",
-                [tuple(getattr(c, f) for f in _CALL_FIELDS) for c in calls],
-            )
+            for chunk in _chunks(call_rows):
+                db.execute(
+                    f"INSERT OR REPLACE INTO calls ({_CALL_COLUMNS}) VALUES "
+                    + ", ".join([_CALL_ROW] * len(chunk)), [v for row in chunk for v in row])
             # A log is as old as its call, so that purging takes both together.
-            db.executemany(
-                "INSERT OR REPLACE INTO logs (call_id, app, created_at, data) VALUES (?, ?, "
-                "COALESCE((SELECT created_at FROM calls WHERE id = ?), strftime('%s', 'now')), ?)",
-                [(call_id, app, call_id, data) for call_id, app, data in logs],
-            )
+            for chunk in _chunks(log_rows):
+                db.execute(
+                    "INSERT OR REPLACE INTO logs (call_id, app, created_at, data) VALUES "
+                    + ", ".join(["(?, ?, COALESCE((SELECT created_at FROM calls WHERE id = ?), "
+                                 "strftime('%s', 'now')), ?)"] * len(chunk)),
+                    [v for row in chunk for v in row])
 
         await self._run(work)
 
@@ -373,9 +479,103 @@ class SqliteStore(Store):
 
     async def purge(self, older_than: float) -> int:
         def work(db: sqlite3.Connection) -> int:
-            cur = db.execute("DELETE FROM calls WHERE created_at < ?", (older_than,))
-            db.execute("DELETE FROM logs WHERE created_at < ?", (older_than,))
+            cur = db.execute("DELETE FROM calls WHERE created_at < ? AND id NOT IN "
+                             "(SELECT call_id FROM call_queue)", (older_than,))
+            db.execute("DELETE FROM logs WHERE created_at < ? AND call_id NOT IN "
+                       "(SELECT call_id FROM call_queue)", (older_than,))
             return cur.rowcount
+
+        return await self._run(work)
+
+    # -- the async-call queue --
+    # BEGIN IMMEDIATE (see _run) makes each of these one writer at a time across every process
+    # on the file: a claim cannot see a call another claim is taking.
+
+    async def enqueue_call(self, call: Call, request: CallRequest) -> None:
+        row = tuple(getattr(call, f) for f in _CALL_FIELDS)
+
+        def work(db: sqlite3.Connection) -> None:
+            db.execute(f"INSERT INTO calls ({_CALL_COLUMNS}) VALUES {_CALL_ROW}", row)
+            db.execute(
+                "INSERT INTO call_queue (call_id, app, route, available_at, method, url, path, "
+                "query, headers, params, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (call.id, call.app, call.route, call.created_at, request.method, request.url,
+                 request.path, json.dumps(request.query), json.dumps(request.headers),
+                 json.dumps(dict(request.params)), request.body))
+
+        await self._run(work)
+
+    async def due_routes(self, now: float) -> list[tuple[str, str]]:
+        return await self._run(lambda db: [tuple(r) for r in db.execute(
+            "SELECT DISTINCT app, route FROM call_queue WHERE available_at <= ?", (now,))])
+
+    async def claim_calls(self, node_id: str, app: str, route: str, limit: int,
+                          lease_until: float, now: float) -> list[ClaimedCall]:
+        def work(db: sqlite3.Connection) -> list[ClaimedCall]:
+            rows = db.execute(
+                "SELECT call_id, attempt, method, url, path, query, headers, params, body "
+                "FROM call_queue WHERE app = ? AND route = ? AND available_at <= ? "
+                "ORDER BY call_id LIMIT ?", (app, route, now, limit)).fetchall()
+            claimed = []
+            for call_id, attempt, method, url, path, query, headers, params, body in rows:
+                claim = Claim(call_id, node_id, attempt + 1, lease_until)
+                db.execute("UPDATE call_queue SET node_id = ?, attempt = ?, available_at = ? "
+                           "WHERE call_id = ?", (node_id, claim.attempt, lease_until, call_id))
+                db.execute("UPDATE calls SET status = 'running', attempts = ?, node_id = ?, "
+                           "started_at = ?, completed_at = NULL WHERE id = ?",
+                           (claim.attempt, node_id, now, call_id))
+                call = Call(*db.execute(f"SELECT {_CALL_COLUMNS} FROM calls WHERE id = ?",
+                                        (call_id,)).fetchone())
+                request = CallRequest(
+                    method=method, url=url, path=path,
+                    query=tuple(tuple(p) for p in json.loads(query)),
+                    headers=tuple(tuple(p) for p in json.loads(headers)),
+                    body=bytes(body), params=json.loads(params))
+                claimed.append(ClaimedCall(call, request, claim))
+            return claimed
+
+        return await self._run(work)
+
+    @staticmethod
+    def _holds(db: sqlite3.Connection, claim: Claim) -> bool:
+        return db.execute(
+            "SELECT 1 FROM call_queue WHERE call_id = ? AND node_id = ? AND attempt = ?",
+            (claim.call_id, claim.node_id, claim.attempt)).fetchone() is not None
+
+    @staticmethod
+    def _update_call(db: sqlite3.Connection, call: Call) -> None:
+        db.execute(f"UPDATE calls SET {_CALL_UPDATE} WHERE id = ?",
+                   tuple(getattr(call, f) for f in _CALL_FIELDS if f != "id") + (call.id,))
+
+    async def requeue_call(self, call: Call, claim: Claim, available_at: float) -> bool:
+        def work(db: sqlite3.Connection) -> bool:
+            if not self._holds(db, claim):
+                return False
+            self._update_call(db, call)
+            # The attempt the record shows is the one the next claim counts from (a run that
+            # never began, for want of capacity, gives its attempt back).
+            db.execute("UPDATE call_queue SET node_id = NULL, attempt = ?, available_at = ? "
+                       "WHERE call_id = ?", (call.attempts, available_at, call.id))
+            return True
+
+        return await self._run(work)
+
+    async def finish_call(self, call: Call, claim: Claim) -> bool:
+        def work(db: sqlite3.Connection) -> bool:
+            if not self._holds(db, claim):
+                return False
+            self._update_call(db, call)
+            db.execute("DELETE FROM call_queue WHERE call_id = ?", (call.id,))
+            return True
+
+        return await self._run(work)
+
+    async def release_calls(self, node_id: str, now: float) -> int:
+        def work(db: sqlite3.Connection) -> int:
+            db.execute("UPDATE calls SET status = 'queued' WHERE id IN "
+                       "(SELECT call_id FROM call_queue WHERE node_id = ?)", (node_id,))
+            return db.execute("UPDATE call_queue SET node_id = NULL, available_at = ? "
+                              "WHERE node_id = ?", (now, node_id)).rowcount
 
         return await self._run(work)
 
@@ -385,3 +585,8 @@ class SqliteStore(Store):
                 self._db.close()
 
         await trio.to_thread.run_sync(work, limiter=self._limiter)
+
+
+def _chunks(rows: list[T]) -> Iterable[list[T]]:
+    for start in range(0, len(rows), _ROWS_PER_INSERT):
+        yield rows[start:start + _ROWS_PER_INSERT]

@@ -131,3 +131,149 @@ async def test_a_version_1_database_is_migrated_without_losing_calls(db):
     await store.save_calls([Call(id="c2", app="a", route="/r", mode="cold", created_at=2.0)], [])
     assert [c.id for c in await store.list_calls("a")] == ["c2", "c1"]
     await store.close()
+
+
+# -- the async-call queue ---------------------------------------------------------------------------
+
+
+def _queued(call_id, created_at=1.0, route="/job"):
+    from hotfn.store import CallRequest
+
+    call = Call(id=call_id, app="a", route=route, mode="hot", type="async", created_at=created_at)
+    request = CallRequest(method="POST", url="http://h/r/a/job?x=1", path="/job", query=(("x", "1"),),
+                          headers=(("host", "h"), ("x-h", "\u00e9")), body=b"\x00body", params={"id": "7"})
+    return call, request
+
+
+async def test_enqueued_calls_are_claimed_oldest_first_with_their_request(db):
+    store = SqliteStore(db)
+    for i in range(3):
+        await store.enqueue_call(*_queued(f"c{i}", created_at=10.0 + i))
+    assert (await store.get_call("a", "c0")).status == "queued"
+    assert await store.due_routes(now=20.0) == [("a", "/job")]
+    claimed = await store.claim_calls("n1", "a", "/job", 2, lease_until=50.0, now=20.0)
+    assert [c.call.id for c in claimed] == ["c0", "c1"]
+    first = claimed[0]
+    assert (first.call.status, first.call.attempts, first.call.node_id) == ("running", 1, "n1")
+    assert first.request == _queued("c0")[1]
+    assert (first.claim.attempt, first.claim.lease_until) == (1, 50.0)
+    stored = await store.get_call("a", "c0")
+    assert (stored.status, stored.attempts, stored.node_id) == ("running", 1, "n1")
+    await store.close()
+
+
+async def test_a_claim_is_exclusive_across_two_connections(db):
+    # Two stores on one file stand for two nodes sharing the queue.
+    first, second = SqliteStore(db), SqliteStore(db)
+    for i in range(40):
+        await first.enqueue_call(*_queued(f"c{i:02d}"))
+    got: dict[str, list[str]] = {"first": [], "second": []}
+
+    async def node(name, store):
+        while claimed := await store.claim_calls(name, "a", "/job", 3, lease_until=100.0, now=5.0):
+            got[name] += [c.call.id for c in claimed]
+            await trio.sleep(0)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(node, "first", first)
+        nursery.start_soon(node, "second", second)
+    assert sorted(got["first"] + got["second"]) == [f"c{i:02d}" for i in range(40)]
+    assert not set(got["first"]) & set(got["second"])
+    assert await first.due_routes(now=99.0) == []
+    await first.close()
+    await second.close()
+
+
+async def test_an_expired_lease_makes_a_call_claimable_again_and_fences_the_old_claim(db):
+    store = SqliteStore(db)
+    await store.enqueue_call(*_queued("c1"))
+    (old,) = await store.claim_calls("n1", "a", "/job", 5, lease_until=30.0, now=20.0)
+    assert await store.claim_calls("n2", "a", "/job", 5, lease_until=90.0, now=29.0) == []
+    (new,) = await store.claim_calls("n2", "a", "/job", 5, lease_until=90.0, now=31.0)
+    assert (new.claim.attempt, new.call.node_id) == (2, "n2")
+    # n1 comes back late: its claim no longer counts.
+    old.call.status = "success"
+    assert await store.finish_call(old.call, old.claim) is False
+    assert (await store.get_call("a", "c1")).status == "running"
+    new.call.status, new.call.result = "success", "done"
+    assert await store.finish_call(new.call, new.claim) is True
+    record = await store.get_call("a", "c1")
+    assert (record.status, record.attempts, record.node_id, record.result) == ("success", 2, "n2", "done")
+    assert await store.due_routes(now=1000.0) == []
+    await store.close()
+
+
+async def test_requeue_with_back_off_and_release_at_restart(db):
+    store = SqliteStore(db)
+    await store.enqueue_call(*_queued("c1"))
+    await store.enqueue_call(*_queued("c2"))
+    claimed = await store.claim_calls("n1", "a", "/job", 5, lease_until=100.0, now=10.0)
+    first, second = claimed
+    first.call.status, first.call.error = "queued", "attempt 1 failed: boom"
+    assert await store.requeue_call(first.call, first.claim, available_at=15.0) is True
+    assert await store.claim_calls("n1", "a", "/job", 5, lease_until=100.0, now=14.0) == []
+    # The node restarts: what it had claimed is due again at once, its attempts counted.
+    assert await store.release_calls("n1", now=14.0) == 1
+    assert (await store.get_call("a", "c2")).status == "queued"
+    again = await store.claim_calls("n1", "a", "/job", 5, lease_until=100.0, now=14.0)
+    assert [(c.call.id, c.claim.attempt) for c in again] == [("c2", 2)]
+    again = await store.claim_calls("n1", "a", "/job", 5, lease_until=100.0, now=15.0)
+    assert [(c.call.id, c.claim.attempt, c.call.error) for c in again] == [("c1", 2, "attempt 1 failed: boom")]
+    await store.close()
+
+
+async def test_purge_keeps_calls_still_in_the_queue(db):
+    store = SqliteStore(db)
+    await store.enqueue_call(*_queued("c1", created_at=1.0))
+    await store.save_calls([Call(id="c2", app="a", route="/r", mode="hot", created_at=1.0)], [])
+    assert await store.purge(older_than=100.0) == 1
+    assert (await store.get_call("a", "c1")).status == "queued"
+    await store.close()
+
+
+async def test_a_version_2_database_is_migrated_without_losing_data(db):
+    import sqlite3
+
+    old = sqlite3.connect(db)
+    old.executescript("""
+        CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+        CREATE TABLE apps (
+            name TEXT PRIMARY KEY, config TEXT NOT NULL, created_at REAL NOT NULL, updated_at REAL NOT NULL);
+        CREATE TABLE routes (
+            app TEXT NOT NULL REFERENCES apps(name), path TEXT NOT NULL, spec TEXT NOT NULL,
+            PRIMARY KEY (app, path));
+        CREATE TABLE calls (
+            id TEXT PRIMARY KEY, app TEXT NOT NULL, route TEXT NOT NULL, mode TEXT NOT NULL,
+            type TEXT NOT NULL, status TEXT NOT NULL, http_status INTEGER, container_id TEXT,
+            error TEXT, result TEXT, created_at REAL NOT NULL, started_at REAL, completed_at REAL);
+        CREATE INDEX calls_by_app_time ON calls (app, created_at DESC, id DESC);
+        CREATE INDEX calls_by_time ON calls (created_at);
+        CREATE TABLE logs (
+            call_id TEXT PRIMARY KEY, app TEXT NOT NULL, created_at REAL NOT NULL, data BLOB NOT NULL);
+        CREATE INDEX logs_by_time ON logs (created_at);
+        INSERT INTO meta VALUES ('schema_version', '2'), ('routes_version', '7');
+        INSERT INTO apps VALUES ('a', '{"K": "v"}', 1.0, 1.0);
+        INSERT INTO routes VALUES ('a', '/job', '{"app": "a", "path": "/job", "image": "img", "type": "async"}');
+        INSERT INTO calls VALUES ('c1', 'a', '/job', 'hot', 'sync', 'success', 200, 'x', NULL, NULL, 1.0, 1.0, 2.5);
+        INSERT INTO calls VALUES ('c2', 'a', '/job', 'hot', 'async', 'running', NULL, NULL, NULL, NULL, 2.0, 2.0, NULL);
+        INSERT INTO logs VALUES ('c1', 'a', 1.0, CAST('log of c1' AS BLOB));
+    """)
+    old.commit()
+    old.close()
+    store = SqliteStore(db)
+    assert (await store.get_app("a")).config == {"K": "v"}
+    route = await store.get_route("a", "/job")
+    assert (route.type, route.max_attempts) == ("async", 3)
+    assert await store.routes_version() == 7
+    done = await store.get_call("a", "c1")
+    assert (done.status, done.attempts, done.to_json()["duration_ms"]) == ("success", 1, 1500.0)
+    assert await store.get_log("a", "c1") == b"log of c1"
+    # Its request was only in the old server's memory: it can never run, and says so.
+    lost = await store.get_call("a", "c2")
+    assert lost.status == "error" and "lost" in lost.error
+    await store.enqueue_call(*_queued("c3"))
+    assert [c.call.id for c in await store.claim_calls("n", "a", "/job", 5, 100.0, 50.0)] == ["c3"]
+    await store.close()
+    reopened = sqlite3.connect(db)
+    assert reopened.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("3",)
+    reopened.close()
