@@ -36,6 +36,7 @@ class Invocation:
     headers: tuple[tuple[str, str], ...]
     body: bytes
     params: Mapping[str, str] = field(default_factory=dict)
+    attempt: int = 1  # an async call's run: 1, then 2, ... after a failure or a crash
 
 
 @dataclass
@@ -99,6 +100,7 @@ def cold_env(inv: Invocation, deadline_ms: int) -> dict[str, str]:
         "REQUEST_URL": inv.url,
         "CALL_ID": inv.call_id,
         "DEADLINE": str(deadline_ms),
+        "HOTFN_ATTEMPT": str(inv.attempt),
     }
     joined: dict[str, list[str]] = {}
     for name, value in inv.headers:
@@ -128,7 +130,7 @@ class Invoker:
         request = protocol.Request(
             call_id=inv.call_id, method=inv.method, url=inv.url, path=inv.path, query=inv.query,
             headers=inv.headers, body=inv.body, deadline=deadline_ms, app=route.app,
-            route=route.path, params=dict(inv.params),
+            route=route.path, params=dict(inv.params), attempt=inv.attempt,
         )
         for attempt in (1, 2):
             pool = self.pools.pool_for(route)

@@ -69,6 +69,7 @@ class Request:
     app: str
     route: str
     params: Mapping[str, str] = field(default_factory=dict)
+    attempt: int = 1  # async calls run again after a failure or a crash: 2, 3, ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +93,7 @@ Frame = Union[Ready, Request, Response, HandlerError]
 
 def _to_map(frame: Frame) -> dict[str, Any]:
     if isinstance(frame, Request):
-        return {
+        out = {
             "type": "request",
             "call_id": frame.call_id,
             "method": frame.method,
@@ -106,6 +107,10 @@ def _to_map(frame: Frame) -> dict[str, Any]:
             "route": frame.route,
             "params": dict(frame.params),
         }
+        # Optional, absent meaning 1: a first attempt's frame is what it was before the key.
+        if frame.attempt != 1:
+            out["attempt"] = frame.attempt
+        return out
     if isinstance(frame, Response):
         return {
             "type": "response",
@@ -211,6 +216,7 @@ def _from_map(m: Any) -> Frame:
             app=_field(m, "app", str),
             route=_field(m, "route", str),
             params=params,
+            attempt=_field(m, "attempt", int) if "attempt" in m else 1,
         )
     raise MalformedFrame(f"unknown frame type {kind!r}")
 
