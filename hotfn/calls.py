@@ -9,36 +9,57 @@ import trio
 
 from .models import Call
 from .pool import LOG_LINGER, CallLog
-from .store import Store
+from .store import Store, StoreUnavailable
 
 log = logging.getLogger(__name__)
 
 
+class _Batch:
+    """One write of records: those who wait for it learn how it went."""
+
+    def __init__(self) -> None:
+        self.written = trio.Event()
+        self.error: BaseException | None = None
+
+    def done(self, error: BaseException | None = None) -> None:
+        self.error = error
+        self.written.set()
+
+
 class CallRecorder:
-    """Buffers call records and logs and writes them in batches, off the request path.
+    """Writes call records and logs to the store in batches (group commit), off the request path.
+
+    A record waits at most ``interval`` for others to join its batch; a batch is one write. While
+    a write is under way, new records gather for the next one, which begins when it ends. So a
+    record is committed within ``interval`` plus two writes of its being recorded (before its
+    answer is sent): that, measured at full load, is what a SIGKILL can lose (README).
+    ``record_committed`` waits until its record is committed (``--call-records sync``) and
+    skips the wait for others.
 
     A hot call's log may still be filling for a moment after its answer (pool.CallLog); it is
     written once it is done, and a reader that flushes waits that moment out.
     """
 
     MAX_BUFFERED = 100_000
+    FULL_BATCH = 500  # records: written at once, without waiting out the interval
 
-    # Small, frequent batches: the rows of a batch are built on a worker thread that holds the
-    # GIL meanwhile, and the event loop should never wait long for it.
-    def __init__(self, store: Store, *, interval: float = 0.05) -> None:
+    def __init__(self, store: Store, *, interval: float = 0.02) -> None:
         self.store = store
         self.interval = interval
         self._calls: dict[str, Call] = {}
         self._logs: list[tuple[Call, bytes | CallLog]] = []
         self._lock = trio.Lock()
-        self._wake = trio.Event()
+        self._has_work = trio.Event()  # something is buffered
+        self._urgent = trio.Event()  # someone waits for the next write, or it is full
+        self._batch = _Batch()  # the next write
 
     def record(self, call: Call, log_data: bytes | CallLog | None = None) -> None:
         self._calls[call.id] = call
         if log_data is not None:
             self._logs.append((call, log_data))
-        if len(self._calls) >= 100:
-            self._wake.set()
+        self._has_work.set()
+        if len(self._calls) >= self.FULL_BATCH:
+            self._urgent.set()
         if len(self._calls) > self.MAX_BUFFERED:
             # The store has been failing for a long while: keep memory bounded, say so.
             oldest = next(iter(self._calls))
@@ -46,22 +67,48 @@ class CallRecorder:
             self._logs = [e for e in self._logs if e[0].id != oldest]
             log.error("call records are not being saved; dropped the record of call %s", oldest)
 
+    def record_log(self, call: Call, log_data: bytes | CallLog) -> None:
+        """Only the log of ``call`` (its record is saved another way: an async call's)."""
+        self._logs.append((call, log_data))
+        self._has_work.set()
+
+    async def record_committed(self, call: Call, log_data: bytes | CallLog | None = None) -> None:
+        """Record ``call`` and return once its record is committed (its log may follow).
+        StoreUnavailable if that write failed (the record stays buffered and is retried)."""
+        self.record(call, log_data)
+        batch = self._batch
+        self._urgent.set()
+        await batch.written.wait()
+        if batch.error is not None:
+            raise StoreUnavailable(f"the call's record could not be saved: {batch.error}")
+
+    def _logs_filling(self) -> bool:
+        now = trio.current_time()
+        return any(isinstance(log, CallLog) and not log.done(now) for _, log in self._logs)
+
     async def flush(self, *, wait_for_logs: bool = False) -> None:
         if wait_for_logs:
-            while any(isinstance(log, CallLog) and not log.done(trio.current_time())
-                      for _, log in self._logs):
+            while self._logs_filling():
                 await trio.sleep(LOG_LINGER / 4)
         async with self._lock:
-            if not self._calls and not self._logs:
-                return
+            # What is buffered now is this write; what comes while it runs, the next one.
+            batch, self._batch = self._batch, _Batch()
             now = trio.current_time()
             calls = list(self._calls.values())
             ready = [entry for entry in self._logs
                      if not (isinstance(entry[1], CallLog) and not entry[1].done(now))]
-            await self.store.save_calls(calls, [
-                (call.id, call.app, log.value() if isinstance(log, CallLog) else log)
-                for call, log in ready
-            ])
+            if not calls and not ready:
+                batch.done()
+                return
+            try:
+                await self.store.save_calls(calls, [
+                    (call.id, call.app, log.value() if isinstance(log, CallLog) else log)
+                    for call, log in ready
+                ])
+            except BaseException as exc:
+                batch.done(exc)
+                raise
+            batch.done()
             # Only what was saved leaves the buffers: a failed save is tried again, and what
             # was recorded during the save waits for the next one.
             for call in calls:
@@ -75,19 +122,32 @@ class CallRecorder:
         failures = 0
         try:
             while True:
-                # Back off while the store fails: retry, but do not hammer it (or the log).
-                with trio.move_on_after(min(5.0, self.interval * 2 ** failures)):
-                    await self._wake.wait()
-                self._wake = trio.Event()
+                await self._has_work.wait()
+                if failures:
+                    # Back off while the store fails: retry, but do not hammer it (or the log).
+                    await trio.sleep(min(5.0, self.interval * 2 ** failures))
+                else:
+                    with trio.move_on_after(self.interval):
+                        await self._urgent.wait()
+                self._has_work = trio.Event()
+                self._urgent = trio.Event()
                 try:
                     await self.flush()
                     failures = 0
                 except Exception as exc:
                     failures += 1
+                    self._has_work.set()
                     log.error("could not save call records (attempt %d, will retry): %s",
                               failures, exc, exc_info=failures == 1)
+                if self._logs:  # logs still filling: come back for them
+                    self._has_work.set()
         finally:
             with trio.CancelScope(shield=True):
+                # At shutdown the containers are gone, so their logs are complete within
+                # LOG_LINGER; wait that out (bounded), then write everything.
+                with trio.move_on_after(LOG_LINGER * 5):
+                    while self._logs_filling():
+                        await trio.sleep(LOG_LINGER / 4)
                 try:
                     await self.flush()
                 except Exception:
