@@ -21,8 +21,9 @@ from .drivers import Driver
 from .invoker import Invocation, Invoker, Outcome
 from .models import App, Call, Route, ValidationError
 from .calls import CallRecorder
+from .dispatcher import Dispatcher
 from .pool import PoolManager
-from .store import Conflict, NotFound, Store
+from .store import CallRequest, Conflict, NotFound, Store
 
 log = logging.getLogger(__name__)
 
@@ -127,6 +128,9 @@ class ApiConfig:
     domain: str | None = None  # invocations also by Host: {app}.{domain}
     log_retention: float = 24 * 3600.0
     route_refresh_interval: float = 2.0
+    node_id: str = "hotfn"  # recorded on the calls this node runs
+    call_records: str = "async"  # "sync": a call's record is committed before its answer is sent
+    async_retry_delay: float = 1.0  # seconds before an async call's second attempt; doubling
 
 
 Handler = Callable[["Api", ApiRequest, re.Match], Awaitable[ApiResponse]]
@@ -134,14 +138,16 @@ Handler = Callable[["Api", ApiRequest, re.Match], Awaitable[ApiResponse]]
 
 class Api:
     def __init__(self, store: Store, driver: Driver, pools: PoolManager, invoker: Invoker,
-                 nursery: trio.Nursery, config: ApiConfig) -> None:
+                 config: ApiConfig) -> None:
         self.store = store
         self.driver = driver
         self.pools = pools
         self.invoker = invoker
-        self.nursery = nursery  # owns async calls
         self.config = config
         self.recorder = CallRecorder(store)
+        # Runs the async calls; its owner (the server) starts it in the nursery of calls.
+        self.dispatcher = Dispatcher(store, invoker, self.recorder, find_route=self.find_route,
+                                     node_id=config.node_id, retry_delay=config.async_retry_delay)
         self.table = RouteTable([], [], -1)
         self._reload_lock = trio.Lock()
 
@@ -157,6 +163,10 @@ class Api:
             old = self.table
             self.table = RouteTable(apps, routes, version)
         self._sync_pools(old, self.table)
+
+    def find_route(self, app: str, path: str) -> Route | None:
+        """The route whose path (pattern) is ``path``, as it is now (config merged)."""
+        return next((r for r in self.table.all_routes() if r.app == app and r.path == path), None)
 
     def _sync_pools(self, old: RouteTable, new: RouteTable) -> None:
         new_routes = {(r.app, r.path): r for r in new.all_routes()}
@@ -254,8 +264,11 @@ class Api:
         call = Call(id=call_id, app=app, route=route.path, mode="hot" if route.is_hot else "cold",
                     type=route.type, created_at=time.time())
         if route.type == "async":
-            self.recorder.record(call)
-            self.nursery.start_soon(self._run_async, inv, call)
+            # 202 only once the store has it: from then on no crash can lose the call.
+            await self.store.enqueue_call(call, CallRequest(
+                method=inv.method, url=inv.url, path=inv.path, query=inv.query,
+                headers=inv.headers, body=inv.body, params=inv.params))
+            self.dispatcher.wake()
             return json_response(202, {"call_id": call_id}, [("hotfn-call-id", call_id)])
         outcome = await self._run(inv, call)
         return self._outcome_response(outcome, call_id)
@@ -263,6 +276,8 @@ class Api:
     async def _run(self, inv: Invocation, call: Call) -> Outcome:
         call.status = "running"
         call.started_at = time.time()
+        call.attempts = 1
+        call.node_id = self.config.node_id
         try:
             outcome = await self.invoker.invoke(inv)
         except BaseException:
@@ -274,14 +289,11 @@ class Api:
         call.http_status = outcome.status
         call.error = outcome.error
         call.container_id = outcome.container_id
-        self.recorder.record(call, outcome.log)
+        if self.config.call_records == "sync":
+            await self.recorder.record_committed(call, outcome.log)
+        else:
+            self.recorder.record(call, outcome.log)
         return outcome
-
-    async def _run_async(self, inv: Invocation, call: Call) -> None:
-        outcome = await self._run(inv, call)
-        if outcome.error is None:
-            call.result = outcome.body[:65536].decode("utf-8", "replace")
-            self.recorder.record(call)
 
     def _outcome_response(self, outcome: Outcome, call_id: str) -> ApiResponse:
         extra = [("hotfn-call-id", call_id)]

@@ -45,6 +45,12 @@ class Settings:
     max_memory_mb: int = _setting(default_max_memory_mb, "server-wide cap on the memory limits "
                                   "of running containers, MiB (default: 3/4 of this machine)")
     log_retention: float = _setting(24 * 3600.0, "seconds call records and logs are kept")
+    call_records: str = _setting("async", "async: a sync call's record is committed within "
+                                 "about 100 ms of its answer, in batches; sync: before its answer "
+                                 "is sent (a SIGKILL loses none; costs latency)",
+                                 choices=("async", "sync"))
+    async_retry_delay: float = _setting(1.0, "seconds before an async call that failed runs "
+                                        "again; doubled for each later attempt")
     log_level: str = _setting("info", "debug, info, warning or error")
 
     @classmethod
@@ -59,8 +65,12 @@ class Settings:
                 default = kind(default)
             except ValueError:
                 parser.error(f"{env_name}={default!r} is not a valid {kind.__name__}")
+            choices = f.metadata.get("choices")
+            if choices and default not in choices:
+                parser.error(f"{env_name}={default!r} is not one of {', '.join(choices)}")
             parser.add_argument(
                 "--" + f.name.replace("_", "-"), dest=f.name, type=kind, default=default,
+                choices=choices,
                 help=f"{f.metadata['help']} [env {env_name}; default: %(default)s]",
             )
 

@@ -2,11 +2,14 @@
 
     services nursery ── route refresh, call-record flushing, log purging, pool housekeeping,
     │                   the HTTP listener and its connections
-    └── calls nursery ── every warm container's task, async calls, cold-container removal
+    └── calls nursery ── every warm container's task, the async-call dispatcher and the calls
+                         it runs, cold-container removal
 
-Shutdown runs in order: stop accepting, let requests in flight finish (up to the grace period),
-retire every pool (busy containers finish their call first), cancel what is left, and only
-then stop the services, so the last call records are flushed and no container outlives us.
+Shutdown runs in order: stop accepting and stop claiming async calls, let requests and async
+calls in flight finish (up to the grace period), retire every pool (busy containers finish
+their call first), cancel what is left (an async call cut short keeps its claim and runs again
+at this node's next start), and only then stop the services, so the last call records are
+flushed and no container outlives us.
 """
 
 from __future__ import annotations
@@ -70,11 +73,14 @@ class Server:
                         max_frame_size=s.max_frame_size,
                     )
                     invoker = Invoker(driver, pools, calls, limits)
-                    api = Api(store, driver, pools, invoker, calls, ApiConfig(
-                        domain=s.domain or None, log_retention=s.log_retention))
+                    api = Api(store, driver, pools, invoker, ApiConfig(
+                        domain=s.domain or None, log_retention=s.log_retention, node_id=s.node_id,
+                        call_records=s.call_records, async_retry_delay=s.async_retry_delay))
                     await api.reload_routes()
                     await services.start(api.run_background)
                     await services.start(pools.run_housekeeping)
+                    # After the routes are loaded: it runs again what this node left unfinished.
+                    await calls.start(api.dispatcher.run)
                     http = HttpServer(api.handle, HttpConfig(
                         max_body_size=s.max_body_size, max_header_size=s.max_header_size,
                         request_timeout=s.request_timeout, keepalive_timeout=s.keepalive_timeout,
@@ -92,9 +98,13 @@ class Server:
                     task_status.started(self)
                     await self._stop.wait()
                     log.info("shutting down: finishing calls in flight (up to %gs)", s.shutdown_grace)
+                    deadline = trio.current_time() + s.shutdown_grace
+                    api.dispatcher.stop_claiming()
                     http.stop()
                     await http_done.wait()
-                    await pools.close(grace=s.shutdown_grace)
+                    with trio.move_on_at(deadline):
+                        await api.dispatcher.wait_idle()
+                    await pools.close(grace=max(0.0, deadline - trio.current_time()))
                     calls.cancel_scope.cancel()
                 services.cancel_scope.cancel()
         finally:
