@@ -111,13 +111,15 @@ class ManagedProcess:
 class HotfnServer(ManagedProcess):
     """`hotfn serve` on a bench port, database and node id, with a small admin client."""
 
-    def __init__(self, *, port: int, db: str, node_id: str, log_path: str) -> None:
+    def __init__(self, *, port: int, db: str, node_id: str, log_path: str,
+                 extra_args: list[str] | None = None) -> None:
         self.port = port
         self.node_id = node_id
         self.base = f"http://127.0.0.1:{port}"
         super().__init__(
             [PYTHON, "-m", "hotfn", "serve", "--host", "127.0.0.1", "--port", str(port), "--db", db,
-             "--node-id", node_id, "--log-level", "warning", "--shutdown-grace", "5"],
+             "--node-id", node_id, "--log-level", "warning", "--shutdown-grace", "5",
+             *(extra_args or [])],
             log_path,
         )
         try:
