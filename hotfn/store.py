@@ -13,6 +13,7 @@ import dataclasses
 import json
 import sqlite3
 import threading
+import time
 from typing import Any, Callable, Iterable, TypeVar
 
 import trio
@@ -80,6 +81,10 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def purge(self, older_than: float) -> int:
         """Delete call records and logs created before ``older_than``; how many calls went."""
+
+    async def check(self) -> None:
+        """Raise StoreUnavailable unless the store can be read and written right now."""
+        await self.routes_version()
 
     async def close(self) -> None:
         pass
@@ -378,6 +383,12 @@ class SqliteStore(Store):
             return cur.rowcount
 
         return await self._run(work)
+
+    async def check(self) -> None:
+        # A real write (a value that changes each time), so that a full disk fails it.
+        now = repr(time.time())
+        await self._run(lambda db: db.execute(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES ('checked_at', ?)", (now,)))
 
     async def close(self) -> None:
         def work() -> None:

@@ -234,6 +234,9 @@ class _Fifos:
 
     @classmethod
     def make(cls, io_dir: str) -> "_Fifos":
+        # The node's directory may have been removed under us (a tmp cleaner, an operator):
+        # make it again rather than fail every start from now on.
+        os.makedirs(io_dir, mode=0o700, exist_ok=True)
         path = tempfile.mkdtemp(prefix="c-", dir=io_dir)
         os.chmod(path, 0o755)  # the function may run as any user; the parent stays 0700
         for name in ("in", "out"):
