@@ -281,3 +281,17 @@ async def test_a_full_disk_is_a_503_that_says_so_while_reads_and_calls_go_on(ima
             while (await server.req("GET", f"/v1/apps/demo/calls/{during.header('hotfn-call-id')}")).status != 200:
                 await trio.sleep(0.2)
         assert process.returncode is None
+
+
+async def test_a_hot_image_without_a_shell_is_a_502_that_says_why(server, tmp_path):
+    rootfs = tmp_path / "rootfs"
+    rootfs.mkdir()
+    (rootfs / "hello").write_text("not a program\n")
+    tar = subprocess.run(["tar", "-C", str(rootfs), "-c", "."], capture_output=True, check=True).stdout
+    subprocess.run(["docker", "import", "--change", 'ENTRYPOINT ["/hello"]', "-", "hotfn-test/no-shell"],
+                   input=tar, capture_output=True, check=True)
+    await server.create_app("demo")
+    await server.create_route(path="/hot", image="hotfn-test/no-shell", format="hot")
+    reply = await server.call("demo", "/hot", b"x")
+    assert reply.status == 502, reply
+    assert "has no /bin/sh, which hot containers need" in reply.json()["error"]["message"]

@@ -178,7 +178,15 @@ class DockerDriver(Driver):
                 # Attach before start: output written before we listen would be lost.
                 attached = await self._call(self._attach, container_id, fifos is None)
                 container = DockerContainer(self, container_id, attached, fifos)
-                await self._call(self.client.start, container_id)
+                try:
+                    await self._call(self.client.start, container_id)
+                except docker.errors.APIError as exc:
+                    if fifos is not None and IO_WRAPPER[0] in str(exc.explanation or exc):
+                        raise DriverError(
+                            f"image {spec.image} has no {IO_WRAPPER[0]}, which hot containers need "
+                            "for direct stdio (docs/protocol.md; or run the server with --io-dir '')"
+                        ) from exc
+                    raise
             return container
         except BaseException:
             with trio.CancelScope(shield=True):
