@@ -23,7 +23,7 @@ from .models import App, Call, Route, ValidationError
 from .calls import CallRecorder
 from .dispatcher import Dispatcher
 from .pool import PoolManager
-from .store import CallRequest, Conflict, NotFound, Store
+from .store import CallRequest, Conflict, NotFound, Store, StoreError, StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -236,6 +236,9 @@ class Api:
             return error_response(404, str(exc))
         except Conflict as exc:
             return error_response(409, str(exc))
+        except StoreUnavailable as exc:
+            # Nothing was changed; the client may try again once the operator has made room.
+            return error_response(503, str(exc), [("retry-after", "5")])
 
     def _app_from_host(self, request: ApiRequest) -> str | None:
         domain = self.config.domain
@@ -326,10 +329,23 @@ def _flag(value: str | None) -> bool:
 
 
 async def health(api: Api, request: ApiRequest, match: re.Match) -> ApiResponse:
+    """200 when this node can serve; 503 "degraded" with the reasons when the engine or the
+    store fails, so that a load balancer sends its traffic elsewhere."""
+    problems = []
     docker_up = await api.driver.ping()
-    return json_response(200 if docker_up else 503, {
-        "status": "ok" if docker_up else "degraded",
+    if not docker_up:
+        problems.append("the container engine does not answer")
+    store = "ok"
+    try:
+        await api.store.check()
+    except StoreError as exc:
+        store = "failing"
+        problems.append(str(exc))
+    return json_response(503 if problems else 200, {
+        "status": "degraded" if problems else "ok",
         "docker": "up" if docker_up else "down",
+        "store": store,
+        "problems": problems,
         "pools": api.pools.stats(),
     })
 
@@ -389,7 +405,8 @@ async def create_route(api: Api, request: ApiRequest, match: re.Match) -> ApiRes
 
 
 def _route_path(match: re.Match) -> str:
-    return models.normalize_path("/" + urllib.parse.unquote(match["path"]).lstrip("/"), "path")
+    return models.normalize_path("/" + urllib.parse.unquote(match["path"]).lstrip("/"), "path",
+                                 lookup=True)
 
 
 async def get_route(api: Api, request: ApiRequest, match: re.Match) -> ApiResponse:
@@ -413,6 +430,15 @@ async def delete_route(api: Api, request: ApiRequest, match: re.Match) -> ApiRes
     return json_response(200, {"message": f"route {path!r} deleted"})
 
 
+async def _flush_for_read(api: Api) -> None:
+    """Save buffered records so that a read sees them. A store that cannot write (a full disk)
+    still answers reads of what it holds: the records stay buffered for the recorder's retries."""
+    try:
+        await api.recorder.flush(wait_for_logs=True)
+    except StoreError as exc:
+        log.warning("reading call records without the newest ones: %s", exc)
+
+
 async def list_calls(api: Api, request: ApiRequest, match: re.Match) -> ApiResponse:
     await api.store.get_app(match["app"])
     q = _query(request)
@@ -425,7 +451,7 @@ async def list_calls(api: Api, request: ApiRequest, match: re.Match) -> ApiRespo
     if not 1 <= limit <= 1000:
         raise ApiError(400, "limit must be from 1 to 1000")
     route = models.normalize_path(q["route"], "route") if "route" in q else None
-    await api.recorder.flush(wait_for_logs=True)
+    await _flush_for_read(api)
     calls = await api.store.list_calls(match["app"], route=route, since=since, until=until,
                                        limit=limit, before_id=q.get("cursor"))
     return json_response(200, {
@@ -435,13 +461,13 @@ async def list_calls(api: Api, request: ApiRequest, match: re.Match) -> ApiRespo
 
 
 async def get_call(api: Api, request: ApiRequest, match: re.Match) -> ApiResponse:
-    await api.recorder.flush(wait_for_logs=True)
+    await _flush_for_read(api)
     call = await api.store.get_call(match["app"], match["call"])
     return json_response(200, {"call": call.to_json()})
 
 
 async def get_log(api: Api, request: ApiRequest, match: re.Match) -> ApiResponse:
-    await api.recorder.flush(wait_for_logs=True)
+    await _flush_for_read(api)
     data = await api.store.get_log(match["app"], match["call"])
     return ApiResponse(200, [("content-type", "text/plain; charset=utf-8")], data)
 

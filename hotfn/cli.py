@@ -38,7 +38,7 @@ class CliError(Exception):
 def serve(args: argparse.Namespace) -> int:
     import trio
 
-    from .server import Server
+    from .server import Server, StartupError
 
     settings = Settings.from_namespace(args)
     logging.basicConfig(
@@ -76,8 +76,26 @@ def serve(args: argparse.Namespace) -> int:
                 await nursery.start(run)
                 print(f"hotfn serving on {server.url}", flush=True)
 
-    trio.run(main)
+    try:
+        trio.run(main)
+    except BaseException as exc:
+        startup = _find(exc, StartupError)
+        if startup is None:
+            raise
+        print(f"hotfn: cannot start: {startup}", file=sys.stderr)
+        return 1
     return 0
+
+
+def _find(exc: BaseException, kind: type[BaseException]) -> BaseException | None:
+    """``exc`` or the first ``kind`` inside it (trio's nurseries wrap errors in groups)."""
+    if isinstance(exc, kind):
+        return exc
+    for inner in getattr(exc, "exceptions", ()):
+        found = _find(inner, kind)
+        if found is not None:
+            return found
+    return None
 
 
 # -- the client -------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ import trio
 
 from . import protocol
 from .drivers import Container, ContainerGone, ContainerSpec, Driver, DriverError, ImageNotFound
-from .models import Route
+from .models import Route, header_problem
 from .pool import CallLog, PoolError, PoolManager
 
 HOP_BY_HOP = frozenset({
@@ -149,7 +149,7 @@ class Invoker:
                 if exc.retryable and attempt == 1:
                     continue
                 return self._failed(exc, container_id)
-            return self._answer(frame, log, container_id, route)
+            return self._answer(frame, log, container_id, inv)
         raise AssertionError("unreachable")
 
     def _failed(self, exc: PoolError, container_id: str | None) -> Outcome:
@@ -162,21 +162,35 @@ class Invoker:
         return outcome
 
     def _answer(self, frame: protocol.Response | protocol.HandlerError, log: CallLog,
-                container_id: str | None, route: Route) -> Outcome:
+                container_id: str | None, inv: Invocation) -> Outcome:
         if isinstance(frame, protocol.HandlerError):
             log.write(frame.trace.encode("utf-8", "replace"))
             return Outcome(
                 502, error=f"function raised {frame.error_type}: {frame.message}",
                 call_status="error", log=log, container_id=container_id, mode="hot",
             )
-        if not 100 <= frame.status <= 599:
-            return Outcome(502, error=f"function answered with invalid status {frame.status}",
+        # The function's answer goes to a client verbatim: anything HTTP cannot carry is
+        # refused here, where it enters, and never reaches the HTTP layer (docs/protocol.md 2.3).
+        status, body = frame.status, frame.body
+        problem = None
+        if not 200 <= status <= 599:
+            problem = f"status {status} (a function answers with a final status, 200 to 599)"
+        headers = []
+        for name, value in frame.headers:
+            if problem is None:
+                problem = header_problem(name, value)
+            if name.lower() not in HOP_BY_HOP:
+                headers.append((name, value))
+        if problem is not None:
+            log.write(f"[hotfn: the function's response was refused: {problem}]\n".encode())
+            return Outcome(502, error=f"function answered with an invalid response: {problem}",
                            call_status="error", log=log, container_id=container_id, mode="hot")
-        headers = [(k, v) for k, v in frame.headers if k.lower() not in HOP_BY_HOP]
-        return Outcome(
-            frame.status, headers=_with_route_headers(headers, route), body=frame.body,
-            log=log, container_id=container_id, mode="hot",
-        )
+        if body and status in (204, 304):
+            # (A HEAD answer keeps its body here: the HTTP layer sends its length, not its bytes.)
+            log.write(f"[hotfn: dropped the {len(body)}-byte body: status {status} has none]\n".encode())
+            body = b""
+        return Outcome(status, headers=_with_route_headers(headers, inv.route), body=body,
+                       log=log, container_id=container_id, mode="hot")
 
     # -- cold --
 

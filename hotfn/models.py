@@ -7,16 +7,23 @@ that is wrong, and the API turns it into a 400.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import random
 import re
 import time
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+log = logging.getLogger(__name__)
+
 APP_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")
 PATH_SEGMENT = re.compile(r"^(:[A-Za-z_][A-Za-z0-9_]*|[A-Za-z0-9._~!$&'()*+,;=@-]+)$")
 CONFIG_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+# A field value as it may go on the wire (RFC 9110 5.5): visible ISO-8859-1 characters, with
+# spaces and tabs only inside. No CR, LF, NUL or other control character: one of those would
+# split or end the header block.
+HEADER_VALUE = re.compile(r"^(?:[\x21-\x7e\x80-\xff](?:[\t \x21-\x7e\x80-\xff]*[\x21-\x7e\x80-\xff])?)?$")
 FORMATS = ("hot", "default")
 TYPES = ("sync", "async")
 
@@ -28,8 +35,50 @@ class ValidationError(ValueError):
         self.message = message
 
 
+def header_problem(name: Any, value: Any) -> str | None:
+    """Why (name, value) cannot be sent as an HTTP response header; None when it can."""
+    if not isinstance(name, str) or not HEADER_NAME.match(name):
+        return f"header name {_brief(name)} is not an HTTP token"
+    if not isinstance(value, str) or not HEADER_VALUE.match(value):
+        if not isinstance(value, str):
+            return f"header {name} must have a string value"
+        for char in value:
+            if char in "\r\n\0":
+                return f"header {name} value holds {_CONTROL_NAMES[char]}"
+            if ord(char) > 0xFF:
+                return f"header {name} value holds {char!r}, outside ISO-8859-1"
+            if char != "\t" and (ord(char) < 0x20 or ord(char) == 0x7F):
+                return f"header {name} value holds the control character {char!r}"
+        return f"header {name} value has leading or trailing white space"
+    return None
+
+
+_CONTROL_NAMES = {"\r": "CR", "\n": "LF", "\0": "NUL"}
+
+
+def _brief(value: Any, limit: int = 60) -> str:
+    """A value as an error message shows it: repr, cut short."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _field_key(key: Any) -> str:
+    """A key as part of a field name in an error: as is when short and printable."""
+    if isinstance(key, str) and len(key) <= 40 and key.isprintable():
+        return key
+    return _brief(key, 40)
+
+
 def now() -> float:
     return time.time()
+
+
+# Config becomes environment variables: Linux refuses an exec whose single variable passes
+# 128 KiB, and all of them share a few MiB with the request headers (cold calls), so values
+# are capped well below that, one by one and together.
+MAX_CONFIG_VALUE = 32 * 1024
+MAX_CONFIG_TOTAL = 64 * 1024
+MAX_CONFIG_KEY = 128
 
 
 def _check_config(field_name: str, value: Any) -> dict[str, str]:
@@ -38,14 +87,25 @@ def _check_config(field_name: str, value: Any) -> dict[str, str]:
     if not isinstance(value, dict):
         raise ValidationError(field_name, "must be an object of string values")
     out = {}
+    total = 0
     for key, item in value.items():
-        if not isinstance(key, str) or not CONFIG_KEY.match(key):
+        if not isinstance(key, str) or not CONFIG_KEY.match(key) or len(key) > MAX_CONFIG_KEY:
             raise ValidationError(
-                f"{field_name}.{key}", "keys must be letters, digits and _ (not starting with a digit)"
+                f"{field_name}.{_field_key(key)}", f"keys must be 1-{MAX_CONFIG_KEY} letters, digits "
+                "and _ (not starting with a digit)"
             )
         if not isinstance(item, str):
             raise ValidationError(f"{field_name}.{key}", "values must be strings")
+        if "\0" in item:
+            raise ValidationError(f"{field_name}.{key}", "values cannot hold NUL characters")
+        size = len(item.encode("utf-8", "surrogatepass"))
+        if size > MAX_CONFIG_VALUE:
+            raise ValidationError(f"{field_name}.{key}",
+                                  f"value of {size} bytes exceeds the limit of {MAX_CONFIG_VALUE}")
+        total += len(key) + size
         out[key] = item
+    if total > MAX_CONFIG_TOTAL:
+        raise ValidationError(field_name, f"holds {total} bytes; the limit is {MAX_CONFIG_TOTAL}")
     return out
 
 
@@ -103,7 +163,9 @@ def _reject_unknown(what: str, body: Mapping[str, Any], known: set[str]) -> None
 # -- routes ---------------------------------------------------------------------------------
 
 
-def normalize_path(path: Any, field_name: str = "route.path") -> str:
+def normalize_path(path: Any, field_name: str = "route.path", *, lookup: bool = False) -> str:
+    """A route path in its one spelling. ``lookup``: a path that names an existing route, which
+    an older hotfn may have stored with dot segments; it must stay reachable to be deleted."""
     if not isinstance(path, str) or not path.startswith("/"):
         raise ValidationError(field_name, "must be a string starting with '/'")
     if len(path) > 256:
@@ -113,6 +175,8 @@ def normalize_path(path: Any, field_name: str = "route.path") -> str:
         return path
     names = set()
     for segment in path[1:].split("/"):
+        if segment in (".", "..") and not lookup:
+            raise ValidationError(field_name, f"segment {segment!r} is not allowed (no dot segments)")
         if not PATH_SEGMENT.match(segment):
             raise ValidationError(
                 field_name, f"segment {segment!r} must be plain URL characters or ':name'"
@@ -210,11 +274,15 @@ def _route_fields(body: Mapping[str, Any]) -> dict[str, Any]:
         out["config"] = _check_config("route.config", body["config"])
     if "headers" in body:
         headers = body["headers"] or {}
-        if not isinstance(headers, dict) or not all(
-            isinstance(k, str) and HEADER_NAME.match(k) and isinstance(v, str) and "\n" not in v
-            for k, v in headers.items()
-        ):
+        if not isinstance(headers, dict):
             raise ValidationError("route.headers", "must be an object of header names to string values")
+        for name, value in headers.items():
+            # '' deletes a header in a PATCH; any other value must be one HTTP can carry.
+            problem = header_problem(name, value) if value != "" else None
+            if problem is not None:
+                raise ValidationError(f"route.headers.{_field_key(name)}", problem)
+        if sum(len(k) + len(v) for k, v in headers.items()) > MAX_CONFIG_TOTAL:
+            raise ValidationError("route.headers", f"hold more than {MAX_CONFIG_TOTAL} bytes")
         out["headers"] = dict(headers)
     return out
 
@@ -255,8 +323,21 @@ def patch_route(route: Route, body: Mapping[str, Any]) -> Route:
 
 
 def route_from_record(record: Mapping[str, Any]) -> Route:
+    """A route as the store gave it back. The store may hold what an older hotfn accepted (or
+    what someone wrote into it by hand): headers HTTP cannot carry are dropped here, and said
+    so, rather than reach a client's response."""
     known = {f.name for f in dataclasses.fields(Route)}
-    return Route(**{k: v for k, v in record.items() if k in known})
+    fields = {k: v for k, v in record.items() if k in known}
+    headers = fields.get("headers")
+    if headers:
+        if not isinstance(headers, dict):
+            headers = {}
+        kept = {k: v for k, v in headers.items() if header_problem(k, v) is None}
+        for name in headers.keys() - kept.keys():
+            log.error("route %s%s: dropped its stored header %s: %s", fields.get("app"),
+                      fields.get("path"), _brief(name, 40), header_problem(name, headers[name]))
+        fields["headers"] = kept
+    return Route(**fields)
 
 
 # -- calls ----------------------------------------------------------------------------------

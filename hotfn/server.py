@@ -17,18 +17,31 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import sqlite3
 
 import trio
 
 from .api import Api, ApiConfig
 from .config import Settings
-from .drivers import Driver
+from .drivers import Driver, DriverError
 from .http import HttpConfig, HttpServer
 from .invoker import Invoker, Limits, container_spec
 from .pool import PoolManager
-from .store import SqliteStore, Store
+from .node import NodeIdError, NodeLock
+from .store import SqliteStore, Store, StoreError
 
 log = logging.getLogger(__name__)
+
+
+class StartupError(Exception):
+    """The server cannot start; the message says why (and what to change)."""
+
+
+def _open_store(path: str) -> Store:
+    try:
+        return SqliteStore(path)
+    except (StoreError, OSError, sqlite3.Error) as exc:
+        raise StartupError(f"cannot open the store {path!r}: {exc}") from None
 
 
 class Server:
@@ -49,6 +62,19 @@ class Server:
 
     async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
         s = self.settings
+        # Before anything of this node's is touched: another server may be this node.
+        try:
+            lock = NodeLock(s.node_id)
+            lock.acquire()
+        except NodeIdError as exc:
+            raise StartupError(str(exc)) from None
+        try:
+            await self._run_locked(task_status)
+        finally:
+            lock.release()
+
+    async def _run_locked(self, task_status) -> None:
+        s = self.settings
         io_dir = os.path.join(s.io_dir, s.node_id) if s.io_dir else None
         if io_dir:
             # FIFOs of containers this node ran before are dead with them.
@@ -56,12 +82,20 @@ class Server:
         if self._driver is None:
             from .drivers.docker import DockerDriver
 
-            self._driver = DockerDriver.from_env(io_dir=io_dir)
+            try:
+                self._driver = DockerDriver.from_env(io_dir=io_dir)
+            except DriverError as exc:
+                raise StartupError(str(exc)) from None
         driver = self._driver
-        store = self._store or SqliteStore(s.db)
+        store = self._store or _open_store(s.db)
         limits = Limits(max_frame_size=s.max_frame_size, max_response_size=s.max_frame_size,
                         node_id=s.node_id)
-        stale = await driver.remove_containers({"hotfn": "1", "hotfn.node": s.node_id})
+        try:
+            stale = await driver.remove_containers({"hotfn": "1", "hotfn.node": s.node_id})
+        except DriverError as exc:
+            with trio.CancelScope(shield=True):
+                await store.close()
+            raise StartupError(str(exc)) from None
         if stale:
             log.warning("removed %d container(s) left behind by an earlier run of node %s", stale, s.node_id)
         try:
@@ -90,6 +124,11 @@ class Server:
                     async def serve_http(task_status=trio.TASK_STATUS_IGNORED) -> None:
                         try:
                             await http.serve(s.host, s.port, task_status=task_status)
+                        except OSError as exc:
+                            if self.address is not None:
+                                raise
+                            raise StartupError(f"cannot listen on {s.host}:{s.port}: "
+                                               f"{exc.strerror or exc}") from None
                         finally:
                             http_done.set()
 

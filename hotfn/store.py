@@ -19,6 +19,7 @@ import dataclasses
 import json
 import sqlite3
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping, TypeVar
 
@@ -150,6 +151,10 @@ class Store(abc.ABC):
     async def release_calls(self, node_id: str, now: float) -> int:
         """Make every call claimed by ``node_id`` due at ``now`` (that node restarted: nothing
         of it is running any more); how many. Their attempts stay counted."""
+
+    async def check(self) -> None:
+        """Raise StoreUnavailable unless the store can be read and written right now."""
+        await self.routes_version()
 
     async def close(self) -> None:
         pass
@@ -578,6 +583,12 @@ class SqliteStore(Store):
                               "WHERE node_id = ?", (now, node_id)).rowcount
 
         return await self._run(work)
+
+    async def check(self) -> None:
+        # A real write (a value that changes each time), so that a full disk fails it.
+        now = repr(time.time())
+        await self._run(lambda db: db.execute(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES ('checked_at', ?)", (now,)))
 
     async def close(self) -> None:
         def work() -> None:

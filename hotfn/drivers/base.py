@@ -8,6 +8,7 @@ real one (drivers/docker); tests of pool logic may use a fake that keeps this co
 from __future__ import annotations
 
 import abc
+import signal
 from dataclasses import dataclass, field
 from typing import Mapping
 
@@ -57,8 +58,14 @@ class ExitStatus:
             return "out of memory (killed at its memory limit)"
         if self.code is None:
             return "exit status unknown"
-        if self.code == 137:
-            return "killed (exit status 137: SIGKILL, often out of memory)"
+        if self.code > 128:
+            # 128 + n: the process ended by signal n. Only the engine knows an OOM kill, and it
+            # said no: someone killed it (docker kill, a shutdown, the kernel for another reason).
+            try:
+                name = signal.Signals(self.code - 128).name
+            except ValueError:
+                name = f"signal {self.code - 128}"
+            return f"killed by {name} (exit status {self.code})"
         return f"exit status {self.code}"
 
 

@@ -178,7 +178,15 @@ class DockerDriver(Driver):
                 # Attach before start: output written before we listen would be lost.
                 attached = await self._call(self._attach, container_id, fifos is None)
                 container = DockerContainer(self, container_id, attached, fifos)
-                await self._call(self.client.start, container_id)
+                try:
+                    await self._call(self.client.start, container_id)
+                except docker.errors.APIError as exc:
+                    if fifos is not None and IO_WRAPPER[0] in str(exc.explanation or exc):
+                        raise DriverError(
+                            f"image {spec.image} has no {IO_WRAPPER[0]}, which hot containers need "
+                            "for direct stdio (docs/protocol.md; or run the server with --io-dir '')"
+                        ) from exc
+                    raise
             return container
         except BaseException:
             with trio.CancelScope(shield=True):
@@ -234,6 +242,9 @@ class _Fifos:
 
     @classmethod
     def make(cls, io_dir: str) -> "_Fifos":
+        # The node's directory may have been removed under us (a tmp cleaner, an operator):
+        # make it again rather than fail every start from now on.
+        os.makedirs(io_dir, mode=0o700, exist_ok=True)
         path = tempfile.mkdtemp(prefix="c-", dir=io_dir)
         os.chmod(path, 0o755)  # the function may run as any user; the parent stays 0700
         for name in ("in", "out"):

@@ -2,6 +2,7 @@
 
 Speaks frames by hand (no shim) so that it can do what no shim would.
 """
+import json
 import os
 import struct
 import sys
@@ -59,6 +60,11 @@ while True:
         time.sleep(3600)
     elif MODE == "die-after-one" and served > 1:
         os._exit(7)
+    elif MODE == "answer":
+        # The request body says what to answer: {"status", "headers": [[k, v]...], "body"}.
+        spec = json.loads(req["body"])
+        send({"type": "response", "call_id": req["call_id"], "status": spec["status"],
+              "headers": spec.get("headers", []), "body": spec.get("body", "").encode()})
     else:
         body = req["body"]
         send({"type": "response", "call_id": req["call_id"], "status": 200,

@@ -1,0 +1,81 @@
+"""One node id, one server: a host-wide lock per node id.
+
+A node id names what a server owns on its engine: its containers carry it as a label and its
+FIFOs live in a directory named after it, and a server removes both at start and stop. Two
+servers with the same id would remove each other's, so a server holds an exclusive lock on
+its id for its whole life. The lock lives in a fixed directory, whatever --io-dir says, so
+that any two servers on this host find each other's; the kernel drops it when the process
+ends, however it ends, so a crashed server never blocks the next one.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import re
+
+LOCK_DIR = "/run/lock/hotfn"
+NODE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+
+
+class NodeIdError(Exception):
+    """This server cannot take its node id: the message says why and what to do."""
+
+
+def check_node_id(node_id: str) -> str:
+    if not NODE_ID.match(node_id):
+        raise NodeIdError(
+            f"node id {node_id!r} must be 1-63 letters, digits, '.', '_' or '-', starting with a "
+            "letter or digit (--node-id / HOTFN_NODE_ID)")
+    return node_id
+
+
+class NodeLock:
+    """Held from acquire() to release() (or the process's end)."""
+
+    def __init__(self, node_id: str, lock_dir: str = LOCK_DIR) -> None:
+        self.node_id = check_node_id(node_id)
+        self.path = os.path.join(lock_dir, f"{node_id}.lock")
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        directory = os.path.dirname(self.path)
+        try:
+            os.makedirs(directory, exist_ok=True)
+            # Every user's servers share the directory, each with its own files.
+            if os.stat(directory).st_uid == os.getuid():
+                os.chmod(directory, 0o1777)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except OSError as exc:
+            raise NodeIdError(f"cannot create the lock file {self.path} for node id "
+                              f"{self.node_id!r}: {exc.strerror}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            holder = _read_pid(fd)
+            os.close(fd)
+            if exc.errno not in (errno.EWOULDBLOCK, errno.EACCES):
+                raise NodeIdError(f"cannot lock {self.path}: {exc.strerror}") from None
+            who = f"process {holder}" if holder else "another process"
+            raise NodeIdError(
+                f"node id {self.node_id!r} is in use by another hotfn server ({who}, lock "
+                f"{self.path}); a second server with the same id would remove its containers. "
+                "Give this one its own id with --node-id NAME (or HOTFN_NODE_ID)") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            # The file stays: unlinking it would let a third server lock a new file while a
+            # second one still waits on the old one.
+            os.close(self._fd)
+            self._fd = None
+
+
+def _read_pid(fd: int) -> int | None:
+    try:
+        return int(os.pread(fd, 32, 0).decode().strip() or 0) or None
+    except (OSError, ValueError):
+        return None
