@@ -3,6 +3,7 @@
 import json
 import re
 
+import pytest
 import trio
 import trio.testing
 
@@ -198,3 +199,71 @@ async def test_request_in_flight_when_stopping_is_answered_with_connection_close
         nursery.cancel_scope.cancel()
     assert raw.startswith(b"HTTP/1.1 200 ") and raw.endswith(b"done")
     assert b"connection: close" in raw.lower()
+
+
+# -- the second line of defence: a response that cannot be sent ends its connection alone ------
+
+async def two_clients(response: ApiResponse) -> tuple[bytes, bytes]:
+    """Client 1 gets ``response`` from the handler; client 2 then asks the same server for
+    something ordinary. What each received until its connection closed (or 2 s passed)."""
+
+    async def api(request: ApiRequest) -> ApiResponse:
+        return response if request.target == "/bad" else await echo_api(request)
+
+    server = HttpServer(api, HttpConfig(keepalive_timeout=0.3))
+    received = []
+    async with trio.open_nursery() as nursery:
+        for target in (b"/bad", b"/ok"):
+            client, server_side = trio.testing.memory_stream_pair()
+            nursery.start_soon(server.serve_connection, server_side)
+            await client.send_all(b"GET " + target + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+            out = bytearray()
+            with trio.move_on_after(2):
+                while chunk := await client.receive_some(65536):
+                    out += chunk
+            received.append(bytes(out))
+        nursery.cancel_scope.cancel()
+    return received[0], received[1]
+
+
+CALL_ID = ("hotfn-call-id", "01CALL")
+UNSENDABLE = {
+    "status 100": ApiResponse(100, [CALL_ID], b""),
+    "status 101": ApiResponse(101, [CALL_ID, ("upgrade", "websocket")], b""),
+    "status 204 with a body": ApiResponse(204, [CALL_ID], b"body"),
+    "status 304 with a body": ApiResponse(304, [CALL_ID], b"body"),
+    "header value with CR": ApiResponse(200, [CALL_ID, ("x-a", "a\rb")], b"ok"),
+    "header value with LF": ApiResponse(200, [CALL_ID, ("x-a", "a\nset-cookie: x=1")], b"ok"),
+    "header value with NUL": ApiResponse(200, [CALL_ID, ("x-a", "a\0b")], b"ok"),
+    "header name with a space": ApiResponse(200, [CALL_ID, ("x a", "1")], b"ok"),
+    "header name é": ApiResponse(200, [CALL_ID, ("é", "1")], b"ok"),
+    "header name outside latin-1": ApiResponse(200, [CALL_ID, ("x-東京", "1")], b"ok"),
+    "header value no encoding can carry": ApiResponse(200, [CALL_ID, ("x-a", "\udc80")], b"ok"),
+    "headers that are not pairs (a bug)": ApiResponse(200, [CALL_ID, ("x-a",)], b"ok"),  # type: ignore[list-item]
+}
+
+
+@pytest.mark.parametrize("case", UNSENDABLE)
+async def test_a_response_http_cannot_carry_is_a_502_and_other_connections_go_on(case):
+    bad, ordinary = await two_clients(UNSENDABLE[case])
+    assert statuses(bad) == [502], bad
+    head, _, body = bad.partition(b"\r\n\r\n")
+    assert b"connection: close" in head.lower()
+    assert b"hotfn-call-id: 01CALL" in head, "the client can still look the call up"
+    assert json.loads(body)["error"]["message"].startswith("the response could not be sent: ")
+    assert statuses(ordinary) == [200]
+
+
+async def test_a_response_that_breaks_while_being_written_closes_its_connection_alone(caplog):
+    # A str body gets past the head and fails inside h11's send: no 502 is possible any more.
+    bad, ordinary = await two_clients(ApiResponse(200, [CALL_ID], "not bytes"))  # type: ignore[arg-type]
+    assert bad == b""
+    assert statuses(ordinary) == [200]
+    assert "call 01CALL" in caplog.text
+
+
+async def test_a_header_value_outside_latin_1_goes_out_as_utf_8():
+    # As request headers come in (UTF-8, else ISO-8859-1): not an error at this layer.
+    bad, ordinary = await two_clients(ApiResponse(200, [("x-city", "東京")], b"ok"))
+    assert statuses(bad) == [200] and "x-city: 東京".encode() in bad
+    assert statuses(ordinary) == [200]

@@ -5,12 +5,17 @@ ApiResponse back. Requests on a connection are answered in order (pipelining com
 buffers what the client sent ahead). Limits are enforced here, before the API sees anything:
 header size (431), body size (413, before the body is read in full), a client that stalls (408),
 malformed HTTP (400, then the connection is closed).
+
+Nothing one connection does can end the server: a response that cannot be produced or written
+(a function's answer HTTP cannot carry, a bug) ends that connection alone, with a 502 in its
+place when the protocol state still allows one, and a log line naming the call.
 """
 
 from __future__ import annotations
 
 import http
 import logging
+import re
 from dataclasses import dataclass
 from typing import Awaitable, Callable
 
@@ -34,10 +39,30 @@ class HttpConfig:
     shutdown_grace: float = 10.0
 
 
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]{1,100}")
+# Statuses whose responses never have a body (RFC 9110 6.4.1): one with a body cannot be framed.
+_NO_BODY_STATUSES = frozenset({204, 304})
+
+
 class _ClientError(Exception):
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
         self.status = status
+
+
+class _UnsendableResponse(Exception):
+    """A response HTTP cannot carry as it is."""
+
+
+def _call_id_of(response: ApiResponse) -> str | None:
+    """The call a response answers (its hotfn-call-id), if it says so readably."""
+    try:
+        for name, value in response.headers:
+            if isinstance(name, str) and name.lower() == "hotfn-call-id" and isinstance(value, str):
+                return value if _TOKEN.fullmatch(value) else None
+    except (TypeError, ValueError):
+        pass  # headers that are not pairs: the response is broken anyway
+    return None
 
 
 def _decode_header_value(raw: bytes) -> str:
@@ -134,17 +159,42 @@ class HttpConnection:
             elif isinstance(event, h11.ConnectionClosed):
                 raise _ClientError(400, "connection closed inside the request body")
 
-    async def _respond(self, response: ApiResponse, head_only: bool) -> None:
+    def _encode_head(self, response: ApiResponse, head_only: bool) -> h11.Response:
+        """The response's head as h11 will send it; raises, with h11's state untouched, when
+        HTTP cannot carry the response (h11 checks status and header bytes as the event is made)."""
+        if response.body and (response.status in _NO_BODY_STATUSES or response.status < 200):
+            raise _UnsendableResponse(f"status {response.status} cannot have a body")
         headers = [(k.encode("latin-1"), v.encode("utf-8")) for k, v in response.headers]
         headers.append((b"content-length", str(len(response.body)).encode()))
         if self.server.stopping:
             headers.append((b"connection", b"close"))
-        events: list[h11.Event] = [h11.Response(status_code=response.status, headers=headers,
-                                                reason=_REASONS.get(response.status, b""))]
+        return h11.Response(status_code=response.status, headers=headers,
+                            reason=_REASONS.get(response.status, b""))
+
+    async def _respond(self, response: ApiResponse, head_only: bool) -> bool:
+        """Send ``response``; False when the connection must end after it (the response could
+        not be sent as it was, and a 502 went in its place)."""
+        try:
+            head = self._encode_head(response, head_only)
+        except Exception as exc:  # h11.LocalProtocolError, UnicodeEncodeError, a bug upstream
+            call_id = _call_id_of(response)
+            log.error("response%s could not be sent, 502 instead: %s",
+                      f" to call {call_id}" if call_id else "", exc,
+                      exc_info=not isinstance(exc, (h11.LocalProtocolError, UnicodeError, _UnsendableResponse)))
+            response = error_response(502, f"the response could not be sent: {exc}")
+            if call_id:
+                response.headers.append(("hotfn-call-id", call_id))
+            response.headers.append(("connection", "close"))
+            head = self._encode_head(response, head_only)
+            keep_open = False
+        else:
+            keep_open = True
+        events: list[h11.Event] = [head]
         if response.body and not head_only:
             events.append(h11.Data(data=response.body))
         events.append(h11.EndOfMessage())
         await self._send(*events)
+        return keep_open
 
     async def _refuse(self, status: int, message: str) -> None:
         """An error response, if the protocol state still allows one; then the connection ends."""
@@ -193,8 +243,18 @@ class HttpConnection:
                 except Exception:
                     log.exception("unhandled error serving %s %s", request.method, request.target)
                     response = error_response(500, "internal server error")
-                await self._respond(response, head_only=request.method == "HEAD")
-                if self.conn.our_state is h11.MUST_CLOSE or self.server.stopping:
+                try:
+                    keep_open = await self._respond(response, head_only=request.method == "HEAD")
+                except (trio.BrokenResourceError, trio.ClosedResourceError):
+                    raise
+                except Exception:
+                    # The second line of defence (the invoker checks a function's answer first):
+                    # h11 refused the response midway, and its state allows no other answer.
+                    call_id = _call_id_of(response)
+                    log.exception("response%s could not be sent; closing its connection",
+                                  f" to call {call_id}" if call_id else "")
+                    return
+                if not keep_open or self.conn.our_state is h11.MUST_CLOSE or self.server.stopping:
                     return
                 self.conn.start_next_cycle()
         except (trio.BrokenResourceError, trio.ClosedResourceError):
@@ -212,11 +272,15 @@ class HttpServer:
         self.connections: set[HttpConnection] = set()
         self._listener_scope: trio.CancelScope | None = None
 
-    async def _handle(self, stream: trio.SocketStream) -> None:
+    async def serve_connection(self, stream: trio.abc.Stream) -> None:
+        """Serve one client connection until it ends; never raises (but Cancelled)."""
         connection = HttpConnection(stream, self)
         self.connections.add(connection)
         try:
             await connection.serve()
+        except Exception:
+            # One connection's bug must not reach the listener's nursery: that would end the server.
+            log.exception("unexpected error on a connection; closed it")
         finally:
             self.connections.discard(connection)
 
@@ -227,7 +291,7 @@ class HttpServer:
         async with trio.open_nursery() as nursery:
             with trio.CancelScope() as self._listener_scope:
                 task_status.started(bound)
-                await trio.serve_listeners(self._handle, listeners, handler_nursery=nursery)
+                await trio.serve_listeners(self.serve_connection, listeners, handler_nursery=nursery)
             # Stopped: no new connections; idle ones close now, busy ones after their response.
             for connection in list(self.connections):
                 if connection.idle_scope is not None:
