@@ -267,3 +267,54 @@ async def test_a_header_value_outside_latin_1_goes_out_as_utf_8():
     bad, ordinary = await two_clients(ApiResponse(200, [("x-city", "東京")], b"ok"))
     assert statuses(bad) == [200] and "x-city: 東京".encode() in bad
     assert statuses(ordinary) == [200]
+
+
+# -- RFC 9112: what the server refuses to read -------------------------------------------------
+
+SMUGGLING = (b"POST /first HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n"
+             b"0\r\n\r\n"
+             b"GET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n")
+
+
+@pytest.mark.parametrize("one_byte_at_a_time", [False, True])
+async def test_content_length_with_transfer_encoding_is_400_and_nothing_more_is_served(one_byte_at_a_time):
+    seen.clear()
+    data = [SMUGGLING[i:i + 1] for i in range(len(SMUGGLING))] if one_byte_at_a_time else SMUGGLING
+    raw = await exchange(data, HttpConfig(keepalive_timeout=5))  # the server, not the timeout, closes
+    assert statuses(raw) == [400]
+    head, _, body = raw.partition(b"\r\n\r\n")
+    assert b"connection: close" in head.lower()
+    assert "both Content-Length and Transfer-Encoding" in json.loads(body)["error"]["message"]
+    assert seen == [], "neither request reached the API"
+
+
+@pytest.mark.parametrize("version", [b"2.0", b"0.9", b"1.2", b"3.0"])
+async def test_a_version_other_than_1_0_or_1_1_is_505_and_the_connection_closes(version):
+    seen.clear()
+    raw = await exchange(b"GET / HTTP/" + version + b"\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n",
+                         HttpConfig(keepalive_timeout=5))
+    assert statuses(raw) == [505]
+    head, _, body = raw.partition(b"\r\n\r\n")
+    assert b"connection: close" in head.lower()
+    assert json.loads(body)["error"]["message"].startswith(f"HTTP/{version.decode()} is not supported")
+    assert seen == []
+
+
+async def test_http_1_0_is_still_served():
+    raw = await exchange(b"GET /old HTTP/1.0\r\n\r\n", close=True)
+    assert statuses(raw) == [200]
+
+
+async def test_a_malformed_request_is_named_readably_and_briefly():
+    raw = await exchange(b"GET / HTTP/1.1\r\nHost: x\r\nBad Header: " + b"y" * 300 + b"\x01\r\n\r\n")
+    message = json.loads(raw.partition(b"\r\n\r\n")[2])["error"]["message"]
+    assert message.startswith('malformed request: illegal header line: "Bad Header: yyy')
+    assert message.endswith("... (313 bytes)")
+    assert "bytearray" not in message and "b'" not in message
+    assert len(message) < 200
+
+
+async def test_a_control_character_in_a_request_line_is_shown_escaped():
+    raw = await exchange(b"G\x00T / HTTP/1.1\r\nHost: x\r\n\r\n")
+    message = json.loads(raw.partition(b"\r\n\r\n")[2])["error"]["message"]
+    assert message == 'malformed request: illegal request line: "G\\x00T / HTTP/1.1"'

@@ -4,7 +4,9 @@ One task per connection reads requests, hands each to the API as an ApiRequest, 
 ApiResponse back. Requests on a connection are answered in order (pipelining comes free: h11
 buffers what the client sent ahead). Limits are enforced here, before the API sees anything:
 header size (431), body size (413, before the body is read in full), a client that stalls (408),
-malformed HTTP (400, then the connection is closed).
+malformed HTTP (400, then the connection is closed), a request with both Content-Length and
+Transfer-Encoding (400 and close: RFC 9112 6.3, request smuggling), an HTTP version other than
+1.0 or 1.1 (505 and close).
 
 Nothing one connection does can end the server: a response that cannot be produced or written
 (a function's answer HTTP cannot carry, a bug) ends that connection alone, with a 502 in its
@@ -13,6 +15,7 @@ place when the protocol state still allows one, and a log line naming the call.
 
 from __future__ import annotations
 
+import ast
 import http
 import logging
 import re
@@ -50,6 +53,31 @@ class _ClientError(Exception):
         self.status = status
 
 
+# h11 puts offending bytes in its messages as reprs: "illegal header line: bytearray(b'...')".
+_BYTES_REPR = re.compile(r"""bytearray\((b(['"])(?:\\.|(?!\2).)*\2)\)|\b(b(['"])(?:\\.|(?!\4).)*\4)""")
+_SHOWN_BYTES = 100
+
+
+def _show_bytes(raw: bytes) -> str:
+    """Bytes as a message shows them: text in quotes, control characters escaped, cut short."""
+    text = raw[:_SHOWN_BYTES].decode("utf-8", "backslashreplace")
+    text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+    more = f"... ({len(raw)} bytes)" if len(raw) > _SHOWN_BYTES else ""
+    return f'"{text}"{more}'
+
+
+def _readable(exc: BaseException) -> str:
+    """An exception's message with the byte reprs h11 puts in it shown readably and briefly."""
+
+    def show(match: re.Match) -> str:
+        try:
+            return _show_bytes(ast.literal_eval(match.group(1) or match.group(3)))
+        except (ValueError, SyntaxError):
+            return match.group(0)
+
+    return _BYTES_REPR.sub(show, str(exc))
+
+
 class _UnsendableResponse(Exception):
     """A response HTTP cannot carry as it is."""
 
@@ -70,6 +98,11 @@ def _decode_header_value(raw: bytes) -> str:
         return raw.decode("utf-8")
     except UnicodeDecodeError:
         return raw.decode("latin-1")
+
+
+def _has_both_lengths(headers: list[tuple[bytes, bytes]]) -> bool:
+    names = {name for name, _ in headers}
+    return b"content-length" in names and b"transfer-encoding" in names
 
 
 class HttpConnection:
@@ -129,6 +162,15 @@ class HttpConnection:
         if isinstance(event, h11.ConnectionClosed):
             return None, deadline
         assert isinstance(event, h11.Request), event
+        # RFC 9112 2.3: h11 reads any d.d version as if it were 1.1; answer only what we speak.
+        if event.http_version not in (b"1.0", b"1.1"):
+            raise _ClientError(505, f"HTTP/{event.http_version.decode()} is not supported: "
+                                    "this server speaks HTTP/1.1 and 1.0")
+        # RFC 9112 6.3: a request with both may be read differently by a proxy in front of us
+        # (request smuggling); refuse it, before its body, and close.
+        if event.headers and _has_both_lengths(event.headers):
+            raise _ClientError(400, "a request cannot have both Content-Length and "
+                                    "Transfer-Encoding")
         # h11 caps only a head that arrives in pieces; one that arrives whole is checked here.
         size = len(event.target) + sum(len(k) + len(v) + 4 for k, v in event.headers)
         if size > self.config.max_header_size:
@@ -181,7 +223,7 @@ class HttpConnection:
             log.error("response%s could not be sent, 502 instead: %s",
                       f" to call {call_id}" if call_id else "", exc,
                       exc_info=not isinstance(exc, (h11.LocalProtocolError, UnicodeError, _UnsendableResponse)))
-            response = error_response(502, f"the response could not be sent: {exc}")
+            response = error_response(502, f"the response could not be sent: {_readable(exc)}")
             if call_id:
                 response.headers.append(("hotfn-call-id", call_id))
             response.headers.append(("connection", "close"))
@@ -230,7 +272,7 @@ class HttpConnection:
                     await self._refuse(exc.status, str(exc))
                     return
                 except h11.RemoteProtocolError as exc:
-                    await self._refuse(exc.error_status_hint, f"malformed request: {exc}")
+                    await self._refuse(exc.error_status_hint, f"malformed request: {_readable(exc)}")
                     return
                 request = ApiRequest(
                     method=head.method.decode("ascii"),
