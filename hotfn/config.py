@@ -38,8 +38,16 @@ class Settings:
     max_header_size: int = _setting(64 * 1024, "largest request head in bytes (431 above)")
     max_frame_size: int = _setting(DEFAULT_MAX_FRAME_SIZE, "largest protocol frame in bytes, "
                                    "either way (docs/protocol.md)")
+    header_timeout: float = _setting(10.0, "seconds a request head may take, for a new connection "
+                                     "counted from its connect (408; one that sent nothing is closed)")
     request_timeout: float = _setting(30.0, "seconds to receive a whole request once begun (408)")
     keepalive_timeout: float = _setting(75.0, "seconds an idle keep-alive connection stays open")
+    send_timeout: float = _setting(30.0, "seconds a client may take to read each MiB of a response; "
+                                   "one that stops reading is disconnected")
+    max_connections: int = _setting(0, "client connections at once; past it, those that wait for a "
+                                    "request (silent new ones, idle ones) close, longest waiting first, "
+                                    "and when all are busy new ones wait (0: from the open-file limit, "
+                                    "which the server raises to its hard limit, less room for containers)")
     shutdown_grace: float = _setting(10.0, "seconds calls in flight may finish on SIGINT/SIGTERM")
     max_containers: int = _setting(64, "server-wide cap on running function containers")
     max_memory_mb: int = _setting(default_max_memory_mb, "server-wide cap on the memory limits "

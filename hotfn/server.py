@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import os
+import resource
 import shutil
 import sqlite3
 
@@ -42,6 +43,40 @@ def _open_store(path: str) -> Store:
         return SqliteStore(path)
     except (StoreError, OSError, sqlite3.Error) as exc:
         raise StartupError(f"cannot open the store {path!r}: {exc}") from None
+
+
+# Open files kept for all but client connections: the store (SQLite, its journal), the
+# engine's connection pool, the listener, logs; and per container a few (its attach socket,
+# two FIFOs, one spare).
+_RESERVED_FILES = 64
+_FILES_PER_CONTAINER = 4
+
+
+def _raise_open_file_limit() -> int:
+    """Raise this process's open-file limit to its hard limit (the soft one is often 1,024,
+    which 1,000 clients exhaust); the limit now in force."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY:
+        hard = max(soft, 1 << 20) if soft != resource.RLIM_INFINITY else 1 << 20
+    if soft == resource.RLIM_INFINITY or soft >= hard:
+        return hard
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    except (ValueError, OSError) as exc:
+        log.warning("cannot raise the open-file limit from %d to %d: %s", soft, hard, exc)
+        return soft
+    return hard
+
+
+def _max_connections(s: Settings, open_files: int) -> int:
+    room = open_files - _RESERVED_FILES - _FILES_PER_CONTAINER * s.max_containers
+    if not s.max_connections:
+        return max(room, 16)
+    if s.max_connections > room:
+        log.warning("--max-connections %d leaves too few of the %d open files this process may "
+                    "have for %d containers and the store; at most %d would", s.max_connections,
+                    open_files, s.max_containers, max(room, 16))
+    return s.max_connections
 
 
 class Server:
@@ -117,7 +152,9 @@ class Server:
                     await calls.start(api.dispatcher.run)
                     http = HttpServer(api.handle, HttpConfig(
                         max_body_size=s.max_body_size, max_header_size=s.max_header_size,
-                        request_timeout=s.request_timeout, keepalive_timeout=s.keepalive_timeout,
+                        header_timeout=s.header_timeout, request_timeout=s.request_timeout,
+                        keepalive_timeout=s.keepalive_timeout, send_timeout=s.send_timeout,
+                        max_connections=_max_connections(s, _raise_open_file_limit()),
                         shutdown_grace=s.shutdown_grace))
                     http_done = trio.Event()
 

@@ -4,15 +4,43 @@ One task per connection reads requests, hands each to the API as an ApiRequest, 
 ApiResponse back. Requests on a connection are answered in order (pipelining comes free: h11
 buffers what the client sent ahead). Limits are enforced here, before the API sees anything:
 header size (431), body size (413, before the body is read in full), a client that stalls (408),
-malformed HTTP (400, then the connection is closed).
+malformed HTTP (400, then the connection is closed), a request with both Content-Length and
+Transfer-Encoding (400 and close: RFC 9112 6.3, request smuggling), an HTTP version other than
+1.0 or 1.1 (505 and close).
+
+Nothing one connection does can end the server: a response that cannot be produced or written
+(a function's answer HTTP cannot carry, a bug) ends that connection alone, with a 502 in its
+place when the protocol state still allows one, and a log line naming the call.
+
+Connections cost file descriptors and memory, so they are bounded, the way nginx does it:
+- At most ``max_connections``. At the limit, the connection that has waited longest for a
+  request (a new one that sent nothing yet, or an idle keep-alive one) is closed to make room
+  for each new one, so a health check gets in while thousands of silent sockets knock; only
+  when every connection is busy does the listener stop accepting, until one ends or waits.
+- A new connection has ``header_timeout`` for its first request head; an idle one
+  ``keepalive_timeout``; a client that does not read a response ``send_timeout`` for each
+  SEND_CHUNK of it. Past those the connection is closed (and freed memory is handed back to
+  the operating system).
+
+These waits are timed by one server task, not by a cancel scope per request: each kind of
+wait is a dict of connection -> deadline in insertion order, which is deadline order (same
+timeout for all its entries), so the task looks only at the front, and a keep-alive request
+costs two dict operations. Each connection has one cancel scope, made once, which that task
+(or the limit, or shutdown) cancels; a connection checks it when a wait ends, so a deadline
+that passed as the wait ended never cancels a request that began after it.
 """
 
 from __future__ import annotations
 
+import ast
+import ctypes
+import errno
 import http
 import logging
+import os
+import re
 from dataclasses import dataclass
-from typing import Awaitable, Callable
+from typing import Awaitable, Callable, Iterator
 
 import h11
 import trio
@@ -22,16 +50,46 @@ from ..api import ApiRequest, ApiResponse, error_response
 log = logging.getLogger(__name__)
 
 RECEIVE_SIZE = 64 * 1024
+# A response goes out in parts of this size, each within the send timeout: a slow reader that
+# keeps reading is served; one that stops is cut off. Smaller responses go in one write.
+SEND_CHUNK = 1024 * 1024
 _REASONS = {s.value: s.phrase.encode() for s in http.HTTPStatus}
+# accept() failing for want of resources: make room or wait, rather than end the listener.
+_ACCEPT_CAPACITY_ERRORS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
+_TRIM_INTERVAL = 1.0  # seconds between two hand-backs of freed memory, at most
 
 
 @dataclass
 class HttpConfig:
     max_body_size: int = 6 * 1024 * 1024
     max_header_size: int = 64 * 1024
+    header_timeout: float = 10.0  # a request head; a new connection's counts from its connect
     request_timeout: float = 30.0  # to receive one whole request, once it has begun
     keepalive_timeout: float = 75.0  # an idle connection between requests
+    send_timeout: float = 30.0  # for each SEND_CHUNK of a response to leave
+    max_connections: int = 1000
     shutdown_grace: float = 10.0
+
+
+def _find_malloc_trim() -> Callable[[int], int] | None:
+    """glibc's malloc_trim, or None without glibc (musl, macOS: nothing to do there).
+
+    glibc keeps freed blocks in its heap for reuse unless asked: after 40 clients left 5 MiB
+    responses unread, the process stayed at 440 MB long after they were gone."""
+    try:
+        if not (os.confstr("CS_GNU_LIBC_VERSION") or "").startswith("glibc"):
+            return None
+        return ctypes.CDLL("libc.so.6").malloc_trim
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+_malloc_trim = _find_malloc_trim()
+
+
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]{1,100}")
+# Statuses whose responses never have a body (RFC 9110 6.4.1): one with a body cannot be framed.
+_NO_BODY_STATUSES = frozenset({204, 304})
 
 
 class _ClientError(Exception):
@@ -40,11 +98,66 @@ class _ClientError(Exception):
         self.status = status
 
 
+# h11 puts offending bytes in its messages as reprs: "illegal header line: bytearray(b'...')".
+_BYTES_REPR = re.compile(r"""bytearray\((b(['"])(?:\\.|(?!\2).)*\2)\)|\b(b(['"])(?:\\.|(?!\4).)*\4)""")
+_SHOWN_BYTES = 100
+
+
+def _show_bytes(raw: bytes) -> str:
+    """Bytes as a message shows them: text in quotes, control characters escaped, cut short."""
+    text = raw[:_SHOWN_BYTES].decode("utf-8", "backslashreplace")
+    text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+    more = f"... ({len(raw)} bytes)" if len(raw) > _SHOWN_BYTES else ""
+    return f'"{text}"{more}'
+
+
+def _readable(exc: BaseException) -> str:
+    """An exception's message with the byte reprs h11 puts in it shown readably and briefly."""
+
+    def show(match: re.Match) -> str:
+        try:
+            return _show_bytes(ast.literal_eval(match.group(1) or match.group(3)))
+        except (ValueError, SyntaxError):
+            return match.group(0)
+
+    return _BYTES_REPR.sub(show, str(exc))
+
+
+class _UnsendableResponse(Exception):
+    """A response HTTP cannot carry as it is."""
+
+
+def _call_id_of(response: ApiResponse) -> str | None:
+    """The call a response answers (its hotfn-call-id), if it says so readably."""
+    try:
+        for name, value in response.headers:
+            if isinstance(name, str) and name.lower() == "hotfn-call-id" and isinstance(value, str):
+                return value if _TOKEN.fullmatch(value) else None
+    except (TypeError, ValueError):
+        pass  # headers that are not pairs: the response is broken anyway
+    return None
+
+
 def _decode_header_value(raw: bytes) -> str:
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError:
         return raw.decode("latin-1")
+
+
+def _has_both_lengths(headers: list[tuple[bytes, bytes]]) -> bool:
+    names = {name for name, _ in headers}
+    return b"content-length" in names and b"transfer-encoding" in names
+
+
+def _expired(waiting: dict["HttpConnection", float], now: float) -> Iterator["HttpConnection"]:
+    """Take from ``waiting`` (in deadline order) each connection whose deadline has passed."""
+    while waiting:
+        connection, deadline = next(iter(waiting.items()))
+        if deadline > now:
+            return
+        del waiting[connection]
+        yield connection
 
 
 class HttpConnection:
@@ -55,14 +168,41 @@ class HttpConnection:
         self.server = server
         self.config = server.config
         self.conn = h11.Connection(h11.SERVER, max_incomplete_event_size=self.config.max_header_size)
-        self.idle_scope: trio.CancelScope | None = None
+        # Cancelled by the server: a wait past its deadline, room needed at the limit, shutdown.
+        self.scope = trio.CancelScope()
+        self.accepted_at = trio.current_time()
+        self.requests = 0  # answered on this connection
+        self.dropped_large_response = False  # its memory is worth handing back to the OS
+
+    async def _write(self, data: bytes) -> None:
+        """send_all, with the server's timer watching: each SEND_CHUNK within send_timeout."""
+        sending = self.server.sending
+        if len(data) <= SEND_CHUNK:
+            sending[self] = trio.current_time() + self.config.send_timeout
+            try:
+                await self.stream.send_all(data)
+            finally:
+                sending.pop(self, None)
+            return
+        view = memoryview(data)
+        try:
+            for start in range(0, len(view), SEND_CHUNK):
+                sending.pop(self, None)  # to the back of the queue, which stays in deadline order
+                sending[self] = trio.current_time() + self.config.send_timeout
+                await self.stream.send_all(view[start:start + SEND_CHUNK])
+        except BaseException:
+            self.dropped_large_response = True
+            raise
+        finally:
+            sending.pop(self, None)
 
     async def _send(self, *events: h11.Event) -> None:
         # One write for a whole response: head, body and end cost one syscall, not three.
-        data = b"".join(self.conn.send(event) or b"" for event in events)
+        # (A single event's bytes are not copied: joining one bytes object returns it.)
+        data = b"".join([self.conn.send(event) or b"" for event in events])
         try:
             if data:
-                await self.stream.send_all(data)
+                await self._write(data)
         except BaseException:
             self.conn.send_failed()
             raise
@@ -80,30 +220,56 @@ class HttpConnection:
                 raise _ClientError(408, too_slow)
             self.conn.receive_data(data)
 
+    async def _wait_for_request(self) -> bytes | None:
+        """The first bytes of the next request; None when the connection is to end instead."""
+        server = self.server
+        if self.requests:
+            server.idle[self] = trio.current_time() + self.config.keepalive_timeout
+            if server.room_wanted is not None:
+                server.made_room()
+        # (A new connection has been waiting in server.fresh since it was accepted.)
+        try:
+            data = await self.stream.receive_some(RECEIVE_SIZE)
+        finally:
+            (server.idle if self.requests else server.fresh).pop(self, None)
+        if self.scope.cancel_called:
+            return None  # timed out, or closed to make room, as the bytes came: as if before
+        return data
+
     async def _receive_head(self) -> tuple[h11.Request | None, float]:
         """The next request's head, and the deadline for the whole request; no head when the
         client is done (or idle too long)."""
-        deadline = trio.current_time() + self.config.request_timeout
         event = self.conn.next_event()
         if event is h11.NEED_DATA:
             if self.server.stopping:
-                return None, deadline
+                return None, 0.0
             if not self.conn.trailing_data[0]:
-                # Idle between requests: wait up to the keep-alive timeout; shutdown cancels it.
-                data = None
-                with trio.CancelScope() as self.idle_scope:
-                    self.idle_scope.deadline = trio.current_time() + self.config.keepalive_timeout
-                    data = await self.stream.receive_some(RECEIVE_SIZE)
-                self.idle_scope = None
+                data = await self._wait_for_request()
                 if data is None:
-                    return None, deadline  # idle too long, or the server is stopping
+                    return None, 0.0
                 self.conn.receive_data(data)
-                # Part of a request is here: the rest must come within the request timeout.
-                deadline = trio.current_time() + self.config.request_timeout
-            event = await self._next_event(deadline, "request not received in time")
+            # Part of a request is here: the rest must come within the request timeout, and the
+            # head within the header timeout, counted for a new connection from its connect (a
+            # client cannot hold one by trickling a byte now and then).
+            now = trio.current_time()
+            deadline = now + self.config.request_timeout
+            head_began = now if self.requests else self.accepted_at
+            head_deadline = min(deadline, head_began + self.config.header_timeout)
+            event = await self._next_event(head_deadline, "request head not received in time")
+        else:
+            deadline = trio.current_time() + self.config.request_timeout
         if isinstance(event, h11.ConnectionClosed):
             return None, deadline
         assert isinstance(event, h11.Request), event
+        # RFC 9112 2.3: h11 reads any d.d version as if it were 1.1; answer only what we speak.
+        if event.http_version not in (b"1.0", b"1.1"):
+            raise _ClientError(505, f"HTTP/{event.http_version.decode()} is not supported: "
+                                    "this server speaks HTTP/1.1 and 1.0")
+        # RFC 9112 6.3: a request with both may be read differently by a proxy in front of us
+        # (request smuggling); refuse it, before its body, and close.
+        if event.headers and _has_both_lengths(event.headers):
+            raise _ClientError(400, "a request cannot have both Content-Length and "
+                                    "Transfer-Encoding")
         # h11 caps only a head that arrives in pieces; one that arrives whole is checked here.
         size = len(event.target) + sum(len(k) + len(v) + 4 for k, v in event.headers)
         if size > self.config.max_header_size:
@@ -134,17 +300,47 @@ class HttpConnection:
             elif isinstance(event, h11.ConnectionClosed):
                 raise _ClientError(400, "connection closed inside the request body")
 
-    async def _respond(self, response: ApiResponse, head_only: bool) -> None:
+    def _encode_head(self, response: ApiResponse, head_only: bool) -> h11.Response:
+        """The response's head as h11 will send it; raises, with h11's state untouched, when
+        HTTP cannot carry the response (h11 checks status and header bytes as the event is made)."""
+        if response.body and (response.status in _NO_BODY_STATUSES or response.status < 200):
+            raise _UnsendableResponse(f"status {response.status} cannot have a body")
         headers = [(k.encode("latin-1"), v.encode("utf-8")) for k, v in response.headers]
         headers.append((b"content-length", str(len(response.body)).encode()))
         if self.server.stopping:
             headers.append((b"connection", b"close"))
-        events: list[h11.Event] = [h11.Response(status_code=response.status, headers=headers,
-                                                reason=_REASONS.get(response.status, b""))]
-        if response.body and not head_only:
-            events.append(h11.Data(data=response.body))
-        events.append(h11.EndOfMessage())
-        await self._send(*events)
+        return h11.Response(status_code=response.status, headers=headers,
+                            reason=_REASONS.get(response.status, b""))
+
+    async def _respond(self, response: ApiResponse, head_only: bool) -> bool:
+        """Send ``response``; False when the connection must end after it (the response could
+        not be sent as it was, and a 502 went in its place)."""
+        try:
+            head = self._encode_head(response, head_only)
+        except Exception as exc:  # h11.LocalProtocolError, UnicodeEncodeError, a bug upstream
+            call_id = _call_id_of(response)
+            log.error("response%s could not be sent, 502 instead: %s",
+                      f" to call {call_id}" if call_id else "", exc,
+                      exc_info=not isinstance(exc, (h11.LocalProtocolError, UnicodeError, _UnsendableResponse)))
+            response = error_response(502, f"the response could not be sent: {_readable(exc)}")
+            if call_id:
+                response.headers.append(("hotfn-call-id", call_id))
+            response.headers.append(("connection", "close"))
+            head = self._encode_head(response, head_only)
+            keep_open = False
+        else:
+            keep_open = True
+        if head_only or not response.body:
+            await self._send(head, h11.EndOfMessage())
+        elif len(response.body) <= SEND_CHUNK:
+            await self._send(head, h11.Data(data=response.body), h11.EndOfMessage())
+        else:
+            # A large body goes as it is, not copied into one buffer with its head: a client
+            # that does not read holds one copy of it, not two.
+            await self._send(head)
+            await self._send(h11.Data(data=response.body))
+            await self._send(h11.EndOfMessage())
+        return keep_open
 
     async def _refuse(self, status: int, message: str) -> None:
         """An error response, if the protocol state still allows one; then the connection ends."""
@@ -170,38 +366,57 @@ class HttpConnection:
 
     async def serve(self) -> None:
         try:
-            while True:
-                try:
-                    head, deadline = await self._receive_head()
-                    if head is None:
-                        return
-                    body = await self._receive_body(head, deadline)
-                except _ClientError as exc:
-                    await self._refuse(exc.status, str(exc))
-                    return
-                except h11.RemoteProtocolError as exc:
-                    await self._refuse(exc.error_status_hint, f"malformed request: {exc}")
-                    return
-                request = ApiRequest(
-                    method=head.method.decode("ascii"),
-                    target=head.target.decode("ascii", "replace"),
-                    headers=[(k.decode("latin-1"), _decode_header_value(v)) for k, v in head.headers],
-                    body=body,
-                )
-                try:
-                    response = await self.server.handler(request)
-                except Exception:
-                    log.exception("unhandled error serving %s %s", request.method, request.target)
-                    response = error_response(500, "internal server error")
-                await self._respond(response, head_only=request.method == "HEAD")
-                if self.conn.our_state is h11.MUST_CLOSE or self.server.stopping:
-                    return
-                self.conn.start_next_cycle()
+            with self.scope:
+                await self._serve_requests()
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             return
         finally:
+            self.server.fresh.pop(self, None)
+            self.server.idle.pop(self, None)
+            self.server.sending.pop(self, None)
             with trio.CancelScope(shield=True), trio.move_on_after(1):
                 await self.stream.aclose()
+
+    async def _serve_requests(self) -> None:
+        while True:
+            try:
+                head, deadline = await self._receive_head()
+                if head is None:
+                    return
+                body = await self._receive_body(head, deadline)
+            except _ClientError as exc:
+                await self._refuse(exc.status, str(exc))
+                return
+            except h11.RemoteProtocolError as exc:
+                await self._refuse(exc.error_status_hint, f"malformed request: {_readable(exc)}")
+                return
+            request = ApiRequest(
+                method=head.method.decode("ascii"),
+                target=head.target.decode("ascii", "replace"),
+                headers=[(k.decode("latin-1"), _decode_header_value(v)) for k, v in head.headers],
+                body=body,
+            )
+            try:
+                response = await self.server.handler(request)
+            except Exception:
+                log.exception("unhandled error serving %s %s", request.method, request.target)
+                response = error_response(500, "internal server error")
+            try:
+                keep_open = await self._respond(response, head_only=request.method == "HEAD")
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                raise
+            except Exception:
+                # The second line of defence (the invoker checks a function's answer first):
+                # h11 refused the response midway, and its state allows no other answer.
+                call_id = _call_id_of(response)
+                log.exception("response%s could not be sent; closing its connection",
+                              f" to call {call_id}" if call_id else "")
+                return
+            self.requests += 1
+            if (not keep_open or self.conn.our_state is h11.MUST_CLOSE or self.server.stopping
+                    or self.scope.cancel_called):  # (the send deadline passed as it ended)
+                return
+            self.conn.start_next_cycle()
 
 
 class HttpServer:
@@ -210,28 +425,132 @@ class HttpServer:
         self.config = config
         self.stopping = False
         self.connections: set[HttpConnection] = set()
+        # Connections waiting, each kind in deadline order (see the module's docstring): new
+        # ones for their first byte, idle keep-alive ones, and ones whose client must read.
+        self.fresh: dict[HttpConnection, float] = {}
+        self.idle: dict[HttpConnection, float] = {}
+        self.sending: dict[HttpConnection, float] = {}
+        self.room_wanted: trio.Event | None = None  # set when a connection ends or waits
+        self.memory_to_release = False
+        self._released_memory_at = -_TRIM_INTERVAL
+        self._limit_logged_at = -60.0
         self._listener_scope: trio.CancelScope | None = None
 
-    async def _handle(self, stream: trio.SocketStream) -> None:
+    def _admit(self, stream: trio.abc.Stream) -> HttpConnection:
         connection = HttpConnection(stream, self)
         self.connections.add(connection)
+        self.fresh[connection] = connection.accepted_at + self.config.header_timeout
+        return connection
+
+    async def serve_connection(self, stream: trio.abc.Stream) -> None:
+        """Serve one client connection until it ends; never raises (but Cancelled)."""
+        await self._serve(self._admit(stream))
+
+    async def _serve(self, connection: HttpConnection) -> None:
         try:
             await connection.serve()
+        except Exception:
+            # One connection's bug must not reach the listener's nursery: that would end the server.
+            log.exception("unexpected error on a connection; closed it")
         finally:
             self.connections.discard(connection)
+            if connection.dropped_large_response:
+                self.memory_to_release = True
+            if self.room_wanted is not None:
+                self.made_room()
+
+    def made_room(self) -> None:
+        assert self.room_wanted is not None
+        self.room_wanted.set()
+        self.room_wanted = None
+
+    def _close_longest_waiting(self) -> bool:
+        """Close the connection that has waited longest for a request (new and silent, or idle
+        between requests) to make room; False when every connection is busy."""
+        oldest = oldest_queue = None
+        oldest_since = 0.0
+        for queue, timeout in ((self.fresh, self.config.header_timeout),
+                               (self.idle, self.config.keepalive_timeout)):
+            if queue:
+                connection = next(iter(queue))
+                since = queue[connection] - timeout
+                if oldest is None or since < oldest_since:
+                    oldest, oldest_queue, oldest_since = connection, queue, since
+        if oldest is None or oldest_queue is None:
+            return False
+        del oldest_queue[oldest]
+        oldest.scope.cancel()
+        self.connections.discard(oldest)  # counted out now; its socket closes on its next step
+        return True
+
+    async def _accept(self, listener: trio.SocketListener, nursery: trio.Nursery) -> None:
+        limit = self.config.max_connections
+        async with listener:
+            while True:
+                try:
+                    stream = await listener.accept()
+                except OSError as exc:
+                    if exc.errno not in _ACCEPT_CAPACITY_ERRORS:
+                        raise
+                    log.error("cannot accept a connection (%s) with %d open", exc.strerror,
+                              len(self.connections))
+                    if not self._close_longest_waiting():
+                        await trio.sleep(0.1)
+                    continue
+                if len(self.connections) >= limit:
+                    self._log_limit(limit)
+                    while len(self.connections) >= limit and not self._close_longest_waiting():
+                        # Every connection is busy: this one waits for room, and the next ones
+                        # in the kernel's backlog, until a connection ends or waits.
+                        self.room_wanted = self.room_wanted or trio.Event()
+                        await self.room_wanted.wait()
+                nursery.start_soon(self._serve, self._admit(stream))
+
+    def _log_limit(self, limit: int) -> None:
+        now = trio.current_time()
+        if now - self._limit_logged_at > 60:
+            self._limit_logged_at = now
+            log.warning("at the limit of %d connections: closing those that wait for a request, "
+                        "longest waiting first; when all are busy, new ones wait", limit)
+
+    async def run_housekeeping(self) -> None:
+        """Close connections whose wait passed its deadline; hand freed memory back to the OS.
+
+        Ticks at a tenth of the shortest timeout, at most once a second: a deadline is kept
+        within that much."""
+        c = self.config
+        tick = min(1.0, c.header_timeout / 10, c.keepalive_timeout / 10, c.send_timeout / 10)
+        while True:
+            await trio.sleep(tick)
+            now = trio.current_time()
+            for connection in _expired(self.fresh, now):
+                connection.scope.cancel()
+            for connection in _expired(self.idle, now):
+                connection.scope.cancel()
+            for connection in _expired(self.sending, now):
+                log.info("closing a connection whose client has not read its response for %gs",
+                         c.send_timeout)
+                connection.scope.cancel()
+            if self.memory_to_release and now - self._released_memory_at >= _TRIM_INTERVAL:
+                self.memory_to_release = False
+                self._released_memory_at = now
+                if _malloc_trim is not None:
+                    await trio.to_thread.run_sync(_malloc_trim, 0)
 
     async def serve(self, host: str, port: int, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
         """Listen until stop(); reports the bound (host, port) through task_status."""
         listeners = await trio.open_tcp_listeners(port, host=host)
         bound = listeners[0].socket.getsockname()[:2]
         async with trio.open_nursery() as nursery:
+            nursery.start_soon(self.run_housekeeping)
             with trio.CancelScope() as self._listener_scope:
                 task_status.started(bound)
-                await trio.serve_listeners(self._handle, listeners, handler_nursery=nursery)
-            # Stopped: no new connections; idle ones close now, busy ones after their response.
-            for connection in list(self.connections):
-                if connection.idle_scope is not None:
-                    connection.idle_scope.cancel()
+                async with trio.open_nursery() as accepting:
+                    for listener in listeners:
+                        accepting.start_soon(self._accept, listener, nursery)
+            # Stopped: no new connections; waiting ones close now, busy ones after their response.
+            for connection in [*self.fresh, *self.idle]:
+                connection.scope.cancel()
             with trio.move_on_after(self.config.shutdown_grace):
                 while self.connections:
                     await trio.sleep(0.05)
