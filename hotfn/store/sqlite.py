@@ -25,7 +25,7 @@ from typing import Any, Callable, Iterable, Mapping, TypeVar
 
 import trio
 
-from .models import App, Call, Route, route_from_record
+from ..models import App, Call, Route, route_from_record
 
 T = TypeVar("T")
 
