@@ -27,7 +27,8 @@ def _setting(default: Any, help: str, **kw: Any) -> Any:
 class Settings:
     host: str = _setting("127.0.0.1", "address to listen on")
     port: int = _setting(8080, "TCP port to listen on (0: any free port)")
-    db: str = _setting("hotfn.db", "SQLite file of apps, routes, call records and logs")
+    db: str = _setting("hotfn.db", "where apps, routes, call records and logs live: a SQLite "
+                       "file, or postgresql://user@host:port/dbname, shared by several nodes")
     domain: str = _setting("", "serve Host: {app}.{domain} requests on /{path} too (empty: off)")
     node_id: str = _setting(socket.gethostname, "this server's name; labels its containers, so a "
                             "restart removes only what this node left behind")

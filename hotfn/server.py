@@ -29,7 +29,7 @@ from .http import HttpConfig, HttpServer
 from .invoker import Invoker, Limits, container_spec
 from .pool import PoolManager
 from .node import NodeIdError, NodeLock
-from .store import SqliteStore, Store, StoreError
+from .store import Store, StoreError, display_url, is_postgres_url, open_store
 
 log = logging.getLogger(__name__)
 
@@ -38,11 +38,12 @@ class StartupError(Exception):
     """The server cannot start; the message says why (and what to change)."""
 
 
-def _open_store(path: str) -> Store:
+def _open_store(location: str) -> Store:
     try:
-        return SqliteStore(path)
+        return open_store(location)
     except (StoreError, OSError, sqlite3.Error) as exc:
-        raise StartupError(f"cannot open the store {path!r}: {exc}") from None
+        shown = display_url(location) if is_postgres_url(location) else repr(location)
+        raise StartupError(f"cannot open the store {shown}: {exc}") from None
 
 
 # Open files kept for all but client connections: the store (SQLite, its journal), the

@@ -153,3 +153,39 @@ async def server(server_factory, images) -> Harness:
     harness = await server_factory()
     yield harness
     await server_factory.stop(harness)
+
+
+# -- PostgreSQL ------------------------------------------------------------------------------------
+# scripts/ensure-postgres installs and starts a private server (idempotent; scripts/test runs it
+# too); every test that wants PostgreSQL gets a database of its own, dropped after it.
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> str:
+    """The URL of the server's maintenance database."""
+    result = subprocess.run([str(ROOT / "scripts" / "ensure-postgres")], capture_output=True,
+                            text=True, timeout=300)
+    if result.returncode != 0:
+        pytest.fail(f"no PostgreSQL: scripts/ensure-postgres failed:\n{result.stderr}")
+    return result.stdout.strip().splitlines()[-1]
+
+
+@pytest.fixture
+def postgres_db(postgres_server: str):
+    """The URL of a new, empty database, dropped after the test."""
+    import psycopg
+
+    name = f"hotfn_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(postgres_server, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    yield postgres_server.rsplit("/", 1)[0] + "/" + name
+    with psycopg.connect(postgres_server, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store_location(request, tmp_path: pathlib.Path) -> str:
+    """Where a store lives, for each implementation: a SQLite file, a PostgreSQL database."""
+    if request.param == "sqlite":
+        return str(tmp_path / "store.db")
+    return request.getfixturevalue("postgres_db")

@@ -1,4 +1,6 @@
-"""The SQLite store: persistence, conflicts, concurrent writers, paging and purging."""
+"""The stores, SQLite and PostgreSQL alike (each test runs against both): persistence,
+conflicts, concurrent writers, paging, purging, the queue. Migrations of old SQLite files are
+SQLite's own."""
 
 import time
 
@@ -6,20 +8,26 @@ import pytest
 import trio
 
 from hotfn.models import App, Call, new_app, new_route
-from hotfn.store import Conflict, NotFound, SqliteStore
+from hotfn.store import Conflict, NotFound, SqliteStore, open_store
+from hotfn.store.sql import SCHEMA_VERSION
 
 
 @pytest.fixture
-def db(tmp_path):
+def db(store_location):
+    return store_location
+
+
+@pytest.fixture
+def sqlite_db(tmp_path):
     return str(tmp_path / "store.db")
 
 
 async def test_apps_and_routes_survive_reopening(db):
-    store = SqliteStore(db)
+    store = open_store(db)
     await store.create_app(new_app({"name": "a", "config": {"K": "v"}}))
     await store.create_route(new_route("a", {"path": "/r/:id", "image": "img", "format": "hot"}))
     await store.close()
-    again = SqliteStore(db)
+    again = open_store(db)
     assert (await again.get_app("a")).config == {"K": "v"}
     route = await again.get_route("a", "/r/:id")
     assert (route.image, route.format, route.memory) == ("img", "hot", 128)
@@ -27,7 +35,7 @@ async def test_apps_and_routes_survive_reopening(db):
 
 
 async def test_conflicts_and_missing_records(db):
-    store = SqliteStore(db)
+    store = open_store(db)
     await store.create_app(new_app({"name": "a"}))
     with pytest.raises(Conflict):
         await store.create_app(new_app({"name": "a"}))
@@ -46,7 +54,7 @@ async def test_conflicts_and_missing_records(db):
 
 async def test_concurrent_writers_from_two_connections_lose_nothing(db):
     # Two stores on one file stand for two server processes (nodes) sharing a disk.
-    first, second = SqliteStore(db), SqliteStore(db)
+    first, second = open_store(db), open_store(db)
 
     async def writer(store, prefix):
         for i in range(40):
@@ -65,7 +73,7 @@ async def test_concurrent_writers_from_two_connections_lose_nothing(db):
 
 
 async def test_calls_page_newest_first_and_purge(db):
-    store = SqliteStore(db)
+    store = open_store(db)
     now = time.time()
     calls = [Call(id=f"c{i:02d}", app="a", route="/r" if i % 2 else "/s", mode="cold",
                   created_at=now - 100 + i) for i in range(10)]
@@ -88,7 +96,7 @@ async def test_calls_page_newest_first_and_purge(db):
 async def test_recorder_keeps_records_when_a_save_fails(db):
     from hotfn.calls import CallRecorder
 
-    store = SqliteStore(db)
+    store = open_store(db)
     real_save = store.save_calls
     failures = [RuntimeError("disk full")]
 
@@ -108,11 +116,11 @@ async def test_recorder_keeps_records_when_a_save_fails(db):
     await store.close()
 
 
-async def test_a_version_1_database_is_migrated_without_losing_calls(db):
+async def test_a_version_1_database_is_migrated_without_losing_calls(sqlite_db):
     import json
     import sqlite3
 
-    old = sqlite3.connect(db)
+    old = sqlite3.connect(sqlite_db)
     old.executescript("""
         CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
         INSERT INTO meta VALUES ('schema_version', '1'), ('routes_version', '3');
@@ -125,7 +133,7 @@ async def test_a_version_1_database_is_migrated_without_losing_calls(db):
     old.execute("INSERT INTO calls VALUES (?, ?, ?, ?, ?)", ("c1", "a", "/r", json.dumps(record), 1.0))
     old.commit()
     old.close()
-    store = SqliteStore(db)
+    store = SqliteStore(sqlite_db)
     assert (await store.get_call("a", "c1")).to_json()["duration_ms"] == 1500.0
     assert await store.routes_version() == 3
     await store.save_calls([Call(id="c2", app="a", route="/r", mode="cold", created_at=2.0)], [])
@@ -146,7 +154,7 @@ def _queued(call_id, created_at=1.0, route="/job"):
 
 
 async def test_enqueued_calls_are_claimed_oldest_first_with_their_request(db):
-    store = SqliteStore(db)
+    store = open_store(db)
     for i in range(3):
         await store.enqueue_call(*_queued(f"c{i}", created_at=10.0 + i))
     assert (await store.get_call("a", "c0")).status == "queued"
@@ -164,7 +172,7 @@ async def test_enqueued_calls_are_claimed_oldest_first_with_their_request(db):
 
 async def test_a_claim_is_exclusive_across_two_connections(db):
     # Two stores on one file stand for two nodes sharing the queue.
-    first, second = SqliteStore(db), SqliteStore(db)
+    first, second = open_store(db), open_store(db)
     for i in range(40):
         await first.enqueue_call(*_queued(f"c{i:02d}"))
     got: dict[str, list[str]] = {"first": [], "second": []}
@@ -185,7 +193,7 @@ async def test_a_claim_is_exclusive_across_two_connections(db):
 
 
 async def test_an_expired_lease_makes_a_call_claimable_again_and_fences_the_old_claim(db):
-    store = SqliteStore(db)
+    store = open_store(db)
     await store.enqueue_call(*_queued("c1"))
     (old,) = await store.claim_calls("n1", "a", "/job", 5, lease_until=30.0, now=20.0)
     assert await store.claim_calls("n2", "a", "/job", 5, lease_until=90.0, now=29.0) == []
@@ -204,7 +212,7 @@ async def test_an_expired_lease_makes_a_call_claimable_again_and_fences_the_old_
 
 
 async def test_requeue_with_back_off_and_release_at_restart(db):
-    store = SqliteStore(db)
+    store = open_store(db)
     await store.enqueue_call(*_queued("c1"))
     await store.enqueue_call(*_queued("c2"))
     claimed = await store.claim_calls("n1", "a", "/job", 5, lease_until=100.0, now=10.0)
@@ -223,7 +231,7 @@ async def test_requeue_with_back_off_and_release_at_restart(db):
 
 
 async def test_purge_keeps_calls_still_in_the_queue(db):
-    store = SqliteStore(db)
+    store = open_store(db)
     await store.enqueue_call(*_queued("c1", created_at=1.0))
     await store.save_calls([Call(id="c2", app="a", route="/r", mode="hot", created_at=1.0)], [])
     assert await store.purge(older_than=100.0) == 1
@@ -231,10 +239,10 @@ async def test_purge_keeps_calls_still_in_the_queue(db):
     await store.close()
 
 
-async def test_a_version_2_database_is_migrated_without_losing_data(db):
+async def test_a_version_2_database_is_migrated_without_losing_data(sqlite_db):
     import sqlite3
 
-    old = sqlite3.connect(db)
+    old = sqlite3.connect(sqlite_db)
     old.executescript("""
         CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
         CREATE TABLE apps (
@@ -260,7 +268,7 @@ async def test_a_version_2_database_is_migrated_without_losing_data(db):
     """)
     old.commit()
     old.close()
-    store = SqliteStore(db)
+    store = SqliteStore(sqlite_db)
     assert (await store.get_app("a")).config == {"K": "v"}
     route = await store.get_route("a", "/job")
     assert (route.type, route.max_attempts) == ("async", 3)
@@ -274,6 +282,6 @@ async def test_a_version_2_database_is_migrated_without_losing_data(db):
     await store.enqueue_call(*_queued("c3"))
     assert [c.call.id for c in await store.claim_calls("n", "a", "/job", 5, 100.0, 50.0)] == ["c3"]
     await store.close()
-    reopened = sqlite3.connect(db)
-    assert reopened.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("3",)
+    reopened = sqlite3.connect(sqlite_db)
+    assert reopened.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == (str(SCHEMA_VERSION),)
     reopened.close()
