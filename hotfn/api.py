@@ -23,6 +23,7 @@ from .models import App, Call, Route, ValidationError
 from .calls import CallRecorder
 from .dispatcher import Dispatcher
 from .pool import PoolManager
+from .routing import RouteSync, RouteTable
 from .store import CallRequest, Conflict, NotFound, Store, StoreError, StoreUnavailable
 
 log = logging.getLogger(__name__)
@@ -69,57 +70,6 @@ def error_response(status: int, message: str, headers: Headers | None = None, **
     return json_response(status, {"error": {"message": message, **extra}}, headers)
 
 
-# -- the route table: which route serves a path ------------------------------------------------
-
-
-class RouteTable:
-    """An immutable snapshot of every app and route, for matching without touching the store."""
-
-    def __init__(self, apps: list[App], routes: list[Route], version: int) -> None:
-        self.version = version
-        self.apps = {a.name: a for a in apps}
-        self._exact: dict[tuple[str, str], Route] = {}
-        self._patterns: dict[str, list[tuple[list[str], Route]]] = {}
-        for route in routes:
-            app = self.apps.get(route.app)
-            if app is None:
-                continue
-            # The container sees the app's config overlaid by the route's.
-            route = replace(route, config={**app.config, **route.config})
-            if ":" in route.path:
-                segments = route.path.strip("/").split("/")
-                self._patterns.setdefault(route.app, []).append((segments, route))
-            else:
-                self._exact[(route.app, route.path)] = route
-        for patterns in self._patterns.values():
-            # Most literal segments first: /users/me beats /users/:id.
-            patterns.sort(key=lambda p: (-sum(not s.startswith(":") for s in p[0]), -len(p[0])))
-
-    def all_routes(self) -> list[Route]:
-        return list(self._exact.values()) + [r for ps in self._patterns.values() for _, r in ps]
-
-    def match(self, app: str, path: str) -> tuple[Route, dict[str, str]] | None:
-        path = path.rstrip("/") or "/"
-        route = self._exact.get((app, path))
-        if route is not None:
-            return route, {}
-        parts = path.strip("/").split("/")
-        for segments, route in self._patterns.get(app, ()):
-            if len(segments) != len(parts):
-                continue
-            params = {}
-            for seg, part in zip(segments, parts):
-                if seg.startswith(":"):
-                    if not part:
-                        break
-                    params[seg[1:]] = urllib.parse.unquote(part)
-                elif seg != part:
-                    break
-            else:
-                return route, params
-        return None
-
-
 # -- the API ------------------------------------------------------------------------------------
 
 
@@ -127,7 +77,7 @@ class RouteTable:
 class ApiConfig:
     domain: str | None = None  # invocations also by Host: {app}.{domain}
     log_retention: float = 24 * 3600.0
-    route_refresh_interval: float = 2.0
+    route_refresh_interval: float = 1.0  # polling; PostgreSQL's NOTIFY wakes it at once
     node_id: str = "hotfn"  # recorded on the calls this node runs
     call_records: str = "async"  # "sync": a call's record is committed before its answer is sent
     async_retry_delay: float = 1.0  # seconds before an async call's second attempt; doubling
@@ -148,35 +98,21 @@ class Api:
         # Runs the async calls; its owner (the server) starts it in the nursery of calls.
         self.dispatcher = Dispatcher(store, invoker, self.recorder, find_route=self.find_route,
                                      node_id=config.node_id, retry_delay=config.async_retry_delay)
-        self.table = RouteTable([], [], -1)
-        self._reload_lock = trio.Lock()
+        self.routes = RouteSync(store, pools)
 
     # -- lifecycle --
 
+    @property
+    def table(self) -> RouteTable:
+        return self.routes.table
+
     async def reload_routes(self) -> None:
-        async with self._reload_lock:
-            version = await self.store.routes_version()
-            if version == self.table.version:
-                return
-            apps = await self.store.list_apps()
-            routes = await self.store.list_routes()
-            old = self.table
-            self.table = RouteTable(apps, routes, version)
-        self._sync_pools(old, self.table)
+        """Apply the app and route changes made since the last time (by any node)."""
+        await self.routes.refresh()
 
     def find_route(self, app: str, path: str) -> Route | None:
         """The route whose path (pattern) is ``path``, as it is now (config merged)."""
-        return next((r for r in self.table.all_routes() if r.app == app and r.path == path), None)
-
-    def _sync_pools(self, old: RouteTable, new: RouteTable) -> None:
-        new_routes = {(r.app, r.path): r for r in new.all_routes()}
-        for key in {(r.app, r.path) for r in old.all_routes()} - set(new_routes):
-            self.pools.route_removed(*key)
-        for route in new_routes.values():
-            if route.is_hot:
-                self.pools.route_changed(route)
-            else:
-                self.pools.route_removed(route.app, route.path)
+        return self.routes.table.get(app, path)
 
     async def run_background(self, task_status=trio.TASK_STATUS_IGNORED) -> None:
         """Route refresh (other nodes may change the store), call flushing, log purging."""
@@ -188,7 +124,12 @@ class Api:
 
     async def _refresh_routes(self) -> None:
         while True:
-            await trio.sleep(self.config.route_refresh_interval)
+            # Early when the store can tell (PostgreSQL notifies every node of a change).
+            try:
+                await self.store.wait_for_changes(self.config.route_refresh_interval)
+            except Exception:
+                log.exception("could not wait for route changes")
+                await trio.sleep(self.config.route_refresh_interval)
             try:
                 await self.reload_routes()
             except Exception:
@@ -350,8 +291,31 @@ async def health(api: Api, request: ApiRequest, match: re.Match) -> ApiResponse:
     })
 
 
+def _page(request: ApiRequest) -> tuple[str | None, int] | None:
+    """(cursor, per_page) when the client asks for a page (?cursor= or ?per_page=); None: it
+    wants the whole list, as before paging existed."""
+    q = dict(urllib.parse.parse_qsl(request.target.partition("?")[2], keep_blank_values=True))
+    if "cursor" not in q and "per_page" not in q:
+        return None
+    try:
+        per_page = int(q.get("per_page", "100"))
+    except ValueError:
+        raise ApiError(400, "per_page must be an integer from 1 to 1000") from None
+    if not 1 <= per_page <= 1000:
+        raise ApiError(400, "per_page must be an integer from 1 to 1000")
+    return q.get("cursor") or None, per_page
+
+
 async def list_apps(api: Api, request: ApiRequest, match: re.Match) -> ApiResponse:
-    return json_response(200, {"apps": [a.to_json() for a in await api.store.list_apps()]})
+    page = _page(request)
+    if page is None:
+        return json_response(200, {"apps": [a.to_json() for a in await api.store.list_apps()]})
+    cursor, per_page = page
+    apps = await api.store.list_apps(after=cursor, limit=per_page)
+    return json_response(200, {
+        "apps": [a.to_json() for a in apps],
+        "next_cursor": apps[-1].name if len(apps) == per_page else None,
+    })
 
 
 async def create_app(api: Api, request: ApiRequest, match: re.Match) -> ApiResponse:
@@ -380,8 +344,16 @@ async def delete_app(api: Api, request: ApiRequest, match: re.Match) -> ApiRespo
 
 async def list_routes(api: Api, request: ApiRequest, match: re.Match) -> ApiResponse:
     await api.store.get_app(match["app"])
-    routes = await api.store.list_routes(match["app"])
-    return json_response(200, {"routes": [r.to_json() for r in routes]})
+    page = _page(request)
+    if page is None:
+        routes = await api.store.list_routes(match["app"])
+        return json_response(200, {"routes": [r.to_json() for r in routes]})
+    cursor, per_page = page
+    routes = await api.store.list_routes(match["app"], after=cursor, limit=per_page)
+    return json_response(200, {
+        "routes": [r.to_json() for r in routes],
+        "next_cursor": routes[-1].path if len(routes) == per_page else None,
+    })
 
 
 async def _with_image_id(api: Api, route: Route) -> Route:
