@@ -131,3 +131,7 @@ class _PgDb:
 
     def execute(self, query: str, args: Any = ()) -> psycopg.Cursor:
         return self._conn.execute(query, args or None)  # type: ignore[arg-type]
+
+    def executemany(self, query: str, rows: Any) -> None:
+        with self._conn.cursor() as cursor:
+            cursor.executemany(query, rows)

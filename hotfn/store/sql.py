@@ -88,6 +88,9 @@ class Dialect:
     placeholder: str  # what the driver wants for "?"
     types: tuple[tuple[str, str], ...]  # schema type -> this engine's
     lock_claimed: str  # appended to the claim's SELECT: lock the rows it takes
+    # Many rows in one INSERT (SQLite: one GIL hand-over), or one row per statement run as a
+    # batch (psycopg pipelines executemany: three times faster than long VALUES lists).
+    multirow_insert: bool
 
     def sql(self, text: str) -> str:
         return _translate(self, text)
@@ -110,14 +113,15 @@ def _translate(dialect: Dialect, text: str) -> str:
     return text.replace("%", "%%").replace("?", dialect.placeholder)
 
 
-SQLITE = Dialect("sqlite", "?", (), "")
+SQLITE = Dialect("sqlite", "?", (), "", multirow_insert=True)
 # REAL is 4 bytes in PostgreSQL: a Unix time in it would lose its milliseconds.
 POSTGRES = Dialect("postgresql", "%s", (("REAL", "DOUBLE PRECISION"), ("BLOB", "BYTEA")),
-                   " FOR UPDATE SKIP LOCKED")
+                   " FOR UPDATE SKIP LOCKED", multirow_insert=False)
 
 
 class Db(Protocol):
     def execute(self, sql: str, args: Any = ...) -> Any: ...
+    def executemany(self, sql: str, rows: Any) -> Any: ...
 
 
 CALL_FIELDS = [f.name for f in dataclasses.fields(Call)]
@@ -169,6 +173,17 @@ class SqlStore(Store):
 
     def _exec(self, db: Db, sql: str, args: Any = ()) -> Any:
         return db.execute(self.dialect.sql(sql), args)
+
+    def _insert_rows(self, db: Db, head: str, row: str, tail: str, rows: list[tuple]) -> None:
+        """``head VALUES row, row, ... tail`` for every row of ``rows``."""
+        if not rows:
+            return
+        if not self.dialect.multirow_insert:
+            db.executemany(self.dialect.sql(f"{head} VALUES {row} {tail}"), rows)
+            return
+        for chunk in _chunks(rows):
+            self._exec(db, f"{head} VALUES " + ", ".join([row] * len(chunk)) + f" {tail}",
+                       [v for one in chunk for v in one])
 
     def _changed(self, db: Db, app: str, path: str | None, op: str) -> None:
         # The routes_version row is locked until this transaction ends, so changes are
@@ -341,19 +356,13 @@ class SqlStore(Store):
         log_rows = [(call_id, app, call_id, now, data) for call_id, app, data in logs]
 
         def work(db: Db) -> None:
-            for chunk in _chunks(call_rows):
-                self._exec(db, f"INSERT INTO calls ({CALL_COLUMNS}) VALUES "
-                               + ", ".join([_CALL_ROW] * len(chunk))
-                               + f" ON CONFLICT (id) DO UPDATE SET {_CALL_UPSERT}",
-                           [v for row in chunk for v in row])
+            self._insert_rows(db, f"INSERT INTO calls ({CALL_COLUMNS})", _CALL_ROW,
+                              f"ON CONFLICT (id) DO UPDATE SET {_CALL_UPSERT}", call_rows)
             # A log is as old as its call, so that purging takes both together.
-            for chunk in _chunks(log_rows):
-                self._exec(db, "INSERT INTO logs (call_id, app, created_at, data) VALUES "
-                               + ", ".join(["(?, ?, COALESCE((SELECT created_at FROM calls "
-                                            "WHERE id = ?), ?), ?)"] * len(chunk))
-                               + " ON CONFLICT (call_id) DO UPDATE SET app = excluded.app, "
-                                 "created_at = excluded.created_at, data = excluded.data",
-                           [v for row in chunk for v in row])
+            self._insert_rows(db, "INSERT INTO logs (call_id, app, created_at, data)",
+                              "(?, ?, COALESCE((SELECT created_at FROM calls WHERE id = ?), ?), ?)",
+                              "ON CONFLICT (call_id) DO UPDATE SET app = excluded.app, "
+                              "created_at = excluded.created_at, data = excluded.data", log_rows)
 
         await self._run(work)
 
