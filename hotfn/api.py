@@ -99,6 +99,8 @@ class Api:
         self.dispatcher = Dispatcher(store, invoker, self.recorder, find_route=self.find_route,
                                      node_id=config.node_id, retry_delay=config.async_retry_delay)
         self.routes = RouteSync(store, pools)
+        # Set when this node begins to stop: /health answers 503 so that balancers go elsewhere.
+        self.draining = False
 
     # -- lifecycle --
 
@@ -272,6 +274,9 @@ def _flag(value: str | None) -> bool:
 async def health(api: Api, request: ApiRequest, match: re.Match) -> ApiResponse:
     """200 when this node can serve; 503 "degraded" with the reasons when the engine or the
     store fails, so that a load balancer sends its traffic elsewhere."""
+    if api.draining:
+        return json_response(503, {"status": "draining", "problems": ["this node is stopping"]},
+                             [("retry-after", "1")])
     problems = []
     docker_up = await api.driver.ping()
     if not docker_up:
@@ -444,6 +449,15 @@ async def get_log(api: Api, request: ApiRequest, match: re.Match) -> ApiResponse
     return ApiResponse(200, [("content-type", "text/plain; charset=utf-8")], data)
 
 
+async def list_nodes(api: Api, request: ApiRequest, match: re.Match) -> ApiResponse:
+    """The nodes sharing this store, as they registered themselves (alive: a recent heartbeat)."""
+    from .node import STALE_AFTER
+
+    now = time.time()
+    return json_response(200, {"nodes": [n.to_json(now, STALE_AFTER)
+                                         for n in await api.store.list_nodes()]})
+
+
 async def stats(api: Api, request: ApiRequest, match: re.Match) -> ApiResponse:
     return json_response(200, api.pools.stats())
 
@@ -452,6 +466,7 @@ _APP = r"(?P<app>[^/]+)"
 ROUTES: list[tuple[re.Pattern, dict[str, Handler]]] = [
     (re.compile(r"/health"), {"GET": health}),
     (re.compile(r"/v1/stats"), {"GET": stats}),
+    (re.compile(r"/v1/nodes/?"), {"GET": list_nodes}),
     (re.compile(r"/v1/apps/?"), {"GET": list_apps, "POST": create_app}),
     (re.compile(rf"/v1/apps/{_APP}/?"), {"GET": get_app, "PATCH": patch_app, "DELETE": delete_app}),
     (re.compile(rf"/v1/apps/{_APP}/routes/?"), {"GET": list_routes, "POST": create_route}),

@@ -50,6 +50,11 @@ class Settings:
                                     "and when all are busy new ones wait (0: from the open-file limit, "
                                     "which the server raises to its hard limit, less room for containers)")
     shutdown_grace: float = _setting(10.0, "seconds calls in flight may finish on SIGINT/SIGTERM")
+    drain_time: float = _setting(3.0, "seconds a stopping node keeps serving while /health answers "
+                                 "503 (draining), so that a load balancer stops sending to it "
+                                 "before it stops accepting (0: stop at once)")
+    advertise: str = _setting("", "host:port other nodes and the load balancer reach this node "
+                              "at, as the node registry shows it (default: the listening address)")
     max_containers: int = _setting(64, "server-wide cap on running function containers")
     max_memory_mb: int = _setting(default_max_memory_mb, "server-wide cap on the memory limits "
                                   "of running containers, MiB (default: 3/4 of this machine)")

@@ -28,7 +28,7 @@ from .drivers import Driver, DriverError
 from .http import HttpConfig, HttpServer
 from .invoker import Invoker, Limits, container_spec
 from .pool import PoolManager
-from .node import NodeIdError, NodeLock
+from .node import NodeIdError, NodeLock, Registration
 from .store import Store, StoreError, display_url, is_postgres_url, open_store
 
 log = logging.getLogger(__name__)
@@ -134,6 +134,7 @@ class Server:
             raise StartupError(str(exc)) from None
         if stale:
             log.warning("removed %d container(s) left behind by an earlier run of node %s", stale, s.node_id)
+        registration: Registration | None = None
         try:
             async with trio.open_nursery() as services:
                 async with trio.open_nursery() as calls:
@@ -172,8 +173,21 @@ class Server:
 
                     self.address = await services.start(serve_http)
                     log.info("hotfn listening on %s (node %s)", self.url, s.node_id)
+                    registration = Registration(
+                        store, s.node_id, s.advertise or "%s:%d" % self.address, s.max_containers)
+                    await services.start(registration.run)
                     task_status.started(self)
                     await self._stop.wait()
+                    if s.drain_time > 0:
+                        log.info("draining: /health answers 503 for %gs before the node stops "
+                                 "accepting", s.drain_time)
+                        api.draining = True
+                        with trio.move_on_after(s.drain_time):
+                            try:
+                                await registration.beat(draining=True)
+                            except Exception as exc:
+                                log.warning("could not mark node %s draining: %s", s.node_id, exc)
+                            await trio.sleep(s.drain_time)
                     log.info("shutting down: finishing calls in flight (up to %gs)", s.shutdown_grace)
                     deadline = trio.current_time() + s.shutdown_grace
                     api.dispatcher.stop_claiming()
@@ -183,6 +197,8 @@ class Server:
                         await api.dispatcher.wait_idle()
                     await pools.close(grace=max(0.0, deadline - trio.current_time()))
                     calls.cancel_scope.cancel()
+                if registration is not None:
+                    await registration.leave()
                 services.cancel_scope.cancel()
         finally:
             with trio.CancelScope(shield=True):

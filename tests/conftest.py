@@ -3,6 +3,7 @@ scripts/test (and CI) start dockerd and build the runtime images before pytest r
 
 from __future__ import annotations
 
+import os
 import pathlib
 import itertools
 import subprocess
@@ -15,6 +16,9 @@ import trio
 from httpclient import Reply, request
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
+# Servers the tests start (in process or as `hotfn serve`) stop without draining, unless a
+# test asks for it (--drain-time): no balancer is in front of them.
+os.environ.setdefault("HOTFN_DRAIN_TIME", "0")
 FUNCTIONS = pathlib.Path(__file__).resolve().parent / "functions"
 
 TEST_IMAGES = {
@@ -121,7 +125,8 @@ async def server_factory(tmp_path: pathlib.Path, nursery: trio.Nursery):
 
     async def start(db: str | None = None, node_id: str | None = None, **overrides: Any) -> Harness:
         settings = Settings(port=0, db=db or str(tmp_path / "hotfn.db"),
-                            node_id=node_id or new_node_id(), shutdown_grace=5.0, **overrides)
+                            node_id=node_id or new_node_id(), shutdown_grace=5.0,
+                            **{"drain_time": 0.0, **overrides})
         server = Server(settings)
         done = trio.Event()
 

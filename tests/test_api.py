@@ -308,3 +308,25 @@ async def test_app_and_route_lists_page_with_a_cursor(server):
     for bad in ("per_page=0", "per_page=1001", "per_page=x", "per_page="):
         reply = await server.req("GET", f"/v1/apps/a/routes?{bad}")
         assert reply.status == 400 and "per_page" in reply.json()["error"]["message"], bad
+
+
+async def test_nodes_register_and_a_stopping_node_drains_first(server_factory, images, tmp_path):
+    db = str(tmp_path / "shared.db")
+    first = await server_factory(db=db)
+    second = await server_factory(db=db, drain_time=1.0)
+    nodes = (await first.req("GET", "/v1/nodes")).json()["nodes"]
+    assert {n["id"] for n in nodes} == {first.node_id, second.node_id}
+    mine = next(n for n in nodes if n["id"] == second.node_id)
+    assert mine["alive"] and not mine["draining"] and mine["address"] == second.url.split("//")[1]
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(server_factory.stop, second)
+        with trio.fail_after(5):
+            while (await second.req("GET", "/health")).status != 503:
+                await trio.sleep(0.05)
+        health = await second.req("GET", "/health")
+        assert health.json()["status"] == "draining"
+        # Still serving meanwhile: only the balancer's health check is told to go away.
+        assert (await second.req("GET", "/v1/apps")).status == 200
+        draining = (await first.req("GET", "/v1/nodes")).json()["nodes"]
+        assert next(n for n in draining if n["id"] == second.node_id)["draining"]
+    assert [n["id"] for n in (await first.req("GET", "/v1/nodes")).json()["nodes"]] == [first.node_id]
