@@ -340,6 +340,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=["hot", "default"])
     p.add_argument("--tag")
     p.set_defaults(func=cmd_deploy)
+
+    from . import lb  # the cluster's load balancer configuration (hotfn/lb.py)
+
+    lb.add_parser(sub)
     return parser
 
 
