@@ -81,6 +81,7 @@ class ApiConfig:
     node_id: str = "hotfn"  # recorded on the calls this node runs
     call_records: str = "async"  # "sync": a call's record is committed before its answer is sent
     async_retry_delay: float = 1.0  # seconds before an async call's second attempt; doubling
+    async_lease_margin: float = 30.0  # an async call's claim outlasts its longest run by this
 
 
 Handler = Callable[["Api", ApiRequest, re.Match], Awaitable[ApiResponse]]
@@ -97,7 +98,8 @@ class Api:
         self.recorder = CallRecorder(store)
         # Runs the async calls; its owner (the server) starts it in the nursery of calls.
         self.dispatcher = Dispatcher(store, invoker, self.recorder, find_route=self.find_route,
-                                     node_id=config.node_id, retry_delay=config.async_retry_delay)
+                                     node_id=config.node_id, retry_delay=config.async_retry_delay,
+                                     lease_margin=config.async_lease_margin)
         self.routes = RouteSync(store, pools)
         # Set when this node begins to stop: /health answers 503 so that balancers go elsewhere.
         self.draining = False

@@ -65,6 +65,9 @@ class Settings:
                                  choices=("async", "sync"))
     async_retry_delay: float = _setting(1.0, "seconds before an async call that failed runs "
                                         "again; doubled for each later attempt")
+    async_lease_margin: float = _setting(30.0, "seconds an async call's claim outlasts the longest "
+                                         "its run can take; a node that dies holds its claimed "
+                                         "calls that much longer before another node takes them")
     log_level: str = _setting("info", "debug, info, warning or error")
 
     @classmethod

@@ -40,7 +40,8 @@ GONE_ROUTE_BATCH = 16
 class Dispatcher:
     def __init__(self, store: Store, invoker: Invoker, recorder: CallRecorder, *,
                  find_route: Callable[[str, str], Route | None], node_id: str,
-                 retry_delay: float = 1.0, poll_interval: float = 1.0) -> None:
+                 retry_delay: float = 1.0, poll_interval: float = 1.0,
+                 lease_margin: float = LEASE_MARGIN) -> None:
         self.store = store
         self.invoker = invoker
         self.recorder = recorder
@@ -48,6 +49,7 @@ class Dispatcher:
         self.node_id = node_id
         self.retry_delay = retry_delay  # before attempt 2; doubled for each later one
         self.poll_interval = poll_interval  # other nodes' calls, and back-offs, are found so
+        self.lease_margin = lease_margin
         self._running: dict[RouteKey, int] = {}
         self._wake = trio.Event()
         self._idle = trio.Event()
@@ -109,7 +111,7 @@ class Dispatcher:
             limit = (route.max_concurrency if route else GONE_ROUTE_BATCH) - self._running.get(key, 0)
             if limit <= 0:
                 continue
-            lease = LEASE_MARGIN + (route.queue_timeout + route.startup_timeout + route.timeout
+            lease = self.lease_margin + (route.queue_timeout + route.startup_timeout + route.timeout
                                     if route else 0.0)
             claimed = await self.store.claim_calls(self.node_id, app, path, limit,
                                                    lease_until=now + lease, now=now)

@@ -92,7 +92,8 @@ defaults
     # /health: 200 serving; 503 degraded or draining (a stopping node says so first).
     option httpchk GET /health
     http-check expect status 200
-    default-server inter {inter} fall 2 rise 2 maxconn 1000
+    # A node whose name does not resolve (yet) starts out down instead of failing HAProxy.
+    default-server inter {inter} fall 2 rise 2 maxconn 1000 init-addr last,libc,none
 
 frontend hotfn
     bind {bind_host}:{bind_port}

@@ -146,7 +146,8 @@ class Server:
                     invoker = Invoker(driver, pools, calls, limits)
                     api = Api(store, driver, pools, invoker, ApiConfig(
                         domain=s.domain or None, log_retention=s.log_retention, node_id=s.node_id,
-                        call_records=s.call_records, async_retry_delay=s.async_retry_delay))
+                        call_records=s.call_records, async_retry_delay=s.async_retry_delay,
+                        async_lease_margin=s.async_lease_margin))
                     await api.reload_routes()
                     await services.start(api.run_background)
                     await services.start(pools.run_housekeeping)
