@@ -265,6 +265,10 @@ async def steady_load(url_port: int, target: str, clients: int, results: dict,
                 key = "ok" if reply.status == 200 else f"status {reply.status}"
                 if reply.status != 200:
                     results.setdefault("bodies", []).append(reply.body[:200])
+                if (reply.header("connection") or "").lower() == "close":
+                    # As any client must: the balancer closes after an error answer.
+                    await client.aclose()
+                    client = None
             except (OSError, trio.BrokenResourceError, trio.ClosedResourceError, Exception) as exc:
                 key = f"error {type(exc).__name__}"
                 if client is not None:
