@@ -21,7 +21,6 @@ import time
 
 import trio
 
-from . import __version__
 from .store import NodeInfo, Store
 
 log = logging.getLogger(__name__)
@@ -104,7 +103,7 @@ class Registration:
     def __init__(self, store: Store, node_id: str, address: str, capacity: int) -> None:
         self.store = store
         self.started_at = time.time()
-        self.node = NodeInfo(id=node_id, address=address, capacity=capacity, version=__version__,
+        self.node = NodeInfo(id=node_id, address=address, capacity=capacity, version="",
                              draining=False, started_at=self.started_at, heartbeat_at=0.0)
 
     async def beat(self, *, draining: bool | None = None) -> None:
@@ -114,6 +113,9 @@ class Registration:
         await self.store.register_node(self.node)
 
     async def run(self, task_status=trio.TASK_STATUS_IGNORED) -> None:
+        # On a thread: the version's lookup (importlib.metadata) takes tens of milliseconds.
+        version = await trio.to_thread.run_sync(lambda: __import__("hotfn").__version__)
+        self.node = dataclasses.replace(self.node, version=version)
         try:
             await self.beat()
         except Exception as exc:  # the store is down: /health says so; keep trying
