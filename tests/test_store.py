@@ -285,3 +285,30 @@ async def test_a_version_2_database_is_migrated_without_losing_data(sqlite_db):
     reopened = sqlite3.connect(sqlite_db)
     assert reopened.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == (str(SCHEMA_VERSION),)
     reopened.close()
+
+
+# -- PostgreSQL's own failure modes ------------------------------------------------------------------
+
+
+async def test_a_postgres_store_that_goes_away_fails_cleanly_and_hides_the_password(postgres_server):
+    import psycopg
+
+    from hotfn.store import StoreError, StoreUnavailable
+    from hotfn.store.postgres import PostgresStore
+
+    with pytest.raises(StoreError) as refused:
+        PostgresStore("postgresql://hotfn:s3cret@127.0.0.1:1/none", connect_timeout=1)
+    assert "s3cret" not in str(refused.value) and "***" in str(refused.value)
+
+    name = f"hotfn_test_gone_{time.time_ns()}"
+    with psycopg.connect(postgres_server, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    store = PostgresStore(postgres_server.rsplit("/", 1)[0] + "/" + name, connect_timeout=2)
+    await store.create_app(new_app({"name": "a"}))
+    with psycopg.connect(postgres_server, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+    with pytest.raises(StoreUnavailable, match="is failing"):
+        await store.create_app(new_app({"name": "b"}))
+    with pytest.raises(StoreUnavailable):
+        await store.check()
+    await store.close()
