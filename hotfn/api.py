@@ -19,9 +19,10 @@ import trio
 from . import models
 from .drivers import Driver
 from .invoker import Invocation, Invoker, Outcome
-from .models import App, Call, Route, ValidationError
+from .models import Call, Route, ValidationError
 from .calls import CallRecorder
 from .dispatcher import Dispatcher
+from .node import STALE_AFTER
 from .pool import PoolManager
 from .routing import RouteSync, RouteTable
 from .store import CallRequest, Conflict, NotFound, Store, StoreError, StoreUnavailable
@@ -453,8 +454,6 @@ async def get_log(api: Api, request: ApiRequest, match: re.Match) -> ApiResponse
 
 async def list_nodes(api: Api, request: ApiRequest, match: re.Match) -> ApiResponse:
     """The nodes sharing this store, as they registered themselves (alive: a recent heartbeat)."""
-    from .node import STALE_AFTER
-
     now = time.time()
     return json_response(200, {"nodes": [n.to_json(now, STALE_AFTER)
                                          for n in await api.store.list_nodes()]})

@@ -111,8 +111,8 @@ class Dispatcher:
             limit = (route.max_concurrency if route else GONE_ROUTE_BATCH) - self._running.get(key, 0)
             if limit <= 0:
                 continue
-            lease = self.lease_margin + (route.queue_timeout + route.startup_timeout + route.timeout
-                                    if route else 0.0)
+            lease = self.lease_margin + (route.queue_timeout + route.startup_timeout
+                                         + route.timeout if route else 0.0)
             claimed = await self.store.claim_calls(self.node_id, app, path, limit,
                                                    lease_until=now + lease, now=now)
             self._running[key] = self._running.get(key, 0) + len(claimed)

@@ -15,7 +15,7 @@ from typing import Callable, TypeVar
 import trio
 
 from . import sql
-from .base import StoreError, StoreUnavailable
+from .base import StoreUnavailable
 from .sql import CALL_COLUMNS, CALL_DEFAULTS, CALL_FIELDS, CALL_PLACEHOLDERS, SqlStore
 
 T = TypeVar("T")
@@ -100,5 +100,3 @@ class SqliteStore(SqlStore):
 
         await trio.to_thread.run_sync(work, limiter=self._limiter)
 
-
-__all__ = ["SqliteStore", "StoreError"]
