@@ -9,11 +9,14 @@ DB-API cursor.
 
 The schema and its migrations:
 - ``SCHEMA`` is the newest schema, idempotent (``IF NOT EXISTS``): a new database gets every
-  table at once; an older one gets the tables it lacks.
-- ``MIGRATIONS[v]`` are the statements that bring a database from version v-1 to v for what
-  ``SCHEMA`` cannot do (new columns, moved data), in the shared dialect, run once in order.
-- SQLite databases from before the shared story (versions 1 and 2) are migrated first by
+  table at once; an older one gets the tables and indexes it lacks.
+- ``ADDED_COLUMNS`` are the columns added to tables after they were first released; a table
+  that lacks one gets it (``ALTER TABLE ... ADD COLUMN``, the same in both dialects). Asking
+  the table rather than a version number lets features developed side by side each add
+  theirs.
+- SQLite databases from before the shared story (schema 1 and 2) are migrated first by
   ``SqliteStore`` (PostgreSQL never had them).
+- ``SCHEMA_VERSION`` is written into ``meta``; a hotfn refuses a store of a newer one.
 """
 
 from __future__ import annotations
@@ -71,10 +74,9 @@ INSERT INTO meta (key, value) VALUES ('schema_version', '4'), ('routes_version',
 """
 SCHEMA_VERSION = 4
 
-# version -> statements taking a database from version - 1 to it, beyond what SCHEMA creates.
-MIGRATIONS: dict[int, list[str]] = {
-    4: [],  # the change feed and the node registry: new tables only
-}
+# (table, column definition) added since the table's first release, oldest first; SCHEMA has
+# them too (for new databases). Schema 4: the change feed and the node registry, new tables.
+ADDED_COLUMNS: list[tuple[str, str]] = []
 
 # How many changes the feed keeps: a node further behind reloads everything.
 CHANGES_KEPT = 10_000
@@ -88,6 +90,7 @@ class Dialect:
     placeholder: str  # what the driver wants for "?"
     types: tuple[tuple[str, str], ...]  # schema type -> this engine's
     lock_claimed: str  # appended to the claim's SELECT: lock the rows it takes
+    columns_of: str  # a query of one table's column names (the table as its one argument)
     # Many rows in one INSERT (SQLite: one GIL hand-over), or one row per statement run as a
     # batch (psycopg pipelines executemany: three times faster than long VALUES lists).
     multirow_insert: bool
@@ -113,10 +116,14 @@ def _translate(dialect: Dialect, text: str) -> str:
     return text.replace("%", "%%").replace("?", dialect.placeholder)
 
 
-SQLITE = Dialect("sqlite", "?", (), "", multirow_insert=True)
+SQLITE = Dialect("sqlite", "?", (), "", "SELECT name FROM pragma_table_info(?)",
+                 multirow_insert=True)
 # REAL is 4 bytes in PostgreSQL: a Unix time in it would lose its milliseconds.
 POSTGRES = Dialect("postgresql", "%s", (("REAL", "DOUBLE PRECISION"), ("BLOB", "BYTEA")),
-                   " FOR UPDATE SKIP LOCKED", multirow_insert=False)
+                   " FOR UPDATE SKIP LOCKED",
+                   "SELECT column_name FROM information_schema.columns "
+                   "WHERE table_schema = current_schema() AND table_name = ?",
+                   multirow_insert=False)
 
 
 class Db(Protocol):
@@ -146,15 +153,20 @@ def create_schema(db: Db, dialect: Dialect) -> None:
 
 
 def run_migrations(db: Db, dialect: Dialect, where: str) -> None:
-    """Run the migrations this database has not had (after create_schema)."""
+    """Add the columns this database lacks (after create_schema); refuse a newer one."""
     version = int(db.execute(
         "SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0])
     if version > SCHEMA_VERSION:
         raise StoreError(f"{where} was written by a newer hotfn (schema {version}); "
                          f"this one reads schema {SCHEMA_VERSION}")
-    for step in sorted(v for v in MIGRATIONS if v > version):
-        for statement in MIGRATIONS[step]:
-            db.execute(dialect.ddl(statement))
+    columns: dict[str, set[str]] = {}
+    for table, definition in ADDED_COLUMNS:
+        if table not in columns:
+            columns[table] = {r[0] for r in db.execute(dialect.sql(dialect.columns_of), (table,))}
+        name = definition.split()[0]
+        if name not in columns[table]:
+            db.execute(dialect.ddl(f"ALTER TABLE {table} ADD COLUMN {definition}"))
+            columns[table].add(name)
     db.execute(dialect.sql("UPDATE meta SET value = ? WHERE key = 'schema_version'"),
                (str(SCHEMA_VERSION),))
 
