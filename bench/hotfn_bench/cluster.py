@@ -116,6 +116,24 @@ def main() -> int:
             for path in paths:
                 post(f"http://{address}/r/bench{path}", ECHO_BODY)
 
+        # Where the balancer sends each route (consistent hashing of 9 paths onto 2 nodes).
+        placement = {}
+        for path in paths:
+            req = urllib.request.Request(
+                f"http://127.0.0.1:{balancers['2 nodes behind HAProxy']}/r/bench{path}",
+                data=ECHO_BODY, method="POST")
+            with urllib.request.urlopen(req, timeout=30) as reply:
+                call_id = reply.headers["hotfn-call-id"]
+
+            def recorded() -> bool:
+                with urllib.request.urlopen(f"{first}/v1/apps/bench/calls/{call_id}", timeout=5) as r:
+                    placement[path] = json.loads(r.read())["call"]["node_id"].rsplit("-", 1)[1]
+                return True
+
+            wait_for(recorded, 10, what="a call record")
+        log("behind HAProxy with 2 nodes, route -> node: "
+            + ", ".join(f"{p} -> {n}" for p, n in placement.items()))
+
         targets = {"1 node direct": int(nodes[0].rsplit(":", 1)[1]), **balancers}
         loads = {"one hot route": ["/r/bench/hot"],
                  f"{ROUTES} routes": [f"/r/bench/r{i}" for i in range(ROUTES)]}
@@ -127,6 +145,8 @@ def main() -> int:
                     samples.setdefault((load, target), []).append(result)
                     log(f"round {round_ + 1} {load:>14} {target:>24}: {result.rps:7.0f} req/s "
                         f"p50 {result.p50_ms:.2f} ms p99 {result.p99_ms:.2f} ms, {result.errors} errors")
+        print("\nroute -> node behind HAProxy with 2 nodes: "
+              + ", ".join(f"{p} -> node {n}" for p, n in placement.items()))
         print(f"\n{args.connections} connections, {args.seconds:g} s per run, median of "
               f"{args.rounds} rounds, {os.cpu_count()} cores\n")
         print("| load | target | req/s | p50 ms | p99 ms | errors |")
