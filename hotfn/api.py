@@ -286,11 +286,16 @@ class Api:
                                   [("retry-after", str(max(1, math.ceil(wait))))])
         host = request.header("host") or "localhost"
         call_id = models.new_call_id()
+        headers = tuple(request.headers)
+        if route.auth == "token":
+            # The token was for hotfn: the function (and an async call's stored request) never
+            # sees it. A JWT goes on, as with IronFunctions: its claims are the function's.
+            headers = tuple(h for h in headers if h[0] != "authorization")
         inv = Invocation(
             call_id=call_id, route=route, method=request.method,
             url=f"{request.scheme}://{host}{request.target}", path=path,
             query=tuple(urllib.parse.parse_qsl(query, keep_blank_values=True)),
-            headers=tuple(request.headers), body=request.body, params=params,
+            headers=headers, body=request.body, params=params,
         )
         call = Call(id=call_id, app=app, route=route.path, mode="hot" if route.is_hot else "cold",
                     type=route.type, created_at=time.time())
