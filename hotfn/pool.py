@@ -119,6 +119,7 @@ class Capacity:
         # app -> (max containers, max memory MiB), None for no limit of its own
         self.app_limits: dict[str, tuple[int | None, int | None]] = {}
         self.app_usage: dict[str, list[int]] = {}  # app -> [containers, memory MiB]
+        self._waking = False
 
     def server_fits(self, memory_mb: int, freed: "list[HotWorker]" = ()) -> bool:  # type: ignore[assignment]
         return (
@@ -181,14 +182,25 @@ class Capacity:
     def _wake(self) -> None:
         # Strict FIFO for the server's room: a big request at the head is not overtaken by
         # smaller ones behind it. Only a waiter held by its own app's cap is passed over.
-        for waiter in list(self._waiters):
-            if not self.app_fits(waiter.app, waiter.memory_mb):
-                continue
-            if not self.server_fits(waiter.memory_mb):
-                return
-            self._waiters.remove(waiter)
-            self.take(waiter.memory_mb, waiter.app)
-            waiter.on_grant()
+        if self._waking:
+            return  # a grant gave room back: the loop below looks again
+        self._waking = True
+        try:
+            granted = True
+            while granted:
+                granted = False
+                for waiter in self._waiters:
+                    if not self.app_fits(waiter.app, waiter.memory_mb):
+                        continue
+                    if not self.server_fits(waiter.memory_mb):
+                        return
+                    self._waiters.remove(waiter)
+                    self.take(waiter.memory_mb, waiter.app)
+                    waiter.on_grant()
+                    granted = True
+                    break
+        finally:
+            self._waking = False
 
 
 @dataclass(eq=False)
