@@ -268,3 +268,20 @@ async def test_a_route_with_a_stored_auth_it_cannot_trust_refuses_every_call(ser
     with __import__("trio").fail_after(10):
         while (await server.call("j", "/x", b"")).status != 401:
             await __import__("trio").sleep(0.2)
+
+
+async def test_a_verified_jwt_stays_checked_against_its_exp():
+    from hotfn.auth import AuthError, Authenticator
+
+    now = [time.time()]
+    auth = Authenticator(None, admin_token=None, enabled=False, clock=lambda: now[0])
+    key = "a-route-key-of-thirty-two-bytes!"
+    token = bearer(_jwt(key, exp_in=10))
+    await auth.check_route(token, "j", "jwt", key)
+    await auth.check_route(token, "j", "jwt", key)  # from the cache
+    with pytest.raises(AuthError):
+        await auth.check_route(token, "j", "jwt", "another-key-of-thirty-two-bytes!!")
+    now[0] += 11
+    with pytest.raises(AuthError) as refused:
+        await auth.check_route(token, "j", "jwt", key)
+    assert refused.value.status == 401
