@@ -182,6 +182,9 @@ async def test_an_expired_token_is_refused(secured):
     ({"scope": "invoke", "name": "x" * 1000}, "token.name"),
     ({"scope": "invoke", "name": 7}, "token.name"),
     ({"scope": "invoke", "colour": "red"}, "token.colour"),
+    ({"scope": "invoke", "name": "tab\there"}, "token.name"),
+    ({"scope": "invoke", "apps": [f"app{i}" for i in range(1001)]}, "token.apps"),
+    ({"scope": "invoke", "expires_at": 1e300}, "token.expires_at"),
 ])
 async def test_token_fields_are_checked(secured, token, field):
     reply = await secured.req("POST", "/v1/tokens", headers=bearer(ADMIN), json={"token": token})
