@@ -90,9 +90,13 @@ async def _concurrent(server, app, path, n, sleep_ms):
 async def test_an_app_at_its_cap_waits_then_503s_while_another_app_runs(server, quota):
     await server.req("POST", "/v1/apps", json={"app": {"name": "capped", **quota}})
     await server.create_app("other")
-    for app in ("capped", "other"):
-        await server.create_route(app, path="/slow", image=IMAGE, format="hot", memory=64,
-                                  max_concurrency=3, queue_timeout=2)
+    await server.create_route("capped", path="/slow", image=IMAGE, format="hot", memory=64,
+                              max_concurrency=3, queue_timeout=2)
+    # Generous: starting three containers at once on a busy machine may take seconds.
+    await server.create_route("other", path="/slow", image=IMAGE, format="hot", memory=64,
+                              max_concurrency=3, queue_timeout=30)
+    # Its one container warm, so that what is timed below is waiting for it, not its start.
+    assert (await server.call("capped", "/slow", b"warm")).status == 200
     peak = 0
 
     async def watch(cancel_scope_holder):
