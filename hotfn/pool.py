@@ -789,6 +789,12 @@ class PoolManager:
             "max_containers": self.capacity.max_containers,
             "max_memory_mb": self.capacity.max_memory_mb,
             "routes": {f"{a}{p}": pool.stats() for (a, p), pool in self.pools.items()},
+            # Apps with a cap of their own or containers running: their use against their caps.
+            "apps": {app: {"containers": used[0], "memory_mb": used[1],
+                           "max_containers": self.capacity.app_limits.get(app, (None, None))[0],
+                           "max_memory_mb": self.capacity.app_limits.get(app, (None, None))[1]}
+                     for app in sorted(set(self.capacity.app_usage) | set(self.capacity.app_limits))
+                     for used in [self.capacity.app_usage.get(app, (0, 0))]},
         }
 
 

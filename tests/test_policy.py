@@ -171,3 +171,21 @@ async def test_quotas_and_secrets_read_back_from_the_store_are_checked(server, t
     got = await server.req("GET", "/v1/apps/q")
     assert got.status == 200
     assert (got.json()["app"]["max_containers"], got.json()["app"]["rate_limit"], got.json()["app"]["secrets"]) == (None, None, [])
+
+
+def test_switches_read_from_the_environment():
+    import argparse
+
+    from hotfn.config import Settings
+
+    def parse(env, *args):
+        parser = argparse.ArgumentParser()
+        Settings.add_arguments(parser, env)
+        return Settings.from_namespace(parser.parse_args(list(args)))
+
+    assert parse({}).no_auth is False and parse({}).allow_pull is False
+    assert parse({"HOTFN_NO_AUTH": "1", "HOTFN_ALLOW_PULL": "true"}).no_auth is True
+    assert parse({}, "--no-auth", "--allow-pull").allow_pull is True
+    assert parse({"HOTFN_ALLOWED_IMAGES": "hotfn/*"}).allowed_images == "hotfn/*"
+    with pytest.raises(SystemExit):
+        parse({"HOTFN_NO_AUTH": "perhaps"})

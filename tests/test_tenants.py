@@ -126,6 +126,9 @@ async def test_an_app_at_its_cap_waits_then_503s_while_another_app_runs(server, 
     stats = (await server.req("GET", "/v1/stats")).json()
     assert stats["routes"]["other/slow"]["workers"] == 3
     assert stats["routes"]["capped/slow"]["workers"] <= 1
+    assert stats["apps"]["capped"]["containers"] <= 1
+    assert stats["apps"]["capped"]["max_containers" if "max_containers" in quota else "max_memory_mb"] == next(iter(quota.values()))
+    assert stats["apps"]["other"]["containers"] == 3 and stats["apps"]["other"]["max_containers"] is None
 
 
 @pytest.mark.docker
