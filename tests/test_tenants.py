@@ -197,3 +197,24 @@ def test_a_waiter_held_by_its_apps_cap_lets_the_others_pass():
     assert capacity.app_usage == {"small": [1, 100], "big": [1, 100]}
     capacity.set_app_limits({})  # lifted: nothing of its own any more
     assert capacity.app_fits("small", 100)
+
+
+@pytest.mark.docker
+async def test_cold_calls_count_against_the_apps_cap(server):
+    await server.req("POST", "/v1/apps", json={"app": {"name": "cold", "max_containers": 1}})
+    await server.create_route("cold", path="/slow", image=IMAGE, queue_timeout=60)
+    peak = 0
+    done = trio.Event()
+
+    async def watch():
+        nonlocal peak
+        while not done.is_set():
+            peak = max(peak, len(containers_of(server.node_id, all=False, route="/slow")))
+            await trio.sleep(0.05)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(watch)
+        replies = await _concurrent(server, "cold", "/slow", 3, 700)
+        done.set()
+    assert [r.status for r in replies] == [200, 200, 200]
+    assert peak == 1  # one at a time: each waited for the one before to be removed
