@@ -8,6 +8,7 @@ import time
 
 import jwt
 import pytest
+import trio
 
 from hotfn.server import StartupError
 
@@ -40,7 +41,7 @@ async def make_token(server, scope, apps=None, **extra) -> dict:
 
 def assert_401(reply) -> None:
     assert reply.status == 401, reply
-    assert reply.header("www-authenticate", ) == 'Bearer realm="hotfn"'
+    assert reply.header("www-authenticate") == 'Bearer realm="hotfn"'
     assert "valid token is required" in reply.json()["error"]["message"]
 
 
@@ -166,7 +167,7 @@ async def test_a_revoked_token_fails_at_once_on_every_node(server_factory, image
 async def test_an_expired_token_is_refused(secured):
     token = await make_token(secured, "admin", expires_at=time.time() + 1.5)
     assert (await secured.req("GET", "/v1/apps", headers=bearer(token["secret"]))).status == 200
-    await __import__("trio").sleep(1.6)
+    await trio.sleep(1.6)
     assert_401(await secured.req("GET", "/v1/apps", headers=bearer(token["secret"])))
 
 
@@ -268,9 +269,9 @@ async def test_a_route_with_a_stored_auth_it_cannot_trust_refuses_every_call(ser
         spec["auth"] = "sometimes"
         db.execute("UPDATE routes SET spec = ?", (json.dumps(spec),))
         db.execute("UPDATE meta SET value = value + 1 WHERE key = 'routes_version'")
-    with __import__("trio").fail_after(10):
+    with trio.fail_after(10):
         while (await server.call("j", "/x", b"")).status != 401:
-            await __import__("trio").sleep(0.2)
+            await trio.sleep(0.2)
 
 
 async def test_a_verified_jwt_stays_checked_against_its_exp():
