@@ -277,12 +277,13 @@ class Api:
         if found is None:
             return error_response(404, f"no route matches {path!r} in app {app!r}")
         route, params = found
+        tenant = self.table.apps[app]  # as matched: the table may be replaced while we wait
         # Before any container work, and no call record: a refused request is not a call.
         await self.auth.check_route(request.headers, app, route.auth, route.jwt_key)
-        wait = self.rates.acquire(self.table.apps[app])
+        wait = self.rates.acquire(tenant)
         if wait is not None:
             return error_response(429, f"app {app!r} is over its rate limit of "
-                                  f"{self.table.apps[app].rate_limit:g} calls/s",
+                                  f"{tenant.rate_limit:g} calls/s",
                                   [("retry-after", str(max(1, math.ceil(wait))))])
         host = request.header("host") or "localhost"
         call_id = models.new_call_id()
