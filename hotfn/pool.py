@@ -662,7 +662,13 @@ class PoolManager:
         # Identity first: the route table hands out the same Route object until it changes, so
         # the common case skips computing revisions on every request.
         if pool is not None and (pool.route is route or pool.route.revision() == route.revision()):
-            pool.route = route  # timeouts and limits apply at once; they need no new container
+            if route.updated_at >= pool.route.updated_at:
+                pool.route = route  # timeouts and limits apply at once; they need no new container
+            return pool
+        if pool is not None and pool.route.updated_at > route.updated_at:
+            # A call that waited across an update still holds the old route: it runs on the new
+            # revision's pool rather than bringing the old revision back (which would retire the
+            # new pool and start its containers again).
             return pool
         if self.closed:
             raise PoolClosed("server is shutting down")
