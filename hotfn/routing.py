@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import urllib.parse
 from dataclasses import replace
+from typing import Callable
 
 import trio
 
@@ -90,8 +91,9 @@ class RouteTable:
         route = self._raw.get(app_name, {}).get(path)
         if app is None or route is None:
             return
-        # The container sees the app's config overlaid by the route's.
-        route = replace(route, config={**app.config, **route.config})
+        # The container sees the app's config overlaid by the route's; secrets likewise.
+        route = replace(route, config={**app.config, **route.config},
+                        secrets={**app.secrets, **route.secrets})
         self._merged[key] = route
         if ":" in path:
             self._patterns.setdefault(app_name, []).append((route.path.strip("/").split("/"), route))
@@ -136,11 +138,17 @@ class RouteTable:
 
 
 class RouteSync:
-    """Brings ``table`` (and the pools) up to the store's routes_version."""
+    """Brings ``table`` (and the pools) up to the store's routes_version. A hot route gets a
+    pool if ``servable`` allows it (the image policy); ``on_apps_changed`` hears of every app
+    change with all the apps (their own limits)."""
 
-    def __init__(self, store: Store, pools: PoolManager) -> None:
+    def __init__(self, store: Store, pools: PoolManager, *,
+                 servable: Callable[[Route], bool] = lambda route: True,
+                 on_apps_changed: Callable[[dict[str, App]], None] = lambda apps: None) -> None:
         self.store = store
         self.pools = pools
+        self.servable = servable
+        self.on_apps_changed = on_apps_changed
         self.table = RouteTable([], [], -1)
         self.full_reloads = 0
         self._lock = trio.Lock()
@@ -165,6 +173,8 @@ class RouteSync:
                 else:
                     await self._apply_route(app, path)
             self.table.version = feed.latest
+            if any(path is None for _, path in last):
+                self.on_apps_changed(self.table.apps)
 
     async def _apply_app(self, name: str) -> None:
         try:
@@ -192,7 +202,7 @@ class RouteSync:
 
     def _sync_pool(self, key: RouteKey) -> None:
         route = self.table.get(*key)
-        if route is not None and route.is_hot:
+        if route is not None and route.is_hot and self.servable(route):
             self.pools.route_changed(route)
         else:
             self.pools.route_removed(*key)
@@ -208,3 +218,4 @@ class RouteSync:
             self.pools.route_removed(*key)
         for key in new_keys:
             self._sync_pool(key)
+        self.on_apps_changed(self.table.apps)

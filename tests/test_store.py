@@ -8,8 +8,7 @@ import pytest
 import trio
 
 from hotfn.models import App, Call, new_app, new_route
-from hotfn.store import Conflict, NotFound, SqliteStore, open_store
-from hotfn.store.sql import SCHEMA_VERSION
+from hotfn.store import SCHEMA_VERSION, Conflict, NotFound, SqliteStore, open_store
 
 
 @pytest.fixture
@@ -328,3 +327,31 @@ async def test_a_column_added_later_is_added_to_an_older_store_once(db, monkeypa
         rows = await store._run(lambda conn: conn.execute("SELECT later FROM apps").fetchall())
         assert [tuple(r) for r in rows] == [(7,)]
         await store.close()
+
+
+# -- what other features keep in the store, on both ----------------------------------------------------
+
+
+async def test_tokens_and_app_quotas_and_secrets_on_both_stores(db):
+    from hotfn.tokens import hash_secret, new_token
+
+    store = open_store(db)
+    token, secret = new_token({"name": "ci", "scope": "deploy", "apps": ["a"]})
+    await store.create_token(token)
+    with pytest.raises(Conflict):
+        await store.create_token(token)
+    assert await store.find_token(hash_secret(secret)) == token
+    assert await store.find_token(hash_secret("nope")) is None
+    assert [t.id for t in await store.list_tokens()] == [token.id]
+    await store.delete_token(token.id)
+    with pytest.raises(NotFound):
+        await store.delete_token(token.id)
+    assert await store.find_token(hash_secret(secret)) is None
+
+    app = new_app({"name": "q", "config": {"K": "v"}, "max_containers": 3, "max_memory_mb": 512,
+                   "rate_limit": 2.5, "burst": 5, "secrets": {"API_KEY": "s"}})
+    await store.create_app(app)
+    again = await store.get_app("q")
+    assert (again.max_containers, again.max_memory_mb, again.rate_limit, again.burst,
+            dict(again.secrets)) == (3, 512, 2.5, 5, {"API_KEY": "s"})
+    await store.close()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from .base import (CallRequest, Change, ChangeFeed, Claim, ClaimedCall, Conflict, NodeInfo,
                    NotFound, Store, StoreError, StoreUnavailable, display_url)
+from .sql import SCHEMA_VERSION
 from .sqlite import SqliteStore
 
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
@@ -24,6 +25,6 @@ def open_store(location: str) -> Store:
     return SqliteStore(location)
 
 
-__all__ = ["CallRequest", "Change", "ChangeFeed", "Claim", "ClaimedCall", "Conflict", "NodeInfo",
+__all__ = ["SCHEMA_VERSION", "CallRequest", "Change", "ChangeFeed", "Claim", "ClaimedCall", "Conflict", "NodeInfo",
            "NotFound", "SqliteStore", "Store", "StoreError", "StoreUnavailable", "display_url", "is_postgres_url",
            "open_store"]

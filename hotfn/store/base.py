@@ -24,6 +24,7 @@ from typing import Iterable, Mapping
 import trio
 
 from ..models import App, Call, Route
+from ..tokens import Token
 
 
 def display_url(url: str) -> str:
@@ -209,6 +210,21 @@ class Store(abc.ABC):
     async def list_nodes(self) -> list[NodeInfo]: ...
     @abc.abstractmethod
     async def remove_node(self, node_id: str) -> None: ...
+
+    # -- API tokens (hotfn.tokens, hotfn.auth) --
+    # A revoked token must fail at once on every node, so ``find_token`` is asked on every
+    # authenticated request (no cache): it must be cheap.
+
+    @abc.abstractmethod
+    async def create_token(self, token: Token) -> None: ...
+    @abc.abstractmethod
+    async def list_tokens(self) -> list[Token]: ...
+    @abc.abstractmethod
+    async def delete_token(self, token_id: str) -> None:
+        """Revoke: the token is gone. NotFound if there is no such token."""
+    @abc.abstractmethod
+    async def find_token(self, secret_hash: str) -> Token | None:
+        """The token whose secret hashes to ``secret_hash``, if any (expired ones too)."""
 
     async def check(self) -> None:
         """Raise StoreUnavailable unless the store can be read and written right now."""

@@ -29,7 +29,8 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Protocol, TypeVar
 
-from ..models import App, Call, Route, route_from_record
+from ..models import App, Call, Route, app_from_record, route_from_record
+from ..tokens import Token, token_from_record
 from .base import (CallRequest, Change, ChangeFeed, Claim, ClaimedCall, Conflict, NodeInfo,
                    NotFound, Store, StoreError)
 
@@ -38,7 +39,9 @@ T = TypeVar("T")
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS apps (
-    name TEXT PRIMARY KEY, config TEXT NOT NULL, created_at REAL NOT NULL, updated_at REAL NOT NULL);
+    name TEXT PRIMARY KEY, config TEXT NOT NULL, created_at REAL NOT NULL, updated_at REAL NOT NULL,
+    max_containers INTEGER, max_memory_mb INTEGER, rate_limit REAL, burst INTEGER,
+    secrets TEXT NOT NULL DEFAULT '{}');
 CREATE TABLE IF NOT EXISTS routes (
     app TEXT NOT NULL REFERENCES apps(name), path TEXT NOT NULL, spec TEXT NOT NULL,
     PRIMARY KEY (app, path));
@@ -63,20 +66,31 @@ CREATE TABLE IF NOT EXISTS call_queue (
     headers TEXT NOT NULL, params TEXT NOT NULL, body BLOB NOT NULL);
 CREATE INDEX IF NOT EXISTS call_queue_due ON call_queue (available_at);
 CREATE INDEX IF NOT EXISTS call_queue_by_route ON call_queue (app, route, available_at);
+-- API tokens: only a hash of each secret. apps: a JSON list of app names, NULL for every app.
+CREATE TABLE IF NOT EXISTS tokens (
+    id TEXT PRIMARY KEY, secret_hash TEXT NOT NULL UNIQUE, name TEXT NOT NULL, scope TEXT NOT NULL,
+    apps TEXT, expires_at REAL, created_at REAL NOT NULL);
 -- One row per routes_version step: which app (path NULL) or route it touched.
 CREATE TABLE IF NOT EXISTS changes (
     seq INTEGER PRIMARY KEY, app TEXT NOT NULL, path TEXT, op TEXT NOT NULL, at REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS nodes (
     id TEXT PRIMARY KEY, address TEXT NOT NULL, capacity INTEGER NOT NULL, version TEXT NOT NULL,
     draining INTEGER NOT NULL, started_at REAL NOT NULL, heartbeat_at REAL NOT NULL);
-INSERT INTO meta (key, value) VALUES ('schema_version', '4'), ('routes_version', '0')
+INSERT INTO meta (key, value) VALUES ('schema_version', '5'), ('routes_version', '0')
     ON CONFLICT (key) DO NOTHING;
 """
-SCHEMA_VERSION = 4
+# 4: tenants' quotas and secrets on apps, API tokens; 5: the change feed, the node registry.
+SCHEMA_VERSION = 5
 
 # (table, column definition) added since the table's first release, oldest first; SCHEMA has
-# them too (for new databases). Schema 4: the change feed and the node registry, new tables.
-ADDED_COLUMNS: list[tuple[str, str]] = []
+# them too (for new databases). Old apps have no limits and no secrets.
+ADDED_COLUMNS: list[tuple[str, str]] = [
+    ("apps", "max_containers INTEGER"),
+    ("apps", "max_memory_mb INTEGER"),
+    ("apps", "rate_limit REAL"),
+    ("apps", "burst INTEGER"),
+    ("apps", "secrets TEXT NOT NULL DEFAULT '{}'"),
+]
 
 # How many changes the feed keeps: a node further behind reloads everything.
 CHANGES_KEPT = 10_000
@@ -139,6 +153,9 @@ CALL_PLACEHOLDERS = ", ".join("?" * len(CALL_FIELDS))
 _CALL_ROW = f"({CALL_PLACEHOLDERS})"
 _CALL_UPDATE = ", ".join(f"{name} = ?" for name in CALL_FIELDS if name != "id")
 _CALL_UPSERT = ", ".join(f"{name} = excluded.{name}" for name in CALL_FIELDS if name != "id")
+APP_COLUMNS = ("name, config, created_at, updated_at, max_containers, max_memory_mb, rate_limit, "
+               "burst, secrets")
+TOKEN_COLUMNS = "id, secret_hash, name, scope, apps, expires_at, created_at"
 # Rows per INSERT statement: SQLite's sqlite3 module lets go of the GIL around every step of a
 # statement, and a busy event loop takes up to a switch interval (5 ms) to give it back; one
 # statement for many rows makes that one hand-over, not one per row. (PostgreSQL: one round
@@ -209,15 +226,23 @@ class SqlStore(Store):
     # -- apps --
 
     @staticmethod
+    def _app_row(app: App) -> tuple:
+        return (app.name, json.dumps(dict(app.config)), app.created_at, app.updated_at,
+                app.max_containers, app.max_memory_mb, app.rate_limit, app.burst,
+                json.dumps(dict(app.secrets)))
+
+    @staticmethod
     def _app(row: Any) -> App:
-        return App(name=row[0], config=json.loads(row[1]), created_at=row[2], updated_at=row[3])
+        return app_from_record({
+            "name": row[0], "config": json.loads(row[1]), "created_at": row[2], "updated_at": row[3],
+            "max_containers": row[4], "max_memory_mb": row[5], "rate_limit": row[6],
+            "burst": row[7], "secrets": json.loads(row[8] or "{}")})
 
     async def create_app(self, app: App) -> None:
         def work(db: Db) -> None:
             try:
-                self._exec(db, "INSERT INTO apps (name, config, created_at, updated_at) "
-                               "VALUES (?, ?, ?, ?)",
-                           (app.name, json.dumps(dict(app.config)), app.created_at, app.updated_at))
+                self._exec(db, f"INSERT INTO apps ({APP_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                           self._app_row(app))
             except self.integrity_errors:
                 raise Conflict(f"app {app.name!r} already exists") from None
             self._changed(db, app.name, None, "create")
@@ -226,8 +251,7 @@ class SqlStore(Store):
 
     async def get_app(self, name: str) -> App:
         def work(db: Db) -> App:
-            row = self._exec(db, "SELECT name, config, created_at, updated_at FROM apps "
-                                 "WHERE name = ?", (name,)).fetchone()
+            row = self._exec(db, f"SELECT {APP_COLUMNS} FROM apps WHERE name = ?", (name,)).fetchone()
             if row is None:
                 raise NotFound(f"app {name!r} not found")
             return self._app(row)
@@ -235,7 +259,7 @@ class SqlStore(Store):
         return await self._run(work)
 
     async def list_apps(self, *, after: str | None = None, limit: int | None = None) -> list[App]:
-        sql = "SELECT name, config, created_at, updated_at FROM apps"
+        sql = f"SELECT {APP_COLUMNS} FROM apps"
         args: list[Any] = []
         if after is not None:
             sql += " WHERE name > ?"
@@ -248,8 +272,11 @@ class SqlStore(Store):
 
     async def update_app(self, app: App) -> None:
         def work(db: Db) -> None:
-            cur = self._exec(db, "UPDATE apps SET config = ?, updated_at = ? WHERE name = ?",
-                             (json.dumps(dict(app.config)), app.updated_at, app.name))
+            row = self._app_row(app)
+            cur = self._exec(
+                db, "UPDATE apps SET config = ?, created_at = ?, updated_at = ?, max_containers = ?, "
+                    "max_memory_mb = ?, rate_limit = ?, burst = ?, secrets = ? WHERE name = ?",
+                row[1:] + row[:1])
             if cur.rowcount == 0:
                 raise NotFound(f"app {app.name!r} not found")
             self._changed(db, app.name, None, "update")
@@ -275,7 +302,8 @@ class SqlStore(Store):
 
     @staticmethod
     def _spec(route: Route) -> str:
-        return json.dumps(route.to_json())
+        # to_record, not to_json: the write-only fields (secrets, jwt_key) are kept too.
+        return json.dumps(route.to_record())
 
     async def create_route(self, route: Route) -> None:
         def work(db: Db) -> None:
@@ -552,6 +580,55 @@ class SqlStore(Store):
 
     async def remove_node(self, node_id: str) -> None:
         await self._run(lambda db: self._exec(db, "DELETE FROM nodes WHERE id = ?", (node_id,)))
+
+    # -- API tokens (hotfn.tokens, hotfn.auth) --
+
+    @staticmethod
+    def _token(row: Any) -> Token | None:
+        token_id, secret_hash, name, scope, apps, expires_at, created_at = row
+        try:
+            apps = json.loads(apps) if apps is not None else None
+        except ValueError:
+            apps = "not JSON"  # refused by token_from_record, which says so
+        return token_from_record({"id": token_id, "secret_hash": secret_hash, "name": name,
+                                  "scope": scope, "apps": apps, "expires_at": expires_at,
+                                  "created_at": created_at})
+
+    async def create_token(self, token: Token) -> None:
+        row = (token.id, token.secret_hash, token.name, token.scope,
+               json.dumps(list(token.apps)) if token.apps is not None else None,
+               token.expires_at, token.created_at)
+
+        def work(db: Db) -> None:
+            try:
+                self._exec(db, f"INSERT INTO tokens ({TOKEN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                           row)
+            except self.integrity_errors:
+                raise Conflict("a token with this id already exists") from None
+
+        await self._run(work)
+
+    async def list_tokens(self) -> list[Token]:
+        def work(db: Db) -> list[Token]:
+            rows = self._exec(db, f"SELECT {TOKEN_COLUMNS} FROM tokens ORDER BY created_at, id")
+            return [t for t in map(self._token, rows) if t is not None]
+
+        return await self._run(work)
+
+    async def delete_token(self, token_id: str) -> None:
+        def work(db: Db) -> None:
+            if self._exec(db, "DELETE FROM tokens WHERE id = ?", (token_id,)).rowcount == 0:
+                raise NotFound(f"token {token_id!r} not found")
+
+        await self._run(work)
+
+    async def find_token(self, secret_hash: str) -> Token | None:
+        def work(db: Db) -> Token | None:
+            row = self._exec(db, f"SELECT {TOKEN_COLUMNS} FROM tokens WHERE secret_hash = ?",
+                             (secret_hash,)).fetchone()
+            return None if row is None else self._token(tuple(row))
+
+        return await self._run(work)
 
     async def check(self) -> None:
         # A real write (a value that changes each time), so that a full disk fails it.
