@@ -355,3 +355,19 @@ async def test_tokens_and_app_quotas_and_secrets_on_both_stores(db):
     assert (again.max_containers, again.max_memory_mb, again.rate_limit, again.burst,
             dict(again.secrets)) == (3, 512, 2.5, 5, {"API_KEY": "s"})
     await store.close()
+
+
+async def test_the_node_registry_keeps_one_row_per_node_and_skips_malformed_ones(db):
+    from hotfn.store import NodeInfo
+
+    store = open_store(db)
+    await store.register_node(NodeInfo("n1", "127.0.0.2:8080", 64, "1.0", False, 1.0, 2.0))
+    await store.register_node(NodeInfo("n1", "127.0.0.2:8080", 64, "1.0", True, 1.0, 3.0))
+    await store.register_node(NodeInfo("n2", "127.0.0.3:8080", 64, "1.0", False, 1.0, 3.0))
+    assert [(n.id, n.draining, n.heartbeat_at) for n in await store.list_nodes()] == [
+        ("n1", True, 3.0), ("n2", False, 3.0)]
+    if isinstance(store, SqliteStore):  # PostgreSQL's column types refuse such a row
+        await store._run(lambda conn: conn.execute("UPDATE nodes SET capacity = 'lots' WHERE id = 'n2'"))
+    await store.remove_node("n1")
+    assert [n.id for n in await store.list_nodes()] == ([] if isinstance(store, SqliteStore) else ["n2"])
+    await store.close()

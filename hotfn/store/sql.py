@@ -24,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import logging
 import re
 import time
 from dataclasses import dataclass
@@ -35,6 +36,7 @@ from .base import (CallRequest, Change, ChangeFeed, Claim, ClaimedCall, Conflict
                    NotFound, Store, StoreError)
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -572,11 +574,19 @@ class SqlStore(Store):
              node.started_at, node.heartbeat_at)))
 
     async def list_nodes(self) -> list[NodeInfo]:
-        return await self._run(lambda db: [
-            NodeInfo(id=r[0], address=r[1], capacity=int(r[2]), version=r[3], draining=bool(r[4]),
-                     started_at=float(r[5]), heartbeat_at=float(r[6]))
-            for r in self._exec(db, "SELECT id, address, capacity, version, draining, started_at, "
-                                    "heartbeat_at FROM nodes ORDER BY id")])
+        rows = await self._run(lambda db: self._exec(
+            db, "SELECT id, address, capacity, version, draining, started_at, heartbeat_at "
+                "FROM nodes ORDER BY id").fetchall())
+        nodes = []
+        for r in rows:
+            try:
+                nodes.append(NodeInfo(id=str(r[0]), address=str(r[1]), capacity=int(r[2]),
+                                      version=str(r[3]), draining=bool(r[4]),
+                                      started_at=float(r[5]), heartbeat_at=float(r[6])))
+            except (TypeError, ValueError):
+                # Written by hand or by something else: shown as nothing, not a 500.
+                log.warning("ignoring a malformed row of the node registry: %r", tuple(r))
+        return nodes
 
     async def remove_node(self, node_id: str) -> None:
         await self._run(lambda db: self._exec(db, "DELETE FROM nodes WHERE id = ?", (node_id,)))
