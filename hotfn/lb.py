@@ -93,7 +93,9 @@ defaults
     option httpchk GET /health
     http-check expect status 200
     # A node whose name does not resolve (yet) starts out down instead of failing HAProxy.
-    default-server inter {inter} fall 2 rise 2 maxconn 1000 init-addr last,libc,none
+    # weight 100: a hundred times the default's points on the hash ring, so that each node's
+    # share of it is even (16 points a node leave shares far apart).
+    default-server inter {inter} fall 2 rise 2 maxconn 1000 init-addr last,libc,none weight 100
 
 frontend hotfn
     bind {bind_host}:{bind_port}
