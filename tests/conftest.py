@@ -21,6 +21,8 @@ TEST_IMAGES = {
     "hotfn-test/conformance-python": ROOT / "runtime-shims" / "python" / "conformance",
     "hotfn-test/rogue": FUNCTIONS / "rogue",
     "hotfn-test/hog": FUNCTIONS / "hog",
+    "hotfn-test/ironhttp-python": FUNCTIONS / "ironhttp-python",
+    "hotfn-test/ironhttp-sh": FUNCTIONS / "ironhttp-sh",
 }
 
 
