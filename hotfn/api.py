@@ -16,7 +16,7 @@ from typing import Any, Awaitable, Callable
 
 import trio
 
-from . import __version__, models
+from . import models
 from .drivers import Driver
 from .invoker import Invocation, Invoker, Outcome
 from .models import App, Call, Route, ValidationError
@@ -494,6 +494,8 @@ async def stats(api: Api, request: ApiRequest, match: re.Match) -> ApiResponse:
 
 async def version(api: Api, request: ApiRequest, match: re.Match) -> ApiResponse:
     """IronFunctions' GET /version: `fn version` shows it as the server's version."""
+    from . import __version__  # looked up on first use (hotfn/__init__.py)
+
     return json_response(200, {"version": __version__})
 
 
