@@ -174,7 +174,9 @@ def _path_escape(value: str) -> str:
 async def test_fn_cli_apps_and_routes_commands(server):
     fn = FnCli(server)
     status, version = await fn.api("GET", "/version")
-    assert status == 200 and version["version"]
+    import hotfn
+
+    assert status == 200 and version == {"version": hotfn.__version__}
 
     # apps create / list / inspect / update / config set / config unset
     assert (await fn.apps_create("myapp", {"DB_URL": "postgres://x"}))["config"] == {"DB_URL": "postgres://x"}
