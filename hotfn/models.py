@@ -185,8 +185,13 @@ def merge_config(old: Mapping[str, str], patch: Mapping[str, str]) -> dict[str, 
     return config
 
 
+# What the server sets and answers with: a client may send an object back as it read it (GET,
+# change, PATCH), so these are taken and ignored rather than refused as unknown.
+_READ_ONLY = frozenset({"app", "image_id", "created_at", "updated_at"})
+
+
 def _reject_unknown(what: str, body: Mapping[str, Any], known: set[str]) -> None:
-    unknown = sorted(set(body) - known)
+    unknown = sorted(set(body) - known - _READ_ONLY)
     if unknown:
         raise ValidationError(f"{what}.{unknown[0]}", "is not a known field")
 

@@ -272,3 +272,20 @@ async def test_what_ironfunctions_clients_cannot_read_is_only_what_hotfn_adds(se
     await server.create_route("myapp", path="/quick", image=PY, timeout=0.5)
     with pytest.raises(SwaggerMismatch, match="timeout: an integer was expected, not a number with a fraction"):
         await fn.api("GET", "/apps/{app}/routes", {"app": "myapp"})
+
+
+@pytest.mark.docker
+async def test_a_route_read_and_sent_back_whole_is_accepted(server):
+    """A client that PATCHes back what it read (IronFunctions ignored fields it did not know)
+    may send hotfn's read-only fields too: they are ignored, not refused."""
+    fn = FnCli(server)
+    await fn.routes_create("myapp", "/x", PY, headers={"X-A": ["1"]})
+    got = (await server.req("GET", "/v1/apps/myapp/routes/x")).json()
+    got["route"]["memory"] = 64
+    patched = await server.req("PATCH", "/v1/apps/myapp/routes/x", json=got)
+    assert patched.status == 200, patched
+    assert patched.json()["route"]["memory"] == 64 and patched.json()["route"]["headers"] == {"X-A": ["1"]}
+    app = (await server.req("GET", "/v1/apps/myapp")).json()
+    assert (await server.req("PATCH", "/v1/apps/myapp", json=app)).status == 200
+    unknown = await server.req("PATCH", "/v1/apps/myapp/routes/x", json={"route": {"colour": "red"}})
+    assert unknown.status == 400 and unknown.json()["error"]["field"] == "route.colour"
