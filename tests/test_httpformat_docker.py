@@ -130,3 +130,22 @@ async def test_cold_config_env_names_as_ironfunctions_made_them(server):
     # A route's key wins over the app's spelling of the same variable.
     await server.req("PATCH", "/v1/apps/iron/routes/cold/:id", json={"route": {"config": {"DB_URL": "route"}}})
     assert json.loads((await server.call("iron", "/cold/7")).body)["env"]["DB_URL"] == "route"
+
+
+async def test_async_calls_run_in_the_http_format_too(server):
+    import trio
+
+    await server.create_route("iron", path="/job", image=SH, format="http", type="async")
+    ids = []
+    for i in range(3):
+        reply = await server.call("iron", "/job", b"job%d" % i)
+        assert reply.status == 202, reply
+        ids.append(reply.json()["call_id"])
+    with trio.fail_after(30):
+        while True:
+            records = [(await server.req("GET", f"/v1/apps/iron/calls/{i}")).json()["call"] for i in ids]
+            if all(r["status"] not in ("queued", "running") for r in records):
+                break
+            await trio.sleep(0.2)
+    assert [r["status"] for r in records] == ["success"] * 3
+    assert [r["result"].split(" from ")[0] for r in records] == ["Hello job0", "Hello job1", "Hello job2"]
