@@ -368,7 +368,7 @@ class HttpHotWorker(HotWorker):
         super().__init__(pool)
         self._channel = HttpChannel(pool.max_frame_size, pool.max_frame_size)
         self._decoder = self._channel  # type: ignore[assignment]  # same interface
-        self._first_call = True
+        self._sent_any = False
 
     async def read_output(self) -> None:
         # The format has no ready frame: as in IronFunctions, a running container is ready,
@@ -378,14 +378,15 @@ class HttpHotWorker(HotWorker):
         await super().read_output()
 
     async def call(self, request: protocol.Request, deadline: float) -> tuple[protocol.Response | protocol.HandlerError, CallLog]:
-        if self._first_call:
-            # That first call also waits for the function to start: it gets the start-up time too.
-            self._first_call = False
+        if not self._sent_any:
+            # The first request also waits for the function to start: it gets the start-up time too.
             deadline += self.pool.route.startup_timeout
         return await super().call(request, deadline)
 
     def _encode(self, request: protocol.Request) -> bytes:
-        return self._channel.send_request(request)
+        data = self._channel.send_request(request)
+        self._sent_any = True
+        return data
 
     def _on_frame(self, frame: protocol.Frame) -> None:
         super()._on_frame(frame)

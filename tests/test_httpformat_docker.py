@@ -149,3 +149,15 @@ async def test_async_calls_run_in_the_http_format_too(server):
             await trio.sleep(0.2)
     assert [r["status"] for r in records] == ["success"] * 3
     assert [r["result"].split(" from ")[0] for r in records] == ["Hello job0", "Hello job1", "Hello job2"]
+
+
+async def test_the_first_call_waits_for_a_slow_start_within_startup_timeout(server):
+    # No ready frame: the first request waits in the pipe while the function starts, on the
+    # route's startup_timeout; later calls have only the call timeout.
+    await server.create_route("iron", path="/slow", image=PY, format="http", timeout=1,
+                              startup_timeout=10, config={"slow-start": "2"})
+    first = await server.call("iron", "/slow")
+    assert info(first)["served"] == 1
+    assert info(await server.call("iron", "/slow"))["served"] == 2
+    late = await server.call("iron", "/slow", headers=[("x-mode", "sleep"), ("x-seconds", "2")])
+    assert late.status == 504, late

@@ -44,6 +44,7 @@ if os.environ.get("FN_FORMAT") != "http":
     json.dump({"env": {n: os.environ.get(n) for n in names}, "body": body.decode()}, sys.stdout)
     sys.exit(0)
 
+time.sleep(float(os.environ.get("SLOW_START", "0")))  # a slow runtime's start-up
 served = 0
 while True:
     method, target, headers, body = read_request()
