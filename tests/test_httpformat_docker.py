@@ -161,3 +161,10 @@ async def test_the_first_call_waits_for_a_slow_start_within_startup_timeout(serv
     assert info(await server.call("iron", "/slow"))["served"] == 2
     late = await server.call("iron", "/slow", headers=[("x-mode", "sleep"), ("x-seconds", "2")])
     assert late.status == 504, late
+
+
+async def test_every_byte_value_and_a_large_body_round_trip(server):
+    await server.create_route("iron", path="/echo", image=PY, format="http")
+    for body in (bytes(range(256)) * 4, bytes(range(256)) * 4096 * 5):  # 1 KiB, 5 MiB
+        reply = await server.call("iron", "/echo", body, headers=[("x-mode", "echo")])
+        assert reply.status == 200 and reply.body == body, reply

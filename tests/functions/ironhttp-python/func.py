@@ -67,6 +67,8 @@ while True:
         answer(201, b"made", [("X-Id", "42"), ("Content-Type", "text/plain")], reason="Created")
     elif mode == "exit":
         sys.exit(3)
+    elif mode == "echo":
+        answer(200, body, [("Content-Type", "application/octet-stream")])
     else:
         info = {"pid": os.getpid(), "served": served, "method": method, "target": target,
                 "headers": headers, "body": body.decode("utf-8", "replace"),
