@@ -40,6 +40,11 @@ class MalformedResponse(protocol.ProtocolError):
     """The container's stdout is not a well-framed HTTP/1.1 response to the request in flight."""
 
 
+class ResponseTooLarge(MalformedResponse):
+    def __init__(self, size: int, limit: int) -> None:
+        super().__init__(f"response body of {size} bytes exceeds the {limit}-byte limit")
+
+
 class RequestNotWritable(ValueError):
     """The request cannot be carried in an HTTP/1.1 head (a path parameter that decodes to a
     control character, say): the client's fault, not the container's."""
@@ -182,7 +187,7 @@ class HttpChannel:
             elif isinstance(event, h11.Data):
                 self._body += event.data
                 if len(self._body) > self.max_response_size:
-                    raise protocol.FrameTooLarge(len(self._body), self.max_response_size)
+                    raise ResponseTooLarge(len(self._body), self.max_response_size)
             elif isinstance(event, h11.EndOfMessage):
                 return self._on_end()
             else:
@@ -202,7 +207,7 @@ class HttpChannel:
                 "Transfer-Encoding: chunked, so its end cannot be told (the container's stdout "
                 "stays open between calls)")
         if length is not None and length > self.max_response_size:
-            raise protocol.FrameTooLarge(length, self.max_response_size)
+            raise ResponseTooLarge(length, self.max_response_size)
         self._status = event.status_code
         self._headers = tuple((n.decode("ascii"), v.decode("latin-1")) for n, v in event.headers)
 

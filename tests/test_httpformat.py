@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from hotfn import protocol
-from hotfn.httpformat import HttpChannel, MalformedResponse, RequestNotWritable, request_head
+from hotfn.httpformat import (HttpChannel, MalformedResponse, RequestNotWritable, ResponseTooLarge,
+                              request_head)
 
 
 def make_request(**kw) -> protocol.Request:
@@ -136,14 +137,14 @@ def test_oversized_head_is_refused():
 def test_body_over_the_limit_is_refused_by_its_length_before_it_is_read():
     channel = HttpChannel(max_response_size=10)
     channel.send_request(make_request())
-    with pytest.raises(protocol.FrameTooLarge):
+    with pytest.raises(ResponseTooLarge, match="response body of 11 bytes exceeds the 10-byte limit"):
         answered(channel, b"HTTP/1.1 200 OK\r\nContent-Length: 11\r\n\r\n")
 
 
 def test_chunked_body_over_the_limit_is_refused_as_it_grows():
     channel = HttpChannel(max_response_size=10)
     channel.send_request(make_request())
-    with pytest.raises(protocol.FrameTooLarge):
+    with pytest.raises(ResponseTooLarge):
         answered(channel, b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n6\r\nabcdef\r\n6\r\nabcdef\r\n")
 
 
