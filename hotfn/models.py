@@ -142,8 +142,6 @@ def _check_secrets(field_name: str, value: Any) -> dict[str, str | None]:
     """Secrets follow config's rules; in a PATCH, null (or "") deletes a key."""
     if value is None:
         return {}
-    if isinstance(value, list) and all(isinstance(v, str) for v in value):
-        return {}  # the names, as an answer shows them: an object sent back as read changes none
     if not isinstance(value, dict):
         raise ValidationError(field_name, "must be an object of string values")
     # Keys checked for all, values for those that are not a deletion.

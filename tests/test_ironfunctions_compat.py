@@ -281,11 +281,32 @@ async def test_a_route_read_and_sent_back_whole_is_accepted(server):
     fn = FnCli(server)
     await fn.routes_create("myapp", "/x", PY, headers={"X-A": ["1"]})
     got = (await server.req("GET", "/v1/apps/myapp/routes/x")).json()
+    del got["route"]["secrets"]  # names only in answers; a secret's value is never read back
     got["route"]["memory"] = 64
     patched = await server.req("PATCH", "/v1/apps/myapp/routes/x", json=got)
     assert patched.status == 200, patched
     assert patched.json()["route"]["memory"] == 64 and patched.json()["route"]["headers"] == {"X-A": ["1"]}
     app = (await server.req("GET", "/v1/apps/myapp")).json()
+    del app["app"]["secrets"]
     assert (await server.req("PATCH", "/v1/apps/myapp", json=app)).status == 200
     unknown = await server.req("PATCH", "/v1/apps/myapp/routes/x", json={"route": {"colour": "red"}})
     assert unknown.status == 400 and unknown.json()["error"]["field"] == "route.colour"
+
+
+@pytest.mark.docker
+async def test_with_auth_on_only_an_admin_token_creates_an_app_by_creating_a_route(server_factory, images, tmp_path):
+    admin = "admin-secret-for-the-compat-tests-0123456789"
+    (tmp_path / "admin-token").write_text(admin + "\n")
+    server = await server_factory(admin_token_file=str(tmp_path / "admin-token"))
+    as_admin = [("authorization", f"Bearer {admin}")]
+    made = await server.req("POST", "/v1/tokens", headers=as_admin,
+                            json={"token": {"name": "deployer", "scope": "deploy", "apps": ["fresh"]}})
+    deployer = [("authorization", f"Bearer {made.json()['token']['secret']}")]
+    route = {"route": {"path": "/hello", "image": PY}}
+    refused = await server.req("POST", "/v1/apps/fresh/routes", headers=deployer, json=route)
+    assert refused.status == 404, refused
+    assert (await server.req("GET", "/v1/apps", headers=as_admin)).json()["apps"] == []
+    created = await server.req("POST", "/v1/apps/fresh/routes", headers=as_admin, json=route)
+    assert created.status == 200, created
+    version = await server.req("GET", "/version")  # open, as /health
+    assert version.status == 200 and version.json()["version"]
