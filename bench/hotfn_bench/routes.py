@@ -46,7 +46,7 @@ def measure(source: str, routes: int, label: str) -> dict:
             conn.request("POST", target, json.dumps(payload), {"content-type": "application/json"})
             reply = conn.getresponse()
             body = reply.read()
-            if reply.status != 201:
+            if reply.status not in (200, 201):  # IronFunctions' 200 since the compat work
                 raise RuntimeError(f"{label}: POST {target}: {reply.status} {body[:200]!r}")
 
         def up() -> bool:
