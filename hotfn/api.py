@@ -220,9 +220,18 @@ class Api:
     # -- invocation --
 
     async def invoke(self, request: ApiRequest, app: str, path: str, query: str) -> ApiResponse:
-        if app not in self.table.apps:
-            return error_response(404, f"app {app!r} not found")
-        found = self.table.match(app, path)
+        found = self.table.match(app, path) if app in self.table.apps else None
+        if found is None:
+            # A route just created through another node may not have reached this one yet
+            # (NOTIFY or polling): on a miss, read the change feed once before saying 404, so
+            # that a client that was told "created" is never told "not found" after.
+            try:
+                await self.reload_routes()
+            except StoreError as exc:  # the table as it is answers, as it would have anyway
+                log.warning("could not read route changes: %s", exc)
+            if app not in self.table.apps:
+                return error_response(404, f"app {app!r} not found")
+            found = self.table.match(app, path)
         if found is None:
             return error_response(404, f"no route matches {path!r} in app {app!r}")
         route, params = found

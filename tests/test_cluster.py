@@ -241,6 +241,17 @@ async def test_a_route_changed_through_one_node_is_served_so_by_all_within_a_sec
     assert {n["id"] for n in nodes if n["alive"]} == {n.node_id for n in cluster.nodes}
 
 
+async def test_a_route_created_through_one_node_is_served_at_once_by_another(cluster):
+    first, second = (n.harness for n in cluster.nodes)
+    await first.create_app("demo")
+    for i in range(5):
+        # No wait between: the other node reads the change feed on a miss.
+        await first.create_route(path=f"/now{i}", image=IMAGE)
+        reply = await second.call("demo", f"/now{i}", b"hi")
+        assert reply.status == 200 and reply.body == b"hi", reply
+    assert (await second.call("demo", "/never")).status == 404
+
+
 async def test_invocations_through_the_balancer_stick_to_one_node_and_records_are_shared(cluster):
     front = cluster.front
     await front.create_app("demo")
