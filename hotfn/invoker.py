@@ -85,7 +85,10 @@ def container_spec(route: Route, limits: Limits) -> ContainerSpec:
         # CPU weight follows memory, as with Lambda: a route that asks for twice the memory of
         # the default 128 MiB gets twice the share of a contended CPU.
         cpu_shares=max(2, route.memory * 1024 // 128),
+        user=route.user,
+        isolation=route.isolation,
         network=route.network,
+        network_labels={"hotfn": "1", "hotfn.node": limits.node_id, "hotfn.app": route.app},
         direct_stdio=route.is_hot,
     )
 
