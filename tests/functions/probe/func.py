@@ -4,6 +4,7 @@ import json
 import os
 import socket
 import subprocess
+import threading
 import time
 
 from hotfn_runtime import Response
@@ -59,7 +60,29 @@ def _connect(target):
         return f"refused: {type(exc).__name__}: {exc}"
 
 
+_listening = {}
+
+
+def _listen(port):
+    """A TCP service in this (hot) container, for other functions to try to reach."""
+    if port not in _listening:
+        server = socket.create_server(("0.0.0.0", port))
+        banner = f"hello from {os.environ.get('APP_NAME')}{os.environ.get('ROUTE')}\n".encode()
+
+        def serve():
+            while True:
+                conn, _ = server.accept()
+                with conn:
+                    conn.sendall(banner)
+
+        threading.Thread(target=serve, daemon=True).start()
+        _listening[port] = server
+    return "listening"
+
+
 def handler(request):
+    if request.header("x-listen"):
+        return Response(200, {"content-type": "text/plain"}, _listen(int(request.header("x-listen"))))
     target = request.header("x-connect")
     if target:
         return Response(200, {"content-type": "text/plain"}, _connect(target))
