@@ -253,7 +253,7 @@ _ROUTE_FIELDS = {
 
 def check_user(value: Any, field_name: str = "route.user") -> str:
     """A numeric "uid" or "uid:gid" (a bare uid runs with gid = uid, as Fn does)."""
-    match = USER.match(value) if isinstance(value, str) else None
+    match = USER.fullmatch(value) if isinstance(value, str) else None
     if match is None or any(int(part) > MAX_ID for part in match.groups() if part is not None):
         raise ValidationError(field_name, f'must be a numeric "uid" or "uid:gid" from 0 to {MAX_ID}, '
                                           f'such as "1000:1000" or "0"')

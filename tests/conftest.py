@@ -84,6 +84,18 @@ def no_container_left_behind():
     if left:
         _docker("rm", "-f", *left)
         pytest.fail(f"{len(left)} container(s) labelled hotfn were left behind by the tests")
+    networks = networks_of(NODE_ID)
+    if networks:
+        _docker("network", "rm", *networks)
+        pytest.fail(f"{len(networks)} function network(s) were left behind by the tests")
+
+
+def networks_of(node_prefix: str) -> list[str]:
+    """Names of the function networks whose hotfn.node is ``node_prefix`` or starts with it plus '-'."""
+    out = _docker("network", "ls", "--filter", "label=hotfn.network",
+                  "--format", '{{.Name}} {{.Label "hotfn.node"}}').stdout.split("\n")
+    rows = [line.split(" ") for line in out if line.strip()]
+    return [r[0] for r in rows if len(r) >= 2 and (r[1] == node_prefix or r[1].startswith(node_prefix + "-"))]
 
 
 class Harness:
