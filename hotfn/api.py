@@ -303,7 +303,8 @@ class Api:
         if outcome.error is not None:
             if outcome.retry_after is not None:
                 extra.append(("retry-after", str(outcome.retry_after)))
-            return error_response(outcome.status, outcome.error, extra, call_id=call_id)
+            return error_response(outcome.status, outcome.public_error or outcome.error, extra,
+                                  call_id=call_id)
         return ApiResponse(outcome.status, outcome.headers + extra, outcome.body)
 
 
