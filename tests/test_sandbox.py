@@ -243,3 +243,53 @@ async def test_function_networks_go_when_unused_and_at_shutdown(server_factory, 
     assert networks_of(server.node_id)
     await server_factory.stop(server)
     assert networks_of(server.node_id) == []
+
+
+# -- the fields themselves (no engine) -----------------------------------------------------------
+
+
+def test_user_is_normalised_to_uid_and_gid():
+    from hotfn import models
+
+    assert models.check_user("1000") == "1000:1000"
+    assert models.check_user("0") == "0:0"
+    assert models.check_user("1000:0") == "1000:0"
+    assert models.check_user("2147483647:2147483647") == "2147483647:2147483647"
+    assert models.new_route("a", {"path": "/p", "image": "i"}).user == "1000:1000"
+
+
+def test_a_stored_user_or_isolation_hotfn_would_refuse_falls_back_to_the_defaults(caplog):
+    from hotfn import models
+
+    record = models.new_route("a", {"path": "/p", "image": "i", "user": "0", "isolation": "gvisor"}).to_json()
+    assert models.route_from_record(record).user == "0:0"
+    for user, isolation in (("root", "kata"), (["0"], None), ("1 000", 7)):
+        route = models.route_from_record({**record, "user": user, "isolation": isolation})
+        assert (route.user, route.isolation) == ("1000:1000", "container")
+    assert "stored user" in caplog.text and "stored isolation" in caplog.text
+    # A route stored before these fields existed runs as the defaults.
+    old = {k: v for k, v in record.items() if k not in ("user", "isolation")}
+    assert (models.route_from_record(old).user, models.route_from_record(old).isolation) == ("1000:1000", "container")
+
+
+def test_the_container_spec_carries_user_isolation_and_the_apps_network():
+    from hotfn import models
+    from hotfn.invoker import Limits, container_spec
+
+    route = models.new_route("shop", {"path": "/p", "image": "i", "user": "33", "network": True})
+    spec = container_spec(route, Limits(node_id="n1"))
+    assert (spec.user, spec.isolation, spec.network) == ("33:33", "container", True)
+    assert spec.network_labels == {"hotfn": "1", "hotfn.node": "n1", "hotfn.app": "shop"}
+    # user and isolation are part of what a warm container was started with
+    changed = models.patch_route(route, {"user": "1000"})
+    assert changed.revision() != route.revision()
+
+
+def test_network_names_fit_linux_and_differ_per_node_and_app():
+    from hotfn.drivers.docker.driver import network_names
+
+    a = network_names({"hotfn": "1", "hotfn.node": "n1", "hotfn.app": "shop"})
+    b = network_names({"hotfn": "1", "hotfn.node": "n2", "hotfn.app": "shop"})
+    c = network_names({"hotfn": "1", "hotfn.node": "n1", "hotfn.app": "x" * 63})
+    assert a[0].startswith("hotfn-shop-") and a[1].startswith("hfn-")
+    assert len({a, b, c}) == 3 and all(len(bridge) <= 15 for _, bridge in (a, b, c))
