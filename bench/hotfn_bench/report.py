@@ -366,7 +366,7 @@ class Report:
 
     def render(self) -> str:
         for part in (self.head, self.headlines, self.hot_cold, self.jit, self.overhead, self.load, self.mitigation,
-                     self.gvisor, self.memory, self.client_check, self.errors):
+                     self.memory, self.gvisor, self.client_check, self.errors):
             part()
         return "\n".join(self.out)
 
