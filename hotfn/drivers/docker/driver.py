@@ -54,6 +54,8 @@ RECEIVE_SIZE = 256 * 1024
 # drops from about 0.33 ms to about 0.08 ms here.
 IO_MOUNT = "/hotfn/io"
 IO_WRAPPER = ["/bin/sh", "-c", f'exec <{IO_MOUNT}/in >{IO_MOUNT}/out && exec "$@"', "hotfn-io"]
+_NO_SHELL = (f"image {{image}} has no {IO_WRAPPER[0]}, which hot containers need for direct stdio "
+             "(docs/protocol.md; or run the server with --io-dir '')")
 
 # isolation "gvisor" runs containers with this OCI runtime, registered with dockerd by
 # scripts/ensure-sandbox (/etc/docker/daemon.json "runtimes").
@@ -111,6 +113,8 @@ class DockerDriver(Driver):
         # one, the containers joining it and removing it.
         self._networks: dict[str, _NetworkUse] = {}
         self._network_locks: dict[str, trio.Lock] = {}
+        # Images known to have IO_WRAPPER's shell (by the id or name a spec gave).
+        self._has_shell: set[str] = set()
         if io_dir is not None:
             os.makedirs(io_dir, mode=0o700, exist_ok=True)
 
@@ -280,6 +284,18 @@ class DockerDriver(Driver):
         )
         return created["Id"]
 
+    def _shell_present(self, container_id: str) -> bool:
+        """Whether the created container's image has IO_WRAPPER's shell. Asked before start:
+        behind the init (pid 1) a missing shell is only an exit status 127, not the engine's
+        refusal to start that says why."""
+        try:
+            stream, _ = self.client.get_archive(container_id, IO_WRAPPER[0])
+        except docker.errors.NotFound:
+            return False
+        for _ in stream:  # a symlink, or a small binary: read it to free the connection
+            pass
+        return True
+
     def _attach(self, container_id: str, stdin: bool) -> Any:
         return self.client.attach_socket(
             container_id, params={"stdin": int(stdin), "stdout": 1, "stderr": 1, "stream": 1}
@@ -309,6 +325,11 @@ class DockerDriver(Driver):
                     # makes it again.
                     self._networks.pop(network, None)
                 raise
+            if fifos is not None and spec.image not in self._has_shell:
+                with engine_errors(f"inspecting container {container_id[:12]}"):
+                    if not await self._call(self._shell_present, container_id):
+                        raise DriverError(_NO_SHELL.format(image=spec.image))
+                self._has_shell.add(spec.image)
             with engine_errors(f"starting container {container_id[:12]}"):
                 # Attach before start: output written before we listen would be lost.
                 attached = await self._call(self._attach, container_id, fifos is None)
@@ -318,10 +339,7 @@ class DockerDriver(Driver):
                     await self._call(self.client.start, container_id)
                 except docker.errors.APIError as exc:
                     if fifos is not None and IO_WRAPPER[0] in str(exc.explanation or exc):
-                        raise DriverError(
-                            f"image {spec.image} has no {IO_WRAPPER[0]}, which hot containers need "
-                            "for direct stdio (docs/protocol.md; or run the server with --io-dir '')"
-                        ) from exc
+                        raise DriverError(_NO_SHELL.format(image=spec.image)) from exc
                     raise
             return container
         except BaseException:
