@@ -3,8 +3,9 @@ scripts/test (and CI) start dockerd and build the runtime images before pytest r
 
 from __future__ import annotations
 
-import pathlib
 import itertools
+import os
+import pathlib
 import subprocess
 import uuid
 from typing import Any
@@ -40,6 +41,21 @@ def docker_engine() -> None:
     missing = [r for r in ("hotfn/python",) if _docker("image", "inspect", r).returncode != 0]
     if missing:
         pytest.fail(f"runtime images missing ({', '.join(missing)}): run scripts/build-images")
+
+
+GVISOR_UNAVAILABLE = pathlib.Path(os.environ.get("HOTFN_STATE_DIR", "/var/lib/hotfn")) / "gvisor-unavailable"
+
+
+@pytest.fixture(scope="session")
+def gvisor(docker_engine: None) -> None:
+    """gVisor registered with the engine. Skips only where scripts/ensure-sandbox said it could
+    not be had on this machine (and why); otherwise its absence is a failure."""
+    runtimes = _docker("info", "--format", "{{json .Runtimes}}").stdout
+    if '"runsc"' in runtimes:
+        return
+    if GVISOR_UNAVAILABLE.exists():
+        pytest.skip(f"no gVisor on this machine: {GVISOR_UNAVAILABLE.read_text().strip()}")
+    pytest.fail("gVisor's runsc is not registered with the Docker engine: run scripts/ensure-sandbox")
 
 
 @pytest.fixture(scope="session")

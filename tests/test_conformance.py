@@ -38,6 +38,8 @@ def conformance_images(docker_engine) -> dict[str, str]:
 
 @pytest.fixture(params=ISOLATIONS)
 def isolation(request) -> str:
+    if request.param == "gvisor":
+        request.getfixturevalue("gvisor")
     return request.param
 
 

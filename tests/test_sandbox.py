@@ -60,7 +60,7 @@ async def test_user_chooses_another_uid_and_root_still_has_no_capabilities(serve
 
 
 @pytest.mark.parametrize("fmt", ["hot", "default"])
-async def test_gvisor_isolation_runs_the_function_on_gvisors_kernel(server, fmt):
+async def test_gvisor_isolation_runs_the_function_on_gvisors_kernel(server, gvisor, fmt):
     await server.create_app("demo")
     await server.create_route(path="/probe", image=PROBE, format=fmt, isolation="gvisor")
     seen = await probe(server, "demo", "/probe")
@@ -99,7 +99,7 @@ async def test_gvisor_has_no_network_and_says_so(server):
                                      "field": "route.network"}
 
 
-async def test_gvisor_missing_from_the_engine_is_a_clear_error(server):
+async def test_gvisor_missing_from_the_engine_is_a_clear_error(server, gvisor):
     await server.create_app("demo")
     await server.create_route(path="/g", image=PROBE, isolation="gvisor")
     driver = server.server._driver

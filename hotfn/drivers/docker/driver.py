@@ -36,6 +36,7 @@ from ..base import (
     DriverError,
     EngineUnavailable,
     ExitStatus,
+    ISOLATIONS,
     ImageNotFound,
     IsolationUnavailable,
 )
@@ -168,7 +169,7 @@ class DockerDriver(Driver):
     async def isolation_available(self, isolation: str) -> bool:
         if isolation == "container":
             return True
-        if isolation != "gvisor":
+        if isolation not in ISOLATIONS:
             return False
         if not self._gvisor_seen:  # once registered it stays so; until then ask every time
             with engine_errors("asking the engine for its runtimes"):
@@ -302,7 +303,7 @@ class DockerDriver(Driver):
         )
 
     async def start(self, spec: ContainerSpec) -> "DockerContainer":
-        if spec.isolation not in ("container", "gvisor"):
+        if spec.isolation not in ISOLATIONS:
             raise IsolationUnavailable(f"unknown isolation {spec.isolation!r}")
         fifos = _Fifos.make(self.io_dir) if spec.direct_stdio and self.io_dir else None
         container_id = None
