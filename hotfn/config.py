@@ -60,6 +60,14 @@ class Settings:
     async_retry_delay: float = _setting(1.0, "seconds before an async call that failed runs "
                                         "again; doubled for each later attempt")
     log_level: str = _setting("info", "debug, info, warning or error")
+    log_format: str = _setting("text", "text or json: the access log's lines and, with json, "
+                               "every other log line too, as one JSON object per line",
+                               choices=("text", "json"))
+    access_log: str = _setting("on", "one line per call on stderr (method, app, route, status, "
+                               "duration, mode, call id, container, trace id)",
+                               choices=("on", "off"))
+    metrics: str = _setting("on", "Prometheus metrics at GET /metrics (off: none are kept)",
+                            choices=("on", "off"))
 
     @classmethod
     def add_arguments(cls, parser: argparse.ArgumentParser, env: Mapping[str, str] = os.environ) -> None:

@@ -152,6 +152,11 @@ class Store(abc.ABC):
         """Make every call claimed by ``node_id`` due at ``now`` (that node restarted: nothing
         of it is running any more); how many. Their attempts stay counted."""
 
+    @abc.abstractmethod
+    async def queue_stats(self) -> list[tuple[str, str, int, float]]:
+        """Per route with async calls queued or claimed: (app, route, how many, the oldest's
+        created_at). Asked at each metrics scrape: one cheap grouped query."""
+
     async def check(self) -> None:
         """Raise StoreUnavailable unless the store can be read and written right now."""
         await self.routes_version()
@@ -171,7 +176,7 @@ CREATE TABLE IF NOT EXISTS calls (
     id TEXT PRIMARY KEY, app TEXT NOT NULL, route TEXT NOT NULL, mode TEXT NOT NULL,
     type TEXT NOT NULL, status TEXT NOT NULL, http_status INTEGER, container_id TEXT,
     error TEXT, result TEXT, created_at REAL NOT NULL, started_at REAL, completed_at REAL,
-    attempts INTEGER NOT NULL DEFAULT 0, node_id TEXT);
+    attempts INTEGER NOT NULL DEFAULT 0, node_id TEXT, traceparent TEXT);
 CREATE INDEX IF NOT EXISTS calls_by_app_time ON calls (app, created_at DESC, id DESC);
 CREATE INDEX IF NOT EXISTS calls_by_time ON calls (created_at);
 CREATE TABLE IF NOT EXISTS logs (
@@ -186,9 +191,9 @@ CREATE TABLE IF NOT EXISTS call_queue (
     headers TEXT NOT NULL, params TEXT NOT NULL, body BLOB NOT NULL);
 CREATE INDEX IF NOT EXISTS call_queue_due ON call_queue (available_at);
 CREATE INDEX IF NOT EXISTS call_queue_by_route ON call_queue (app, route, available_at);
-INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', '3'), ('routes_version', '0');
+INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', '4'), ('routes_version', '0');
 """
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 
 _CALL_FIELDS = [f.name for f in dataclasses.fields(Call)]
@@ -247,6 +252,11 @@ class SqliteStore(Store):
                     "UPDATE calls SET status = 'error', error = 'lost: the server stopped before "
                     "this call finished (recorded by a hotfn without a durable queue)' "
                     "WHERE status IN ('queued', 'running')")
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(calls)")}
+        if "traceparent" not in columns:
+            # Version 4 keeps the W3C traceparent each call was given.
+            with self._db:
+                self._db.execute("ALTER TABLE calls ADD COLUMN traceparent TEXT")
         version = int(self._db.execute(
             "SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0])
         if version > SCHEMA_VERSION:
@@ -583,6 +593,11 @@ class SqliteStore(Store):
                               "WHERE node_id = ?", (now, node_id)).rowcount
 
         return await self._run(work)
+
+    async def queue_stats(self) -> list[tuple[str, str, int, float]]:
+        return await self._run(lambda db: [tuple(r) for r in db.execute(
+            "SELECT q.app, q.route, COUNT(*), MIN(c.created_at) FROM call_queue q "
+            "JOIN calls c ON c.id = q.call_id GROUP BY q.app, q.route")])
 
     async def check(self) -> None:
         # A real write (a value that changes each time), so that a full disk fails it.
