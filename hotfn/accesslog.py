@@ -20,8 +20,16 @@ from typing import TextIO
 FORMATS = ("text", "json")
 
 
+_last_second: tuple[int, str] = (-1, "")
+
+
 def _timestamp(at: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(at)) + f".{int(at % 1 * 1000):03d}Z"
+    """ISO 8601 in UTC, to the millisecond (the second's text reused: lines come in bursts)."""
+    global _last_second
+    second = int(at)
+    if _last_second[0] != second:
+        _last_second = (second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)))
+    return f"{_last_second[1]}.{int(at % 1 * 1000):03d}Z"
 
 
 def _text_value(value: object) -> str:

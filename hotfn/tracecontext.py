@@ -9,12 +9,14 @@ on unchanged (it records no spans of its own, which the spec allows a participan
 
 from __future__ import annotations
 
+import hashlib
 import re
 
 # version 00: exactly four fields. A later version may add fields after a '-' (spec 4.3),
 # and is read by its first four; version ff is invalid. Lower-case hex only.
 _TRACEPARENT = re.compile(r"([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?")
-_CROCKFORD = {c: i for i, c in enumerate("0123456789ABCDEFGHJKMNPQRSTVWXYZ")}
+# A ULID's Crockford base-32 digits as the digits int(..., 32) reads.
+_CROCKFORD_TO_BASE32 = str.maketrans("0123456789ABCDEFGHJKMNPQRSTVWXYZ", "0123456789abcdefghijklmnopqrstuv")
 MAX_LENGTH = 512
 _TRACE_HEADERS = ("traceparent", "tracestate")  # a header longer than this is not a traceparent we pass on
 
@@ -37,10 +39,10 @@ def parse(value: str | None) -> str | None:
 def from_call_id(call_id: str) -> str:
     """A new traceparent, sampled, whose trace id is the call id (a ULID) in hex and whose
     parent id is its low 64 (random) bits."""
-    value = 0
-    for char in call_id:
-        value = value * 32 + _CROCKFORD.get(char, 0)
-    value &= (1 << 128) - 1
+    try:
+        value = int(call_id.translate(_CROCKFORD_TO_BASE32), 32) & ((1 << 128) - 1)
+    except ValueError:  # not a ULID (never, for ids hotfn makes): any stable 128 bits
+        value = int.from_bytes(hashlib.blake2b(call_id.encode(), digest_size=16).digest(), "big")
     parent = value & ((1 << 64) - 1) or 1
     if value == 0:
         value = 1
