@@ -16,7 +16,7 @@ from typing import Any, Awaitable, Callable
 
 import trio
 
-from . import models, tracecontext
+from . import models, timeseries, tracecontext, ui
 from .drivers import Driver
 from .invoker import Invocation, Invoker, Outcome
 from .models import App, Call, Route, ValidationError
@@ -25,8 +25,6 @@ from .dispatcher import Dispatcher
 from .pool import PoolManager
 from .store import CallRequest, Conflict, NotFound, Store, StoreError, StoreUnavailable
 from .telemetry import Telemetry
-from . import timeseries
-from . import ui
 
 log = logging.getLogger(__name__)
 

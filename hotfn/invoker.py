@@ -17,8 +17,8 @@ import trio
 from . import protocol
 from .drivers import Container, ContainerGone, ContainerSpec, Driver, DriverError, ImageNotFound
 from .models import Route, header_problem
-from .pool import (CANCELLED, EXITED, PROTOCOL_ERROR, START_FAILED, TIMEOUT, CallLog, PoolError, PoolManager,
-                   exit_cause)
+from .pool import (CANCELLED, EXITED, PROTOCOL_ERROR, START_FAILED, TIMEOUT, CallLog, PoolError,
+                   PoolManager, exit_cause)
 
 HOP_BY_HOP = frozenset({
     "connection", "keep-alive", "transfer-encoding", "content-length", "upgrade", "te",
@@ -216,7 +216,8 @@ class Invoker:
         try:
             container = await self.driver.start(spec)
         except BaseException as exc:
-            events.container_ended(route, CANCELLED if isinstance(exc, trio.Cancelled) else START_FAILED)
+            events.container_ended(route, CANCELLED if isinstance(exc, trio.Cancelled)
+                                   else START_FAILED)
             self.pools.capacity.give(route.memory)
             if isinstance(exc, ImageNotFound):
                 return Outcome(502, error=str(exc), call_status="error", mode="cold")
@@ -282,7 +283,8 @@ class Invoker:
         log = stderr.value()
         if scope.cancelled_caught:
             return Outcome(504, error=f"function did not finish within its timeout of {route.timeout:g} s",
-                           call_status="timeout", log=log, container_id=container.id, mode="cold"), TIMEOUT
+                           call_status="timeout", log=log, container_id=container.id,
+                           mode="cold"), TIMEOUT
         if too_big:
             return Outcome(502, error=f"function wrote more than {self.limits.max_response_size} bytes",
                            call_status="error", log=log, container_id=container.id,

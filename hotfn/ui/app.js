@@ -65,13 +65,17 @@ function drawChart(svg, points) {
   const w = CHART_W - PAD_L - PAD_R, h = CHART_H - PAD_T - PAD_B;
   const n = Math.max(points.length, 1);
   const maxRate = Math.max(1, ...points.map((p) => p.rate));
-  const maxMs = Math.max(1, ...points.map((p) => p.p99_ms || 0));
+  const latencies = points.flatMap((p) => [p.p50_ms, p.p99_ms]).filter((v) => v !== null && v > 0);
+  const maxMs = Math.max(0.1, ...latencies);
+  // Latency on a log scale: a cold start and a sub-millisecond hot call fit one chart.
+  const minMs = Math.min(maxMs / 10, ...latencies);
   const x = (i) => PAD_L + (i / n) * w;
   const yRate = (v) => PAD_T + h - (v / maxRate) * h;
-  const yMs = (v) => PAD_T + h - (v / maxMs) * h;
+  const yMs = (v) => PAD_T + h - (Math.log(v / minMs) / Math.log(maxMs / minMs)) * h;
   svg.append(el("svg:line", { class: "axis", x1: PAD_L, y1: PAD_T + h, x2: PAD_L + w, y2: PAD_T + h }));
   svg.append(el("svg:text", { x: 2, y: PAD_T + 8 }, maxRate.toFixed(maxRate < 10 ? 1 : 0) + "/s"));
   svg.append(el("svg:text", { x: PAD_L + w + 3, y: PAD_T + 8 }, ms(maxMs)));
+  svg.append(el("svg:text", { x: PAD_L + w + 3, y: PAD_T + h }, ms(minMs)));
   svg.append(el("svg:text", { x: PAD_L, y: CHART_H - 3 }, `-${WINDOW_S / 60} min`));
   svg.append(el("svg:text", { x: PAD_L + w - 18, y: CHART_H - 3 }, "now"));
   let withCalls = 0, total = 0;
@@ -169,10 +173,11 @@ async function refresh() {
     api("/v1/apps"), api("/v1/stats"), api(`/v1/stats/series?window=${WINDOW_S}&step=${STEP_S}`),
   ]);
   const perApp = await Promise.all(apps.apps.map(async (a) => {
-    const [routes, calls] = await Promise.all([
-      api(`/v1/apps/${enc(a.name)}/routes`), api(`/v1/apps/${enc(a.name)}/calls?limit=50`),
-    ]);
-    return { app: a, routes: routes.routes, calls: calls.calls };
+    const routes = (await api(`/v1/apps/${enc(a.name)}/routes`)).routes;
+    // Each route's own recent calls: a busy route does not push the others' out of sight.
+    const calls = await Promise.all(routes.map((r) =>
+      api(`/v1/apps/${enc(a.name)}/calls?route=${enc(r.path)}&limit=${RECENT_CALLS}`)));
+    return { app: a, routes, calls: new Map(routes.map((r, i) => [r.path, calls[i].calls])) };
   }));
 
   $("capacity").textContent = `containers ${stats.containers}/${stats.max_containers} · memory ${stats.memory_mb}/${stats.max_memory_mb} MiB`;
@@ -202,7 +207,7 @@ async function refresh() {
       node.parts.settings.textContent = routeSettings(route);
       poolText(node.parts, stats.routes[key]);
       drawChart(node.parts.chart, series.routes[key] || []);
-      callRows(node.parts.calls, app.name, calls.filter((c) => c.route === route.path).slice(0, RECENT_CALLS));
+      callRows(node.parts.calls, app.name, calls.get(route.path) || []);
     }
   }
   for (const [key, node] of routeNodes) {
