@@ -548,12 +548,15 @@ class RoutePool:
             await self._serve(worker)
         except StartFailed as exc:
             self._start_failed(exc)
+            worker.die(str(exc), START_FAILED)
         except DriverError as exc:
             self._start_failed(StartFailed(f"could not start a container of {self.spec.image}: {exc}"))
+            worker.die(str(exc), START_FAILED)
         except Exception as exc:
             # A bug here must not take down every other route's containers with it.
             log.exception("worker of route %s%s failed", self.route.app, self.route.path)
             self._start_failed(StartFailed(f"internal error starting a container: {exc!r}"))
+            worker.die(repr(exc), START_FAILED)
         finally:
             was_ready = worker.ready.is_set()
             worker.die(worker.death or "stopped", SHUTDOWN)
