@@ -102,7 +102,7 @@ class RouteMetrics:
 
 
 class Metrics:
-    def __init__(self, node_id: str, version: str = "") -> None:
+    def __init__(self, node_id: str, version: str | None = None) -> None:
         # No *_created series beside each counter and histogram: they double the output and
         # say only when a series was first seen. (A switch of the library, not of a registry.)
         disable_created_metrics()
@@ -168,7 +168,7 @@ class Metrics:
 
 
 class _LiveCollector(Collector):
-    def __init__(self, node_id: str, version: str) -> None:
+    def __init__(self, node_id: str, version: str | None) -> None:
         self.node_id = node_id
         self.version = version
         self.started = time.time()
@@ -181,6 +181,11 @@ class _LiveCollector(Collector):
     def collect(self):
         info = GaugeMetricFamily("hotfn_info", "This server: version and node id",
                                  labels=("version", "node"))
+        if self.version is None:
+            # Looked up at the first scrape, not at start-up (hotfn.__version__ is lazy: costly).
+            from . import __version__
+
+            self.version = __version__
         info.add_metric((self.version, self.node_id), 1)
         yield info
         yield GaugeMetricFamily("hotfn_start_time_seconds", "When this server started (Unix time)",

@@ -32,8 +32,7 @@ from .pool import PoolManager
 from .node import NodeIdError, NodeLock
 from .store import SqliteStore, Store, StoreError
 from .telemetry import Telemetry
-from . import __version__, accesslog
-from .metrics import Metrics
+from . import accesslog
 
 log = logging.getLogger(__name__)
 
@@ -133,8 +132,13 @@ class Server:
                         node_id=s.node_id)
         if s.log_format == "json":
             accesslog.use_json_logs()
+        metrics = None
+        if s.metrics == "on":
+            from .metrics import Metrics  # (its import costs ~60 ms: only when it is used)
+
+            metrics = Metrics(s.node_id)
         telemetry = Telemetry(
-            metrics=Metrics(s.node_id, __version__) if s.metrics == "on" else None,
+            metrics=metrics,
             access_log=accesslog.AccessLog(s.log_format, self._access_log_stream)
             if s.access_log == "on" else None)
         try:
