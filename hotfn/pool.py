@@ -327,7 +327,7 @@ class HotWorker:
 
     def die(self, reason: str, cause: str = CRASH) -> None:
         """Mark the worker dead (never reused) and fail the call in flight. Idempotent.
-        ``cause``: one of CAUSES, for metrics; ``reason`` says it to people."""
+        ``cause``: one of DEATHS or STOPS, for metrics; ``reason`` says it to people."""
         if self.state == self.DEAD:
             return
         self.state = self.DEAD
