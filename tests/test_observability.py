@@ -4,11 +4,13 @@ server with real containers."""
 import io
 import json
 import re
+import subprocess
 
 import pytest
 import trio
 from prometheus_client.parser import text_string_to_metric_families
 
+from conftest import containers_of
 from test_server_process import serve_process
 
 pytestmark = pytest.mark.docker
@@ -87,6 +89,29 @@ async def test_metrics_of_calls_containers_and_the_queue(server):
     seen = await scrape(server)
     assert not [key for key in seen if dict(key[1]).get("route") == "/hot"]
     assert sample(seen, "hotfn_calls_total", mode="cold", status="2xx", **cold) == 1
+
+
+async def test_container_deaths_say_oom_and_killed(server):
+    await server.create_app("obs")
+    await server.create_route("obs", path="/hog", image="hotfn-test/hog", format="hot", memory=64)
+    await server.create_route("obs", path="/slow", image=IMAGE, format="hot")
+    with trio.fail_after(60):
+        oom = await server.call("obs", "/hog", headers=[("x-hog", "memory")])
+    assert oom.status == 502 and "out of memory" in oom.json()["error"]["message"]
+
+    async def slow_call() -> None:
+        await server.call("obs", "/slow", headers=[("x-hotfn-test", "sleep"), ("x-sleep-ms", "20000")])
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(slow_call)
+        with trio.fail_after(20):
+            while not (running := containers_of(server.node_id, all=False, route="/slow")):
+                await trio.sleep(0.1)
+        await trio.sleep(0.5)
+        subprocess.run(["docker", "kill", *running], capture_output=True, check=True)
+    await wait_for_sample(server, "hotfn_container_deaths_total", 1.0, app="obs", route="/hog", cause="oom")
+    await wait_for_sample(server, "hotfn_container_deaths_total", 1.0, app="obs", route="/slow",
+                          cause="killed")
 
 
 async def test_metrics_off_is_a_404_and_costs_nothing(server_factory, images):
