@@ -9,6 +9,7 @@ import json
 import pathlib
 import shutil
 import time
+import urllib.error
 import urllib.request
 
 import pytest
@@ -60,9 +61,19 @@ def _browse(url: str, profile: pathlib.Path) -> pathlib.Path:
             for _ in range(5):
                 _call(url, "/hello")
             expect(chart).to_have_attribute("data-calls", "10", timeout=10_000)
+            expect(chart.locator("rect.bar-error")).to_have_count(0)
             assert int(chart.get_attribute("data-points")) >= 2
             assert chart.locator("polyline.p50").count() == 1
             expect(card.locator(".pool")).to_contain_text("1 warm")
+
+            # A failed call shows as the red share of its bar, and with its status.
+            try:
+                _call(url, "/hello", {"x-hotfn-test": "raise"})
+            except urllib.error.HTTPError as exc:
+                assert exc.code == 502
+                failed_id = exc.headers["hotfn-call-id"]
+            expect(chart.locator("rect.bar-error")).to_have_count(1, timeout=10_000)
+            expect(card.locator(f'tr[data-call="{failed_id}"] td.error')).to_have_text("error")
 
             # A call's log is one click away.
             call_id = _call(url, "/hello", {"x-hotfn-test": "stderr"})

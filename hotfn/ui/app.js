@@ -85,7 +85,12 @@ function drawChart(svg, points) {
     withCalls += 1;
     total += p.calls;
     const top = yRate(p.rate);
-    svg.append(el("svg:rect", { class: "bar", x: x(i), y: top, width: Math.max(1, w / n - 1), height: PAD_T + h - top }));
+    const barWidth = Math.max(1, w / n - 1);
+    svg.append(el("svg:rect", { class: "bar", x: x(i), y: top, width: barWidth, height: PAD_T + h - top }));
+    if (p.errors) {  // the failed share of the bar (5xx), from its foot
+      const errTop = yRate(p.errors / STEP_S);
+      svg.append(el("svg:rect", { class: "bar-error", x: x(i), y: errTop, width: barWidth, height: PAD_T + h - errTop }));
+    }
     for (const key of ["p50", "p99"]) {
       const v = p[key + "_ms"];
       if (v !== null) lines[key].push(`${(x(i) + w / n / 2).toFixed(1)},${yMs(v).toFixed(1)}`);
@@ -117,7 +122,8 @@ function routeCard(app, route) {
     el("h3", {}, route.path),
     parts.settings, parts.pool, parts.chart,
     el("div", { class: "legend" }, el("span", { class: "k calls" }), "calls/s",
-       el("span", { class: "k p50" }), "p50", el("span", { class: "k p99" }), "p99"),
+       el("span", { class: "k errors" }), "5xx/s", el("span", { class: "k p50" }), "p50",
+       el("span", { class: "k p99" }), "p99"),
     el("table", { class: "calls" },
       el("thead", {}, el("tr", {}, ...["time", "call", "status", "HTTP", "duration", "mode", ""].map((t) => el("th", {}, t)))),
       parts.calls));
