@@ -560,15 +560,16 @@ class RoutePool:
         finally:
             was_ready = worker.ready.is_set()
             worker.die(worker.death or "stopped", SHUTDOWN)
-            with trio.CancelScope(shield=True):
-                if worker.container is not None:
-                    await worker.container.kill()
-            self.workers.discard(worker)
             if worker.started_at is not None:
+                # Reported now, not after the removal below (which can take seconds).
                 cause = worker.cause or CRASH
                 if not was_ready and cause not in STOPS:
                     cause = START_FAILED
                 self.manager.events.container_ended(self.route, cause)
+            with trio.CancelScope(shield=True):
+                if worker.container is not None:
+                    await worker.container.kill()
+            self.workers.discard(worker)
             self.manager.worker_gone(self, worker)
             # Replace a container that served and died; after a failed start only waiters
             # trigger another try (min_warm retries come from housekeeping, once a second).

@@ -32,7 +32,7 @@ def sample(seen, name, **labels):
 
 
 async def wait_for_sample(server, name, value, **labels):
-    with trio.fail_after(10):
+    with trio.fail_after(30):
         while True:
             seen = await scrape(server)
             if sample(seen, name, **labels) == value:
