@@ -5,7 +5,7 @@
 
 Lines go straight to a stream (stderr by default), one write each, not through the logging
 module's handler chain: the line is built once, and a server that does not want it
-(``--access-log off``) pays nothing. ``--log-format json`` also makes every other log record
+(``--no-access-log``) pays nothing. ``--log-format json`` also makes every other log record
 one JSON object per line (JsonFormatter), so that a log shipper parses both alike.
 """
 

@@ -60,14 +60,24 @@ class Settings:
     async_retry_delay: float = _setting(1.0, "seconds before an async call that failed runs "
                                         "again; doubled for each later attempt")
     log_level: str = _setting("info", "debug, info, warning or error")
+    admin_token_file: str = _setting("", "file holding the bootstrap admin token; with it the API "
+                                     "needs tokens (README: Running it in production). A server on "
+                                     "a non-loopback address refuses to start without one, unless "
+                                     "--no-auth")
+    no_auth: bool = _setting(False, "listen on a non-loopback address with the API open to anyone "
+                             "who reaches it (warned about at start)")
+    allowed_images: str = _setting("*", "comma-separated glob patterns of the images routes may "
+                                   "run, e.g. 'hotfn-fn/*,hotfn/*'")
+    allow_pull: bool = _setting(False, "pull a route's image from a registry when the engine lacks "
+                                "it (otherwise such a route is refused)")
     log_format: str = _setting("text", "text or json: the access log's lines and, with json, "
                                "every other log line too, as one JSON object per line",
                                choices=("text", "json"))
-    access_log: str = _setting("on", "one line per call on stderr (method, app, route, status, "
-                               "duration, mode, call id, container, trace id)",
-                               choices=("on", "off"))
-    metrics: str = _setting("on", "Prometheus metrics at GET /metrics (off: none are kept)",
-                            choices=("on", "off"))
+    no_access_log: bool = _setting(False, "no access log (otherwise one line per call on stderr: "
+                                   "method, app, route, status, duration, mode, call id, "
+                                   "container, trace id)")
+    no_metrics: bool = _setting(False, "no Prometheus metrics (otherwise at GET /metrics); none "
+                                "are kept")
 
     @classmethod
     def add_arguments(cls, parser: argparse.ArgumentParser, env: Mapping[str, str] = os.environ) -> None:
@@ -76,6 +86,15 @@ class Settings:
             default = env.get(env_name)
             if default is None:
                 default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+            if str(f.type) == "bool":
+                if isinstance(default, str):
+                    if default.lower() not in ("1", "true", "yes", "0", "false", "no", ""):
+                        parser.error(f"{env_name}={default!r} is not one of 1, true, yes, 0, false, no")
+                    default = default.lower() in ("1", "true", "yes")
+                parser.add_argument(
+                    "--" + f.name.replace("_", "-"), dest=f.name, action="store_true", default=default,
+                    help=f"{f.metadata['help']} [env {env_name}=1]")
+                continue
             kind = {"int": int, "float": float}.get(str(f.type), str)
             try:
                 default = kind(default)

@@ -14,6 +14,7 @@ flushed and no container outlives us.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
 import resource
@@ -24,6 +25,8 @@ from typing import TextIO
 import trio
 
 from .api import Api, ApiConfig
+from .auth import Authenticator
+from .images import ImagePolicy
 from .config import Settings
 from .drivers import Driver, DriverError
 from .http import HttpConfig, HttpServer
@@ -82,6 +85,46 @@ def _max_connections(s: Settings, open_files: int) -> int:
     return s.max_connections
 
 
+# An admin token shorter than this is refused: it would be guessable.
+MIN_ADMIN_TOKEN_LENGTH = 16
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a name may resolve anywhere: treated as reachable from the network
+
+
+def _admin_token(s: Settings) -> str | None:
+    """The bootstrap admin token, or None with auth off; StartupError for a setting that
+    would leave the API open by mistake."""
+    if s.admin_token_file and s.no_auth:
+        raise StartupError("--admin-token-file and --no-auth contradict each other; give one")
+    if not s.admin_token_file:
+        if _is_loopback(s.host):
+            return None
+        if not s.no_auth:
+            raise StartupError(
+                f"refusing to listen on {s.host} without authentication: anyone who reaches the "
+                "port could run any code. Give --admin-token-file FILE (HOTFN_ADMIN_TOKEN_FILE), "
+                "or --no-auth (HOTFN_NO_AUTH=1) if something in front does it")
+        log.warning("listening on %s with --no-auth: the API is open to anyone who reaches it", s.host)
+        return None
+    try:
+        with open(s.admin_token_file, encoding="utf-8") as f:
+            token = f.read(4096).strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise StartupError(f"cannot read the admin token file {s.admin_token_file!r}: {exc}") from None
+    if len(token) < MIN_ADMIN_TOKEN_LENGTH or any(c.isspace() or not c.isprintable() for c in token):
+        raise StartupError(f"the admin token in {s.admin_token_file!r} must be one line of at least "
+                           f"{MIN_ADMIN_TOKEN_LENGTH} printable characters without spaces "
+                           "(e.g. from: openssl rand -base64 32)")
+    return token
+
+
 class Server:
     def __init__(self, settings: Settings, *, driver: Driver | None = None, store: Store | None = None,
                  access_log_stream: TextIO | None = None) -> None:
@@ -102,6 +145,11 @@ class Server:
 
     async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
         s = self.settings
+        self._admin_token = _admin_token(s)
+        try:
+            self._images = ImagePolicy(s.allowed_images)
+        except ValueError as exc:
+            raise StartupError(str(exc)) from None
         # Before anything of this node's is touched: another server may be this node.
         try:
             lock = NodeLock(s.node_id)
@@ -123,24 +171,24 @@ class Server:
             from .drivers.docker import DockerDriver
 
             try:
-                self._driver = DockerDriver.from_env(io_dir=io_dir)
+                self._driver = DockerDriver.from_env(io_dir=io_dir, allow_pull=s.allow_pull)
             except DriverError as exc:
                 raise StartupError(str(exc)) from None
         driver = self._driver
         store = self._store or _open_store(s.db)
         limits = Limits(max_frame_size=s.max_frame_size, max_response_size=s.max_frame_size,
-                        node_id=s.node_id)
+                        node_id=s.node_id, images=self._images)
         if s.log_format == "json":
             accesslog.use_json_logs()
         metrics = None
-        if s.metrics == "on":
+        if not s.no_metrics:
             from .metrics import Metrics  # (its import costs ~60 ms: only when it is used)
 
             metrics = Metrics(s.node_id)
         telemetry = Telemetry(
             metrics=metrics,
             access_log=accesslog.AccessLog(s.log_format, self._access_log_stream)
-            if s.access_log == "on" else None)
+            if not s.no_access_log else None)
         try:
             stale = await driver.remove_containers({"hotfn": "1", "hotfn.node": s.node_id})
         except DriverError as exc:
@@ -161,7 +209,9 @@ class Server:
                     api = Api(store, driver, pools, invoker, ApiConfig(
                         domain=s.domain or None, log_retention=s.log_retention, node_id=s.node_id,
                         call_records=s.call_records, async_retry_delay=s.async_retry_delay),
-                        telemetry)
+                        auth=Authenticator(store, admin_token=self._admin_token,
+                                           enabled=self._admin_token is not None),
+                        images=self._images, telemetry=telemetry)
                     await api.reload_routes()
                     await services.start(api.run_background)
                     await services.start(pools.run_housekeeping)

@@ -4,7 +4,7 @@ charts (hotfn.timeseries).
 
 The API and the dispatcher report each finished run with ``call_done``; the pools and cold
 calls report containers through the PoolEvents methods. Each of the three can be off
-(``--metrics off``, ``--access-log off``); what is off costs one attribute test per call.
+(``--no-metrics``, ``--no-access-log``); what is off costs one attribute test per call.
 """
 
 from __future__ import annotations

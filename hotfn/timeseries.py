@@ -11,7 +11,7 @@ the calls this node served.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Callable
 
 SECONDS = 600  # the longest window that can be asked for
 BINS = 64
@@ -108,7 +108,9 @@ class Series:
             del self.routes[key]
 
     def snapshot(self, now: float, window: int, step: int, app: str | None = None,
-                 route: str | None = None) -> dict[str, list[dict[str, Any]]]:
+                 route: str | None = None,
+                 visible: Callable[[str], bool] = lambda app: True) -> dict[str, list[dict[str, Any]]]:
+        """``visible``: whether the asker may see an app's routes."""
         return {f"{a}{p}": series.points(now, window, step)
                 for (a, p), series in sorted(self.routes.items())
-                if (app is None or a == app) and (route is None or p == route)}
+                if (app is None or a == app) and (route is None or p == route) and visible(a)}

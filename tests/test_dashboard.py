@@ -1,6 +1,7 @@
 """The dashboard in a real headless browser: Debian's chromium (scripts/ensure-browser), driven
 by Playwright, which launches that binary (no browser is downloaded). The page runs against a
-real server with real containers; the calls are made while it is open.
+real server with real containers; the calls are made while it is open. With API tokens on, the
+page asks for one, keeps it, and sends it.
 
 A screenshot is saved as tests/artifacts/dashboard.png (git-ignored), its path printed.
 """
@@ -114,3 +115,40 @@ async def test_dashboard_in_a_headless_browser(server, tmp_path):
     shot = await trio.to_thread.run_sync(_browse, server.url, tmp_path / "chromium-profile")
     print(f"dashboard screenshot: {shot}")
     assert shot.stat().st_size > 10_000
+
+
+def _browse_secured(url: str, profile: pathlib.Path, token: str) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    with sync_playwright() as playwright:
+        context = playwright.chromium.launch_persistent_context(
+            str(profile), executable_path=CHROMIUM, headless=True, args=FLAGS)
+        try:
+            page = context.pages[0] if context.pages else context.new_page()
+            page.goto(f"{url}/ui/")
+            expect(page.locator("#status")).to_contain_text("wants a token", timeout=10_000)
+            expect(page.locator('[data-route="demo/hello"]')).to_have_count(0)
+            page.fill("#token", token)
+            page.click("#token-form button")
+            card = page.locator('[data-route="demo/hello"]')
+            expect(card).to_be_visible(timeout=10_000)
+            expect(page.locator("#status")).to_contain_text("live", timeout=10_000)
+            expect(card.locator(".pool")).to_contain_text("warm")
+            # The token stays with the browser: a reload needs no new entry.
+            page.reload()
+            expect(page.locator('[data-route="demo/hello"]')).to_be_visible(timeout=10_000)
+        finally:
+            context.close()
+
+
+async def test_the_dashboard_with_api_tokens(server_factory, images, tmp_path):
+    from test_auth import ADMIN, _start, bearer
+
+    if shutil.which("chromium") is None:
+        pytest.fail("no chromium: run scripts/ensure-browser (scripts/test does it)")
+    server = await _start(server_factory, tmp_path)
+    assert (await server.req("POST", "/v1/apps", headers=bearer(ADMIN),
+                             json={"app": {"name": "demo"}})).status == 201
+    assert (await server.req("POST", "/v1/apps/demo/routes", headers=bearer(ADMIN), json={
+        "route": {"path": "/hello", "image": IMAGE, "format": "hot", "min_warm": 1}})).status == 201
+    await trio.to_thread.run_sync(_browse_secured, server.url, tmp_path / "chromium-profile", ADMIN)

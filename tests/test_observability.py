@@ -115,9 +115,9 @@ async def test_container_deaths_say_oom_and_killed(server):
 
 
 async def test_metrics_off_is_a_404_and_costs_nothing(server_factory, images):
-    server = await server_factory(metrics="off", access_log="off")
+    server = await server_factory(no_metrics=True, no_access_log=True)
     reply = await server.req("GET", "/metrics")
-    assert reply.status == 404 and "--metrics off" in reply.json()["error"]["message"]
+    assert reply.status == 404 and "--no-metrics" in reply.json()["error"]["message"]
 
 
 async def test_traceparent_reaches_the_function_and_the_record(server):
@@ -228,3 +228,34 @@ async def test_series_endpoint_and_dashboard_files(server):
     for target in ("/", "/ui"):
         moved = await server.req("GET", target)
         assert moved.status == 308 and moved.header("location") == "/ui/"
+
+
+async def test_with_tokens_metrics_are_for_admins_series_per_app_and_the_page_open(
+        server_factory, images, tmp_path):
+    from test_auth import ADMIN, _start, assert_401, bearer, make_token
+
+    server = await _start(server_factory, tmp_path)
+    for app in ("a", "b"):
+        assert (await server.req("POST", "/v1/apps", headers=bearer(ADMIN),
+                                 json={"app": {"name": app}})).status == 201
+        assert (await server.req("POST", f"/v1/apps/{app}/routes", headers=bearer(ADMIN), json={
+            "route": {"path": "/e", "image": IMAGE, "format": "hot"}})).status == 201
+        assert (await server.call(app, "/e", b"x")).status == 200
+    deploy_a = (await make_token(server, "deploy", ["a"]))["secret"]
+    invoke_b = (await make_token(server, "invoke", ["b"]))["secret"]
+
+    assert_401(await server.req("GET", "/metrics"))
+    assert (await server.req("GET", "/metrics", headers=bearer(deploy_a))).status == 403
+    assert (await server.req("GET", "/metrics", headers=bearer(ADMIN))).status == 200
+
+    assert_401(await server.req("GET", "/v1/stats/series"))
+    seen = {}
+    for who, token in (("admin", ADMIN), ("deploy-a", deploy_a), ("invoke-b", invoke_b)):
+        reply = await server.req("GET", "/v1/stats/series?window=60", headers=bearer(token))
+        assert reply.status == 200, (who, reply)
+        seen[who] = sorted(reply.json()["routes"])
+    assert seen == {"admin": ["a/e", "b/e"], "deploy-a": ["a/e"], "invoke-b": ["b/e"]}
+
+    for target in ("/ui/", "/ui/app.js"):
+        assert (await server.req("GET", target)).status == 200  # no data in them: open
+    assert (await server.req("GET", "/")).status == 308

@@ -6,7 +6,7 @@ import pytest
 import trio
 
 from hotfn.models import App, Call, new_app, new_route
-from hotfn.store import Conflict, NotFound, SqliteStore
+from hotfn.store import SCHEMA_VERSION, Conflict, NotFound, SqliteStore
 
 
 @pytest.fixture
@@ -275,18 +275,18 @@ async def test_a_version_2_database_is_migrated_without_losing_data(db):
     assert [c.call.id for c in await store.claim_calls("n", "a", "/job", 5, 100.0, 50.0)] == ["c3"]
     await store.close()
     reopened = sqlite3.connect(db)
-    assert reopened.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("4",)
+    assert reopened.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == (str(SCHEMA_VERSION),)
     reopened.close()
 
 
-async def test_a_version_3_database_gains_the_traceparent_column(db):
+async def test_a_version_4_database_gains_the_traceparent_column(db):
     import sqlite3
 
     from hotfn.store import SCHEMA
 
     old = sqlite3.connect(db)
-    # Version 3: the schema of today without the traceparent column.
-    old.executescript(SCHEMA.replace(", traceparent TEXT", "").replace("'4'", "'3'"))
+    # Version 4: the schema of today without the traceparent column.
+    old.executescript(SCHEMA.replace(", traceparent TEXT", "").replace("'5'", "'4'"))
     old.execute("INSERT INTO calls (id, app, route, mode, type, status, created_at, attempts) "
                 "VALUES ('c1', 'a', '/r', 'hot', 'sync', 'success', 1.0, 1)")
     old.commit()
@@ -300,7 +300,7 @@ async def test_a_version_3_database_gains_the_traceparent_column(db):
     assert (await store.get_call("a", "c2")).traceparent == traced.traceparent
     await store.close()
     reopened = sqlite3.connect(db)
-    assert reopened.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("4",)
+    assert reopened.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("5",)
     reopened.close()
 
 

@@ -138,8 +138,9 @@ function routeSettings(r) {
   return bits.join(" · ");
 }
 
-function poolText(parts, stats) {
+function poolText(parts, stats, known) {
   parts.pool.replaceChildren();
+  if (!known) { parts.pool.append("containers: (an admin token shows them)"); return; }
   if (!stats) { parts.pool.append("no warm containers"); return; }
   const busy = Math.max(0, stats.workers - stats.idle - stats.starting);
   parts.pool.append("containers: ", el("b", {}, stats.idle), " warm · ", el("b", {}, busy), " busy · ",
@@ -176,7 +177,10 @@ async function showLog(app, call) {
 
 async function refresh() {
   const [apps, stats, series] = await Promise.all([
-    api("/v1/apps"), api("/v1/stats"), api(`/v1/stats/series?window=${WINDOW_S}&step=${STEP_S}`),
+    api("/v1/apps"),
+    // Pools and capacity are for admin tokens: a deploy token's page goes without them.
+    api("/v1/stats").catch((e) => { if (e.status === 403) return null; throw e; }),
+    api(`/v1/stats/series?window=${WINDOW_S}&step=${STEP_S}`),
   ]);
   const perApp = await Promise.all(apps.apps.map(async (a) => {
     const routes = (await api(`/v1/apps/${enc(a.name)}/routes`)).routes;
@@ -186,7 +190,8 @@ async function refresh() {
     return { app: a, routes, calls: new Map(routes.map((r, i) => [r.path, calls[i].calls])) };
   }));
 
-  $("capacity").textContent = `containers ${stats.containers}/${stats.max_containers} · memory ${stats.memory_mb}/${stats.max_memory_mb} MiB`;
+  $("capacity").textContent = stats
+    ? `containers ${stats.containers}/${stats.max_containers} · memory ${stats.memory_mb}/${stats.max_memory_mb} MiB` : "";
   $("empty").hidden = apps.apps.length > 0;
   const seenApps = new Set(), seenRoutes = new Set();
   for (const { app, routes, calls } of perApp) {
@@ -211,7 +216,7 @@ async function refresh() {
         grid.append(node.card);
       }
       node.parts.settings.textContent = routeSettings(route);
-      poolText(node.parts, stats.routes[key]);
+      poolText(node.parts, stats ? stats.routes[key] : undefined, stats !== null);
       drawChart(node.parts.chart, series.routes[key] || []);
       callRows(node.parts.calls, app.name, calls.get(route.path) || []);
     }
