@@ -131,7 +131,8 @@ class Metrics:
             ROUTE + ("cause",), registry=r)
         self.container_stops = Counter(
             "hotfn_container_stops", "Healthy containers ended: idle, retired (route changed), "
-            "evicted (room for another route), shutdown, exited (a cold one, status 0)",
+            "evicted (room for another route), shutdown, exited (by itself when done: a cold "
+            "one with status 0, an http-format one after Connection: close)",
             ROUTE + ("reason",), registry=r)
         self._routes: dict[tuple[str, str], RouteMetrics] = {}
         self._live = _LiveCollector(node_id, version)
