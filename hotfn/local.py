@@ -31,7 +31,9 @@ class LocalRunner:
 
     def __init__(self, route: Route, *, node_id: str | None = None) -> None:
         self.route = route
-        self.limits = Limits(node_id=node_id or f"hotfn-local-{os.getpid()}")
+        # Under the node id of the shell (HOTFN_NODE_ID) when set, so that its owner finds them.
+        base = os.environ.get("HOTFN_NODE_ID") or "hotfn"
+        self.limits = Limits(node_id=node_id or f"{base}-local-{os.getpid()}")
         self.pools: PoolManager | None = None
         self.invoker: Invoker | None = None
 
