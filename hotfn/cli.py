@@ -213,11 +213,13 @@ def _show(args: argparse.Namespace, payload: Any, record: dict[str, Any] | None 
 # -- apps -------------------------------------------------------------------------------------
 
 
-def _explain_app_delete(status: int, message: str) -> str | None:
-    if status == 409 and "route" in message:
-        return (message.split(";")[0] + "; delete them first (hotfn routes delete), "
-                "or delete the app with its routes: hotfn apps delete NAME --cascade")
-    return None
+def _explain_app_delete(name: str) -> Callable[[int, str], str | None]:
+    def explain(status: int, message: str) -> str | None:
+        if status == 409 and "route" in message:
+            return (message.split(";")[0] + "; delete them first (hotfn routes delete), "
+                    f"or delete the app with its routes: hotfn apps delete {name} --cascade")
+        return None
+    return explain
 
 
 def cmd_apps(args: argparse.Namespace, client: Client) -> int:
@@ -242,7 +244,7 @@ def cmd_apps(args: argparse.Namespace, client: Client) -> int:
         _show(args, payload, done=f"updated app {name}")
     elif args.action == "delete":
         suffix = "?cascade=true" if args.cascade else ""
-        payload = client.json("DELETE", f"/v1/apps/{_q(name)}{suffix}", explain=_explain_app_delete)
+        payload = client.json("DELETE", f"/v1/apps/{_q(name)}{suffix}", explain=_explain_app_delete(name))
         _show(args, payload, done=f"deleted app {name}")
     return 0
 
