@@ -447,17 +447,22 @@ def _deploy_once(args: argparse.Namespace, client: Client) -> None:
         app_status, _, app_data = client.request("GET", f"/v1/apps/{_q(args.app)}")
         base = f"/v1/apps/{_q(args.app)}/routes"
         route_status, _, route_data = client.request("GET", f"{base}/{_q(path)}")
+        for status, what in ((app_status, f"/v1/apps/{_q(args.app)}"), (route_status, f"{base}/{_q(path)}")):
+            if status not in (200, 404):
+                client.json("GET", what)  # raises, with the server's reason (a token, say)
         body = _route_defaults(meta, args.format)
-        config = {}
-        if app_status == 200:
-            config.update(json.loads(app_data)["app"].get("config") or {})
-        if route_status == 200:
-            config.update(json.loads(route_data)["route"].get("config") or {})
-        fmt = "default" if body["format"] == "cold" else body["format"]
+        # The check runs the function as the route will: the app's and the route's config, and
+        # the route's memory, network and start-up time unless func.json sets them anew.
+        current: dict[str, Any] = json.loads(route_data)["route"] if route_status == 200 else {}
+        config = json.loads(app_data)["app"].get("config") or {} if app_status == 200 else {}
+        config = {**config, **(current.get("config") or {})}
+        settings = {**current, **body}
+        fmt = "default" if settings["format"] == "cold" else settings["format"]
         probe = models.Route(app=args.app, path=path, image=candidate, format=fmt,
-                             memory=int(body.get("memory", 128)), config=config,
-                             startup_timeout=float(body.get("startup_timeout", 30)),
-                             timeout=float(body.get("timeout", 30)))
+                             memory=int(settings.get("memory", 128)), config=config,
+                             network=bool(settings.get("network", False)),
+                             startup_timeout=float(settings.get("startup_timeout", 30)),
+                             timeout=float(settings.get("timeout", 30)))
         if not args.no_check:
             print(f"checking that it starts: {_check_starts(args.dir, probe)}", file=sys.stderr)
         tag_image(candidate, final)

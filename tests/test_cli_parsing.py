@@ -120,3 +120,43 @@ def test_cold_is_another_name_for_the_one_shot_format():
     assert route.format == "default" and not route.is_hot
     with pytest.raises(ValidationError, match="cold"):
         models.new_route("a", {"path": "/x", "image": "i", "format": "warm"})
+
+
+def test_the_token_goes_in_an_authorization_header_and_any_2xx_is_success(monkeypatch):
+    import http.server
+    import json
+    import threading
+
+    seen = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            seen.append(self.headers.get("authorization"))
+            body = json.dumps({"apps": [{"name": "x", "config": {}, "created_at": 0}]}).encode()
+            self.send_response(200)
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def do_POST(self):  # IronFunctions answers a create with 200, hotfn with 201
+            seen.append(self.headers.get("authorization"))
+            self.send_response(200)
+            self.send_header("content-length", "2")
+            self.end_headers()
+            self.wfile.write(b"{}")
+
+        def log_message(self, *args):
+            pass
+
+    httpd = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{httpd.server_port}"
+        monkeypatch.setenv("HOTFN_TOKEN", "from-env")
+        assert run_cli("apps", "list", "--server", url)[0] == 0
+        assert run_cli("apps", "create", "y", "--server", url, "--token", "given")[0] == 0
+        monkeypatch.delenv("HOTFN_TOKEN")
+        assert run_cli("apps", "list", "--server", url)[0] == 0
+    finally:
+        httpd.shutdown()
+    assert seen == ["Bearer from-env", "Bearer given", None]
