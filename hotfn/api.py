@@ -16,7 +16,7 @@ from typing import Any, Awaitable, Callable
 
 import trio
 
-from . import __version__, models
+from . import models
 from .drivers import Driver
 from .invoker import Invocation, Invoker, Outcome
 from .models import App, Call, Route, ValidationError
@@ -505,6 +505,8 @@ async def get_log(api: Api, request: ApiRequest, match: re.Match) -> ApiResponse
 
 
 async def version(api: Api, request: ApiRequest, match: re.Match) -> ApiResponse:
+    from . import __version__  # looked up on first use (hotfn/__init__.py)
+
     return json_response(200, {"version": __version__})
 
 

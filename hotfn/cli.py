@@ -30,7 +30,7 @@ import urllib.parse
 import urllib.request
 from typing import Any, Callable
 
-from . import __version__, functions
+from . import functions
 from .config import Settings
 
 DEFAULT_SERVER = "http://127.0.0.1:8080"
@@ -576,6 +576,8 @@ def cmd_images(args: argparse.Namespace, client: Client | None) -> int:
 
 
 def cmd_version(args: argparse.Namespace, client: Client) -> int:
+    from . import __version__
+
     server: Any
     try:
         server = client.json("GET", "/v1/version").get("version")

@@ -69,7 +69,9 @@ def test_bash_completion_walks_the_subcommands_and_their_options():
 def test_version_names_the_client_even_without_a_server():
     code, out, err = run_cli("--server", "http://127.0.0.1:9", "version")
     assert code == 1
-    assert out.splitlines()[0].split() == ["client", cli.__version__]
+    import hotfn
+
+    assert out.splitlines()[0].split() == ["client", hotfn.__version__]
     assert "cannot reach the hotfn server" in err
 
 
