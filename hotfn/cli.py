@@ -24,6 +24,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 import time
 import urllib.error
 import urllib.parse
@@ -273,6 +274,15 @@ def _path(value: str) -> str:
     return value if value.startswith("/") else "/" + value
 
 
+def _explain_route_field(status: int, message: str) -> str | None:
+    """The server names a route's fields (route.max_concurrency: ...); the CLI user typed
+    options (--max-concurrency)."""
+    field, sep, rest = message.partition(": ")
+    if status == 400 and sep and field.startswith("route.") and field[6:] in {*ROUTE_OPTIONS, "config", "headers"}:
+        return f"--{field[6:].replace('_', '-')}: {rest}"
+    return None
+
+
 def cmd_routes(args: argparse.Namespace, client: Client) -> int:
     base = f"/v1/apps/{_q(args.app)}/routes"
     if args.action == "list":
@@ -287,13 +297,15 @@ def cmd_routes(args: argparse.Namespace, client: Client) -> int:
         return 0
     path = _path(args.path)
     if args.action == "create":
-        payload = client.json("POST", base, {"route": {"path": path, **_route_body(args)}})
+        payload = client.json("POST", base, {"route": {"path": path, **_route_body(args)}},
+                              explain=_explain_route_field)
         _show(args, payload, done=f"created route {args.app} {path}")
     elif args.action == "inspect":
         payload = client.json("GET", f"{base}/{_q(path)}")
         _show(args, payload, payload.get("route"))
     elif args.action == "update":
-        payload = client.json("PATCH", f"{base}/{_q(path)}", {"route": _route_body(args)})
+        payload = client.json("PATCH", f"{base}/{_q(path)}", {"route": _route_body(args)},
+                              explain=_explain_route_field)
         _show(args, payload, done=f"updated route {args.app} {path}")
     elif args.action == "delete":
         payload = client.json("DELETE", f"{base}/{_q(path)}")
@@ -312,6 +324,8 @@ def cmd_call(args: argparse.Namespace, client: Client) -> int:
     sys.stdout.flush()
     call_id = {k.lower(): v for k, v in headers.items()}.get("hotfn-call-id")
     print(f"\n[status {status}" + (f", call {call_id}" if call_id else "") + "]", file=sys.stderr)
+    if status == 202 and call_id:
+        print(f"(queued: `hotfn calls get {args.app} {call_id}` shows its result)", file=sys.stderr)
     return 0 if status < 400 else 1
 
 
@@ -369,32 +383,59 @@ def cmd_init(args: argparse.Namespace, client: Client | None) -> int:
     return 0
 
 
-def _build_progress(verbose: bool) -> Callable[[str], None]:
-    """-v: the build's whole output; else its steps, one line each (overwritten on a terminal)."""
-    if verbose:
-        return lambda text: (sys.stderr.write(text), sys.stderr.flush())
-    tty = sys.stderr.isatty()
+class BuildProgress:
+    """What a build shows as it goes. -v: its whole output. Else its steps, one line each; on a
+    terminal one line, rewritten in place, with the seconds spent so far (a javac or an npm
+    step can take a while without a word)."""
 
-    def steps(text: str) -> None:
+    def __init__(self, verbose: bool) -> None:
+        self.verbose = verbose
+        self.tty = sys.stderr.isatty()
+        self.step = "starting"
+        self.started = time.monotonic()
+        self._done = threading.Event()
+        self._lock = threading.Lock()
+        self._ticker = threading.Thread(target=self._tick, daemon=True) if self.tty and not verbose else None
+
+    def __enter__(self) -> "BuildProgress":
+        if self._ticker is not None:
+            self._ticker.start()
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self._done.set()
+        if self._ticker is not None:
+            self._ticker.join()
+            sys.stderr.write("\r\x1b[K")
+
+    def __call__(self, text: str) -> None:
+        if self.verbose:
+            sys.stderr.write(text)
+            sys.stderr.flush()
+            return
         for line in text.splitlines():
             if line.startswith("Step "):
-                shown = line if len(line) <= 100 else line[:97] + "..."
-                sys.stderr.write(f"\r\x1b[K  building: {shown}" if tty else f"  building: {shown}\n")
-                sys.stderr.flush()
-    return steps
+                self.step = line if len(line) <= 90 else line[:87] + "..."
+                if self.tty:
+                    self._show()
+                else:
+                    print(f"  building: {self.step}", file=sys.stderr, flush=True)
 
+    def _show(self) -> None:
+        with self._lock:
+            elapsed = time.monotonic() - self.started
+            sys.stderr.write(f"\r\x1b[K  building ({elapsed:.0f} s): {self.step}")
+            sys.stderr.flush()
 
-def _end_progress(verbose: bool) -> None:
-    if not verbose and sys.stderr.isatty():
-        sys.stderr.write("\r\x1b[K")
+    def _tick(self) -> None:
+        while not self._done.wait(1.0):
+            self._show()
 
 
 def _build(directory: str, tag: str, verbose: bool) -> str:
     started = time.monotonic()
-    try:
-        image = functions.build_function(directory, tag=tag, progress=_build_progress(verbose))
-    finally:
-        _end_progress(verbose)
+    with BuildProgress(verbose) as progress:
+        image = functions.build_function(directory, tag=tag, progress=progress)
     print(f"built {image} in {time.monotonic() - started:.1f} s", file=sys.stderr)
     return image
 

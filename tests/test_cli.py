@@ -125,6 +125,7 @@ async def test_calls_get_shows_an_async_calls_result_and_log(server):
                 "--format", "hot", "--type", "async")
     queued = await hotfn(server, "call", "bg", "/job", "-H", "x-hotfn-test=stderr", stdin=b"done!")
     call_id = json.loads(queued.stdout)["call_id"]
+    assert f"hotfn calls get bg {call_id}".encode() in queued.stderr
     with trio.fail_after(30):
         while True:
             shown = (await hotfn(server, "calls", "get", "bg", call_id)).stdout.decode()
@@ -159,7 +160,7 @@ async def test_memory_above_the_servers_cap_is_refused_naming_the_cap(server_fac
     refused = await hotfn(small, "routes", "create", "big", "/x", "--image",
                           "hotfn-test/conformance-python", "--memory", "512", check=False)
     assert refused.returncode == 1
-    assert b"512 MiB is more than this server's cap of 256 MiB" in refused.stderr
+    assert b"--memory: 512 MiB is more than this server's cap of 256 MiB" in refused.stderr
     await hotfn(small, "routes", "create", "big", "/x", "--image", "hotfn-test/conformance-python",
                 "--memory", "256")
     refused = await hotfn(small, "routes", "update", "big", "/x", "--memory", "300", check=False)
