@@ -147,6 +147,8 @@ class Client:
         if not 200 <= status < 300:
             error = payload.get("error") if isinstance(payload, dict) else None
             message = error.get("message") if isinstance(error, dict) else None
+            if message and isinstance(error.get("field"), str):
+                message = f"{error['field']}: {message}"  # which field: the server says it apart
             message = message or (payload.get("raw") if isinstance(payload, dict) else None) or str(payload)
             if status == 401:
                 message += " (give a token with --token or HOTFN_TOKEN)"
