@@ -890,12 +890,11 @@ def main(argv: list[str] | None = None) -> int:
         line = os.environ.get("COMP_LINE", "hotfn")[: int(os.environ.get("COMP_POINT", "0") or 0) or None]
         print("\n".join(complete(parser, line, argv[2] if len(argv) > 2 else "")))
         return 0
-    if argv[:1] != ["serve"]:
-        problem = unknown_option(parser, argv)
-        if problem:
-            print(f"{problem}\n(hotfn {' '.join(problem.split(':')[0].split()[1:])} --help lists them)",
-                  file=sys.stderr)
-            return 2
+    problem = unknown_option(parser, argv)
+    if problem:
+        print(f"{problem}\n(hotfn {' '.join(problem.split(':')[0].split()[1:])} --help lists them)",
+              file=sys.stderr)
+        return 2
     args = parser.parse_args(argv)
     if args.command == "serve":
         return serve(args)

@@ -162,3 +162,8 @@ def test_the_token_goes_in_an_authorization_header_and_any_2xx_is_success(monkey
     finally:
         httpd.shutdown()
     assert seen == ["Bearer from-env", "Bearer given", None]
+
+
+def test_serve_options_are_checked_the_same_way():
+    code, _, err = run_cli("serve", "--prot", "9000")
+    assert code == 2 and "hotfn serve: unknown option --prot (did you mean --port?)" in err

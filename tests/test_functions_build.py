@@ -266,3 +266,20 @@ async def test_a_whole_wsgi_app_is_served_by_one_route_and_one_warm_container(se
                               format="hot")
     assert (await server.call("site", "/api/teapot", b"x")).status == 200
     remove_images("hotfn-fn/site/webapp")
+
+
+async def test_a_cold_image_of_its_own_gets_a_dry_run(server, tmp_path):
+    directory = tmp_path / "custom"
+    directory.mkdir()
+    (directory / "Dockerfile").write_text(
+        'FROM hotfn/python\nENTRYPOINT ["sh", "-c", "echo cannot open the database >&2; exit 3"]\n')
+    refused = await hotfn(server, "deploy", str(directory), "--app", "own", "--format", "cold", check=False)
+    assert refused.returncode == 1
+    err = refused.stderr.decode()
+    assert "dry run failed" in err and "exit status 3" in err and "cannot open the database" in err, err
+    assert (await server.req("GET", "/v1/apps/own/routes/custom")).status == 404
+    (directory / "Dockerfile").write_text('FROM hotfn/python\nENTRYPOINT ["sh", "-c", "cat; echo fine"]\n')
+    deployed = await hotfn(server, "deploy", str(directory), "--app", "own", "--format", "cold")
+    assert b"checking that it starts: dry run answered" in deployed.stderr
+    assert (await server.call("own", "/custom", b"in:")).body == b"in:fine\n"
+    remove_images("hotfn-fn/own/custom")
