@@ -892,8 +892,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     problem = unknown_option(parser, argv)
     if problem:
-        print(f"{problem}\n(hotfn {' '.join(problem.split(':')[0].split()[1:])} --help lists them)",
-              file=sys.stderr)
+        print(f"{problem}\n({problem.split(':')[0]} --help lists them)", file=sys.stderr)
         return 2
     args = parser.parse_args(argv)
     if args.command == "serve":
