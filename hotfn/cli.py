@@ -457,6 +457,20 @@ def _route_defaults(meta: dict[str, Any], fmt: str | None) -> dict[str, Any]:
     return body
 
 
+def _local_route(app: str, path: str, image: str, settings: dict[str, Any],
+                 config: dict[str, str]) -> Any:
+    """The route a function is checked or run as, validated as the server would (a bad value
+    in func.json is named here, before anything runs)."""
+    from . import models
+
+    fields = {k: settings[k] for k in ("format", "memory", "timeout", "startup_timeout", "network")
+              if k in settings}
+    try:
+        return models.new_route(app, {"path": path, "image": image, "config": config, **fields})
+    except models.ValidationError as exc:
+        raise CliError(f"func.json or options: {exc}") from None
+
+
 def _check_starts(directory: str, route: Any) -> str:
     """Start the built function once on this engine; CliError (with its stderr) if it cannot."""
     import trio
@@ -474,7 +488,6 @@ def _check_starts(directory: str, route: Any) -> str:
 
 
 def _deploy_once(args: argparse.Namespace, client: Client) -> None:
-    from . import models
     from .drivers import DriverError
     from .drivers.docker.images import remove_image_name, tag_image
 
@@ -499,13 +512,7 @@ def _deploy_once(args: argparse.Namespace, client: Client) -> None:
         current: dict[str, Any] = json.loads(route_data)["route"] if route_status == 200 else {}
         config = json.loads(app_data)["app"].get("config") or {} if app_status == 200 else {}
         config = {**config, **(current.get("config") or {})}
-        settings = {**current, **body}
-        fmt = "default" if settings["format"] == "cold" else settings["format"]
-        probe = models.Route(app=args.app, path=path, image=candidate, format=fmt,
-                             memory=int(settings.get("memory", 128)), config=config,
-                             network=bool(settings.get("network", False)),
-                             startup_timeout=float(settings.get("startup_timeout", 30)),
-                             timeout=float(settings.get("timeout", 30)))
+        probe = _local_route(args.app, path, candidate, {**current, **body}, config)
         if not args.no_check:
             print(f"checking that it starts: {_check_starts(args.dir, probe)}", file=sys.stderr)
         tag_image(candidate, final)
@@ -562,17 +569,14 @@ def cmd_deploy(args: argparse.Namespace, client: Client) -> int:
 def cmd_run(args: argparse.Namespace, client: Client | None) -> int:
     import trio
 
-    from . import models
     from .api import ApiRequest
     from .local import CheckFailed, LocalRunner, serve
 
     meta = functions.read_meta(args.dir)
-    image = _build(args.dir, args.tag or functions.default_tag(args.dir, None), args.verbose)
-    fmt = args.format or meta.get("format", "hot")
-    route = models.Route(app="local", path="/", image=image,
-                         format="default" if fmt == "cold" else fmt,
-                         memory=int(meta.get("memory", 128)), timeout=float(meta.get("timeout", 30)),
-                         config=_kv(args.env, "--env"))
+    tag = args.tag or functions.default_tag(args.dir, None)
+    route = _local_route("local", "/", tag, {**meta, "format": args.format or meta.get("format", "hot")},
+                         _kv(args.env, "--env"))
+    _build(args.dir, tag, args.verbose)
 
     async def one_call() -> int:
         body = sys.stdin.buffer.read() if not sys.stdin.isatty() else b""

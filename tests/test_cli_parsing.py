@@ -167,3 +167,13 @@ def test_the_token_goes_in_an_authorization_header_and_any_2xx_is_success(monkey
 def test_serve_options_are_checked_the_same_way():
     code, _, err = run_cli("serve", "--prot", "9000")
     assert code == 2 and "hotfn serve: unknown option --prot (did you mean --port?)" in err
+
+
+def test_a_bad_value_in_func_json_is_named_before_anything_runs(tmp_path):
+    (tmp_path / "func.py").write_text("def handler(request):\n    return 'x'\n")
+    (tmp_path / "func.json").write_text('{"runtime": "python", "memory": "lots"}')
+    code, _, err = run_cli("run", str(tmp_path))
+    assert code == 1 and "route.memory: must be an integer" in err
+    (tmp_path / "func.json").write_text('{"runtime": "python", "format": "warm"}')
+    code, _, err = run_cli("run", str(tmp_path))
+    assert code == 1 and "route.format: must be 'hot' or 'default'" in err
