@@ -562,7 +562,9 @@ def cmd_deploy(args: argparse.Namespace, client: Client) -> int:
                     print(f"hotfn: {exc}\n(still watching: the route was not changed)", file=sys.stderr)
                 sys.stdout.flush()
             time.sleep(args.interval)
-    except KeyboardInterrupt:
+    except BaseException as exc:  # Ctrl-C, maybe inside a check (trio wraps it in a group)
+        if _find(exc, KeyboardInterrupt) is None:
+            raise
         return 0
 
 
@@ -594,19 +596,29 @@ def cmd_run(args: argparse.Namespace, client: Client | None) -> int:
         return 0 if outcome.status < 400 else 1
 
     async def serving() -> int:
-        async with LocalRunner(route) as runner:
-            async with trio.open_nursery() as nursery:
-                host, port = await nursery.start(serve, runner, args.host, args.port)
-                print(f"serving {args.dir} ({route.format}) on http://{host}:{port}/ (Ctrl-C to stop)",
-                      file=sys.stderr, flush=True)
+        # SIGINT and SIGTERM stop it the same way, whatever the shell did with SIGINT (a
+        # background job starts with it ignored): the containers go before the process does.
+        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async with LocalRunner(route) as runner:
+                async with trio.open_nursery() as nursery:
+                    host, port = await nursery.start(serve, runner, args.host, args.port)
+                    print(f"serving {args.dir} ({route.format}) on http://{host}:{port}/ (Ctrl-C to stop)",
+                          file=sys.stderr, flush=True)
+                    async for _ in signals:
+                        nursery.cancel_scope.cancel()
+                        break
         return 0
 
     try:
         return trio.run(serving if args.port is not None else one_call)
-    except CheckFailed as exc:
-        raise CliError(str(exc)) from None
-    except KeyboardInterrupt:
-        return 0
+    except BaseException as exc:  # trio's nurseries wrap what they raise in groups
+        if _find(exc, KeyboardInterrupt) is not None:
+            return 0  # Ctrl-C: the containers are gone already (LocalRunner's exit is shielded)
+        for kind, prefix in ((CheckFailed, ""), (OSError, f"cannot serve on {args.host}:{args.port}: ")):
+            found = _find(exc, kind)
+            if found is not None:
+                raise CliError(prefix + str(found)) from None
+        raise
 
 
 # -- images, version, completion --------------------------------------------------------------

@@ -234,7 +234,7 @@ async def test_run_with_port_serves_the_function_over_http(tmp_path, docker_engi
         assert (hello.status, hello.body) == (200, b"hello ada")
         assert teapot.status == 418
     finally:
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(signal.SIGTERM)  # as Ctrl-C: the containers go first
         with trio.move_on_after(20):
             await proc.wait()
         if proc.returncode is None:
