@@ -177,3 +177,16 @@ def test_a_bad_value_in_func_json_is_named_before_anything_runs(tmp_path):
     (tmp_path / "func.json").write_text('{"runtime": "python", "format": "warm"}')
     code, _, err = run_cli("run", str(tmp_path))
     assert code == 1 and "route.format: must be 'hot' or 'default'" in err
+
+
+def test_bash_runs_the_completer_as_complete_dash_c_would(tmp_path):
+    import shutil
+    import subprocess
+    import sys
+
+    if not shutil.which("bash"):
+        pytest.skip("no bash")
+    # compgen -C calls the command as complete -C does: (command name, word, previous word).
+    out = subprocess.run(["bash", "-c", f"compgen -C '{sys.executable} -m hotfn __complete' -- ro"],
+                         capture_output=True, text=True, timeout=30, cwd=cli.__file__.rsplit("/hotfn/", 1)[0])
+    assert out.stdout.split() == ["routes"], out
