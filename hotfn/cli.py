@@ -625,7 +625,7 @@ def cmd_run(args: argparse.Namespace, client: Client | None) -> int:
 
 
 def cmd_images(args: argparse.Namespace, client: Client | None) -> int:
-    from . import images
+    from . import runtime_images as images
 
     try:
         images.build_runtime_images(args.runtimes or None, log=lambda m: print(f"[images] {m}", file=sys.stderr))

@@ -69,23 +69,27 @@ def engine_errors(what: str) -> Iterator[None]:
 
 class DockerDriver(Driver):
     def __init__(self, client: docker.APIClient, *, max_threads: int = SDK_POOL_SIZE,
-                 io_dir: str | None = None) -> None:
-        """``io_dir``: where direct-stdio FIFOs live (on the engine's own host); None: off."""
+                 io_dir: str | None = None, allow_pull: bool = False) -> None:
+        """``io_dir``: where direct-stdio FIFOs live (on the engine's own host); None: off.
+        ``allow_pull``: fetch a missing image from its registry; off, only images already on
+        the engine run (what an operator built or loaded)."""
         self.client = client
+        self.allow_pull = allow_pull
         self._limiter = trio.CapacityLimiter(max_threads)
         self.io_dir = io_dir
         if io_dir is not None:
             os.makedirs(io_dir, mode=0o700, exist_ok=True)
 
     @classmethod
-    def from_env(cls, *, timeout: float = 60.0, io_dir: str | None = None) -> "DockerDriver":
+    def from_env(cls, *, timeout: float = 60.0, io_dir: str | None = None,
+                 allow_pull: bool = False) -> "DockerDriver":
         """A driver for the engine named by DOCKER_HOST (and friends), else the local socket."""
         with engine_errors("connecting"):
             client = docker.APIClient(
                 version="auto", timeout=timeout, max_pool_size=SDK_POOL_SIZE,
                 **docker.utils.kwargs_from_env(),
             )
-        return cls(client, io_dir=io_dir)
+        return cls(client, io_dir=io_dir, allow_pull=allow_pull)
 
     async def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         return await trio.to_thread.run_sync(
@@ -113,6 +117,9 @@ class DockerDriver(Driver):
         image_id = await self._image_id(image)
         if image_id is not None:
             return image_id
+        if not self.allow_pull:
+            raise ImageNotFound(image, "this server does not pull images: build or load it on the "
+                                "engine, or start the server with --allow-pull")
         repository, _, tag = image.rpartition(":") if ":" in image.split("/")[-1] else (image, "", "")
         try:
             with engine_errors(f"pulling {image}"):
