@@ -165,3 +165,19 @@ async def test_memory_above_the_servers_cap_is_refused_naming_the_cap(server_fac
                 "--memory", "256")
     refused = await hotfn(small, "routes", "update", "big", "/x", "--memory", "300", check=False)
     assert refused.returncode == 1 and b"cap of 256 MiB" in refused.stderr
+
+
+async def test_the_cli_speaks_to_a_server_with_tokens(server_factory, images, tmp_path):
+    admin = "hotfn-cli-test-admin-token-0123456789abcdef"
+    token_file = tmp_path / "admin-token"
+    token_file.write_text(admin + "\n")
+    secured = await server_factory(admin_token_file=str(token_file))
+    refused = await hotfn(secured, "apps", "list", check=False)
+    assert refused.returncode == 1 and b"--token or HOTFN_TOKEN" in refused.stderr
+    await hotfn(secured, "apps", "create", "tok", "--token", admin)
+    env_listed = await trio.run_process(
+        [sys.executable, "-m", "hotfn", "apps", "list", "--server", secured.url],
+        capture_stdout=True, capture_stderr=True, env={**os.environ, "HOTFN_TOKEN": admin})
+    assert b"tok" in env_listed.stdout
+    shown = await hotfn(secured, "version")  # /v1/version is open, like /health
+    assert shown.stdout.splitlines()[1].split()[0] == b"server"
