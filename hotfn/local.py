@@ -66,7 +66,8 @@ class LocalRunner:
         dry run (one GET with no body). Returns what was checked; CheckFailed says why not."""
         assert self.pools is not None and self.invoker is not None
         if self.route.is_hot or speaks_hot:
-            hot = dataclasses.replace(self.route, format="hot", min_warm=0)
+            # A hot route (frames or http) as it is; a cold one of a hotfn runtime as frames.
+            hot = self.route if self.route.is_hot else dataclasses.replace(self.route, format="hot")
             pool = self.pools.pool_for(hot)
             try:
                 worker = await pool.acquire()
