@@ -744,7 +744,7 @@ def _add_routes(sub: Any, common: argparse.ArgumentParser) -> None:
         if name in ("create", "update"):
             for option, kind in ROUTE_OPTIONS.items():
                 a.add_argument("--" + option.replace("_", "-"), dest=option, type=kind,
-                               help="hot, cold (default) or another server format" if option == "format" else None)
+                               help="hot, http, or cold (the default)" if option == "format" else None)
             a.add_argument("--config", action="append", metavar="KEY=VALUE")
             a.add_argument("--header", action="append", metavar="NAME=VALUE")
             a.add_argument("--network", action="store_true", help="give the containers a network")
@@ -802,7 +802,7 @@ def _add_deploy(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("dir")
     p.add_argument("--app", required=True)
     p.add_argument("--path", help="route path (default: func.json's path, else /<dir name>)")
-    p.add_argument("--format", help="hot, cold (default: func.json's format, else hot)")
+    p.add_argument("--format", help="hot, http, cold (default: func.json's format, else hot)")
     p.add_argument("--tag", help="image name (default: hotfn-fn/<app>/<dir name>)")
     p.add_argument("-v", "--verbose", action="store_true", help="show the build's whole output")
     p.add_argument("--no-check", action="store_true", help="do not start the function before switching")
@@ -814,7 +814,7 @@ def _add_deploy(sub: Any, common: argparse.ArgumentParser) -> None:
 def _add_run(sub: Any, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("run", parents=[common], help="run DIR locally, no server: stdin is the body, stdout the answer")
     p.add_argument("dir")
-    p.add_argument("--format", help="hot or cold (default: func.json's format, else hot)")
+    p.add_argument("--format", help="hot, http or cold (default: func.json's format, else hot)")
     p.add_argument("-X", "--method", default="POST")
     p.add_argument("--path", default="/", help="the request's path and query (default /)")
     p.add_argument("-H", "--header", action="append", metavar="NAME=VALUE")

@@ -176,7 +176,7 @@ def test_a_bad_value_in_func_json_is_named_before_anything_runs(tmp_path):
     assert code == 1 and "route.memory: must be an integer" in err
     (tmp_path / "func.json").write_text('{"runtime": "python", "format": "warm"}')
     code, _, err = run_cli("run", str(tmp_path))
-    assert code == 1 and "route.format: must be 'hot' or 'default'" in err
+    assert code == 1 and "route.format: must be 'hot', 'http' or 'default'" in err
 
 
 def test_bash_runs_the_completer_as_complete_dash_c_would(tmp_path):
