@@ -44,8 +44,19 @@ def images_named(repository: str) -> list[str]:
     return sorted(out.split())
 
 
+_made: list[str] = []
+
+
 def remove_images(*names: str) -> None:
-    subprocess.run(["docker", "rmi", *names], capture_output=True)  # one still in use stays
+    """Removed when the module ends, once the servers that ran them have stopped."""
+    _made.extend(names)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def no_image_left_behind():
+    yield
+    if _made:
+        subprocess.run(["docker", "rmi", *_made], capture_output=True)
 
 
 def dangling_children_of(base: str, since: float) -> list[str]:
