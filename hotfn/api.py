@@ -80,13 +80,19 @@ def error_response(status: int, message: str, headers: Headers | None = None, **
 
 
 class RouteTable:
-    """An immutable snapshot of every app and route, for matching without touching the store."""
+    """An immutable snapshot of every app and route, for matching without touching the store.
+
+    Precedence, most specific first: an exact path (/users/me); then paths with parameters
+    of the same length (/users/:id), those with more literal segments first; then greedy
+    paths (/api/*rest), the one with the most segments before its '*' first. A greedy path
+    also matches its prefix alone (/api, with rest '')."""
 
     def __init__(self, apps: list[App], routes: list[Route], version: int) -> None:
         self.version = version
         self.apps = {a.name: a for a in apps}
         self._exact: dict[tuple[str, str], Route] = {}
         self._patterns: dict[str, list[tuple[list[str], Route]]] = {}
+        self._greedy: dict[str, list[tuple[list[str], str, Route]]] = {}
         for route in routes:
             app = self.apps.get(route.app)
             if app is None:
@@ -94,38 +100,54 @@ class RouteTable:
             # The container sees the app's config overlaid by the route's; secrets likewise.
             route = replace(route, config={**app.config, **route.config},
                             secrets={**app.secrets, **route.secrets})
-            if ":" in route.path:
-                segments = route.path.strip("/").split("/")
+            segments = route.path.strip("/").split("/")
+            if models.GREEDY_SEGMENT.match(segments[-1]):
+                self._greedy.setdefault(route.app, []).append((segments[:-1], segments[-1][1:], route))
+            elif ":" in route.path:
                 self._patterns.setdefault(route.app, []).append((segments, route))
             else:
                 self._exact[(route.app, route.path)] = route
         for patterns in self._patterns.values():
             # Most literal segments first: /users/me beats /users/:id.
             patterns.sort(key=lambda p: (-sum(not s.startswith(":") for s in p[0]), -len(p[0])))
+        for greedy in self._greedy.values():
+            greedy.sort(key=lambda g: (-len(g[0]), -sum(not s.startswith(":") for s in g[0])))
 
     def all_routes(self) -> list[Route]:
-        return list(self._exact.values()) + [r for ps in self._patterns.values() for _, r in ps]
+        return (list(self._exact.values()) + [r for ps in self._patterns.values() for _, r in ps]
+                + [r for gs in self._greedy.values() for _, _, r in gs])
 
     def match(self, app: str, path: str) -> tuple[Route, dict[str, str]] | None:
         path = path.rstrip("/") or "/"
         route = self._exact.get((app, path))
         if route is not None:
             return route, {}
-        parts = path.strip("/").split("/")
+        parts = path.strip("/").split("/") if path != "/" else []
         for segments, route in self._patterns.get(app, ()):
-            if len(segments) != len(parts):
+            if len(segments) == len(parts):
+                params = _match_segments(segments, parts)
+                if params is not None:
+                    return route, params
+        for prefix, name, route in self._greedy.get(app, ()):
+            if len(parts) < len(prefix):
                 continue
-            params = {}
-            for seg, part in zip(segments, parts):
-                if seg.startswith(":"):
-                    if not part:
-                        break
-                    params[seg[1:]] = urllib.parse.unquote(part)
-                elif seg != part:
-                    break
-            else:
+            params = _match_segments(prefix, parts[: len(prefix)])
+            if params is not None:
+                params[name] = urllib.parse.unquote("/".join(parts[len(prefix):]))
                 return route, params
         return None
+
+
+def _match_segments(segments: list[str], parts: list[str]) -> dict[str, str] | None:
+    params = {}
+    for seg, part in zip(segments, parts):
+        if seg.startswith(":"):
+            if not part:
+                return None
+            params[seg[1:]] = urllib.parse.unquote(part)
+        elif seg != part:
+            return None
+    return params
 
 
 # -- the API ------------------------------------------------------------------------------------
@@ -468,10 +490,20 @@ async def _with_image_id(api: Api, route: Route) -> Route:
     return replace(route, image_id=image_id)
 
 
+def _within_caps(api: Api, route: Route) -> Route:
+    """A route whose one container would not fit this server could never be served: every call
+    would wait out its queue_timeout for a 503. Refused up front, naming the cap."""
+    cap = api.pools.capacity.max_memory_mb
+    if route.memory > cap:
+        raise ValidationError("route.memory", f"{route.memory} MiB is more than this server's cap of "
+                              f"{cap} MiB for all containers together (hotfn serve --max-memory-mb)")
+    return route
+
+
 @needs(Access.DEPLOY)
 async def create_route(api: Api, request: ApiRequest, match: re.Match) -> ApiResponse:
     app = match["app"]
-    route = models.new_route(app, _body(request, "route"))
+    route = _within_caps(api, models.new_route(app, _body(request, "route")))
     route = await _with_image_id(api, route)
     await _ensure_app(api, request, app)
     await api.store.create_route(route)
@@ -511,7 +543,7 @@ async def get_route(api: Api, request: ApiRequest, match: re.Match) -> ApiRespon
 async def patch_route(api: Api, request: ApiRequest, match: re.Match) -> ApiResponse:
     old = await api.store.get_route(match["app"], _route_path(match))
     # Every PATCH looks the image up again: `hotfn deploy` of a rebuilt function keeps its tag.
-    route = await _with_image_id(api, models.patch_route(old, _body(request, "route")))
+    route = await _with_image_id(api, _within_caps(api, models.patch_route(old, _body(request, "route"))))
     await api.store.update_route(route)
     await api.reload_routes()
     return json_response(200, {"route": route.to_json()})
@@ -568,6 +600,13 @@ async def get_log(api: Api, request: ApiRequest, match: re.Match) -> ApiResponse
     await _flush_for_read(api)
     data = await api.store.get_log(match["app"], match["call"])
     return ApiResponse(200, [("content-type", "text/plain; charset=utf-8")], data)
+
+
+@needs(Access.OPEN)
+async def version(api: Api, request: ApiRequest, match: re.Match) -> ApiResponse:
+    from . import __version__  # looked up on first use (hotfn/__init__.py)
+
+    return json_response(200, {"version": __version__})
 
 
 async def stats(api: Api, request: ApiRequest, match: re.Match) -> ApiResponse:
@@ -666,6 +705,7 @@ ROUTES: list[tuple[re.Pattern, dict[str, Handler]]] = [
     (re.compile(r"/health"), {"GET": health}),
     (re.compile(r"/version"), {"GET": version}),
     (re.compile(r"/v1/stats"), {"GET": stats}),
+    (re.compile(r"/v1/version"), {"GET": version}),
     (re.compile(r"/v1/stats/series"), {"GET": series}),
     (re.compile(r"/metrics"), {"GET": metrics}),
     (re.compile(r"/ui/(?P<file>[A-Za-z0-9_.-]*)"), {"GET": ui_file}),
