@@ -17,7 +17,7 @@ from typing import Any, Awaitable, Callable
 
 import trio
 
-from . import models
+from . import models, timeseries, tracecontext, ui
 from .auth import Access, Authenticator, AuthError
 from .drivers import Driver
 from .invoker import Invocation, Invoker, Outcome
@@ -29,6 +29,7 @@ from .node import STALE_AFTER
 from .pool import PoolManager
 from .routing import RouteSync, RouteTable
 from .store import CallRequest, Conflict, NotFound, Store, StoreError, StoreUnavailable
+from .telemetry import Telemetry
 from .tenants import RateLimiter
 from .tokens import new_token
 
@@ -97,8 +98,9 @@ Handler = Callable[["Api", ApiRequest, re.Match], Awaitable[ApiResponse]]
 class Api:
     def __init__(self, store: Store, driver: Driver, pools: PoolManager, invoker: Invoker,
                  config: ApiConfig, *, auth: Authenticator | None = None,
-                 images: ImagePolicy | None = None) -> None:
+                 images: ImagePolicy | None = None, telemetry: Telemetry | None = None) -> None:
         self.store = store
+        self.telemetry = telemetry or Telemetry()
         self.auth = auth or Authenticator(store, admin_token=None, enabled=False)
         self.images = images or ImagePolicy()
         self.rates = RateLimiter()
@@ -110,9 +112,11 @@ class Api:
         # Runs the async calls; its owner (the server) starts it in the nursery of calls.
         self.dispatcher = Dispatcher(store, invoker, self.recorder, find_route=self.find_route,
                                      node_id=config.node_id, retry_delay=config.async_retry_delay,
-                                     lease_margin=config.async_lease_margin)
+                                     lease_margin=config.async_lease_margin,
+                                     telemetry=self.telemetry)
         self.routes = RouteSync(store, pools, servable=lambda r: self.images.allows(r.image),
-                                on_apps_changed=self._apps_changed)
+                                on_apps_changed=self._apps_changed,
+                                on_routes_changed=self.telemetry.routes_changed)
         # Set when this node begins to stop: /health answers 503 so that balancers go elsewhere.
         self.draining = False
 
@@ -245,11 +249,12 @@ class Api:
                                   [("retry-after", str(max(1, math.ceil(wait))))])
         host = request.header("host") or "localhost"
         call_id = models.new_call_id()
-        headers = tuple(request.headers)
+        headers = request.headers
         if route.auth == "token":
             # The token was for hotfn: the function (and an async call's stored request) never
             # sees it. A JWT goes on, as with IronFunctions: its claims are the function's.
-            headers = tuple(h for h in headers if h[0] != "authorization")
+            headers = [h for h in headers if h[0] != "authorization"]
+        traceparent, headers = tracecontext.resolve(headers, call_id)
         inv = Invocation(
             call_id=call_id, route=route, method=request.method,
             url=f"{request.scheme}://{host}{request.target}", path=path,
@@ -257,7 +262,7 @@ class Api:
             headers=headers, body=request.body, params=params,
         )
         call = Call(id=call_id, app=app, route=route.path, mode="hot" if route.is_hot else "cold",
-                    type=route.type, created_at=time.time())
+                    type=route.type, created_at=time.time(), traceparent=traceparent)
         if route.type == "async":
             # 202 only once the store has it: from then on no crash can lose the call.
             await self.store.enqueue_call(call, CallRequest(
@@ -284,6 +289,7 @@ class Api:
         call.http_status = outcome.status
         call.error = outcome.error
         call.container_id = outcome.container_id
+        self.telemetry.call_done(call, outcome, inv.method, outcome.mode)
         if self.config.call_records == "sync":
             await self.recorder.record_committed(call, outcome.log)
         else:
@@ -453,10 +459,20 @@ async def _with_image_id(api: Api, route: Route) -> Route:
     return replace(route, image_id=image_id)
 
 
+def _within_caps(api: Api, route: Route) -> Route:
+    """A route whose one container would not fit this server could never be served: every call
+    would wait out its queue_timeout for a 503. Refused up front, naming the cap."""
+    cap = api.pools.capacity.max_memory_mb
+    if route.memory > cap:
+        raise ValidationError("route.memory", f"{route.memory} MiB is more than this server's cap of "
+                              f"{cap} MiB for all containers together (hotfn serve --max-memory-mb)")
+    return route
+
+
 @needs(Access.DEPLOY)
 async def create_route(api: Api, request: ApiRequest, match: re.Match) -> ApiResponse:
     app = match["app"]
-    route = models.new_route(app, _body(request, "route"))
+    route = _within_caps(api, models.new_route(app, _body(request, "route")))
     route = await _with_image_id(api, route)
     await _ensure_app(api, request, app)
     await api.store.create_route(route)
@@ -496,7 +512,7 @@ async def get_route(api: Api, request: ApiRequest, match: re.Match) -> ApiRespon
 async def patch_route(api: Api, request: ApiRequest, match: re.Match) -> ApiResponse:
     old = await api.store.get_route(match["app"], _route_path(match))
     # Every PATCH looks the image up again: `hotfn deploy` of a rebuilt function keeps its tag.
-    route = await _with_image_id(api, models.patch_route(old, _body(request, "route")))
+    route = await _with_image_id(api, _within_caps(api, models.patch_route(old, _body(request, "route"))))
     await api.store.update_route(route)
     await api.reload_routes()
     return json_response(200, {"route": route.to_json()})
@@ -562,8 +578,72 @@ async def list_nodes(api: Api, request: ApiRequest, match: re.Match) -> ApiRespo
                                          for n in await api.store.list_nodes()]})
 
 
+@needs(Access.OPEN)
+async def version(api: Api, request: ApiRequest, match: re.Match) -> ApiResponse:
+    from . import __version__  # looked up on first use (hotfn/__init__.py)
+
+    return json_response(200, {"version": __version__})
+
+
 async def stats(api: Api, request: ApiRequest, match: re.Match) -> ApiResponse:
     return json_response(200, api.pools.stats())
+
+
+MAX_SERIES_POINTS = 600
+
+
+@needs(Access.ANY)
+async def series(api: Api, request: ApiRequest, match: re.Match) -> ApiResponse:
+    """Per route, this node's calls over the last ``window`` seconds in ``step``-second points:
+    calls, rate, errors, p50 and p99 (the dashboard's charts; hotfn.timeseries). Each token
+    sees the routes of the apps it covers."""
+    q = _query(request)
+    try:
+        window = int(q.get("window", "300"))
+        step = int(q.get("step", "1"))
+    except ValueError:
+        raise ApiError(400, "window and step must be whole numbers of seconds") from None
+    if not 1 <= window <= timeseries.SECONDS:
+        raise ApiError(400, f"window must be from 1 to {timeseries.SECONDS} seconds")
+    if not 1 <= step <= window or window // step > MAX_SERIES_POINTS:
+        raise ApiError(400, f"step must be from 1 to window seconds, and give at most "
+                            f"{MAX_SERIES_POINTS} points")
+    route = models.normalize_path(q["route"], "route") if "route" in q else None
+    now = time.time()
+    return json_response(200, {
+        "now": now, "window": window, "step": step,
+        "routes": api.telemetry.series.snapshot(now, window, step, app=q.get("app"), route=route,
+                                                 visible=request.principal.covers),
+    })
+
+
+async def metrics(api: Api, request: ApiRequest, match: re.Match) -> ApiResponse:
+    # Unmarked: admins only once auth is on (it names every app and route); Prometheus sends
+    # the token (README: Observability).
+    exporter = api.telemetry.metrics
+    if exporter is None:
+        return error_response(404, "metrics are off on this server (--no-metrics)")
+    try:
+        # The async queue is the store's (all nodes'): asked at scrape time, one query.
+        exporter.set_queue(await api.store.queue_stats(), time.time())
+    except StoreError as exc:
+        log.warning("metrics without the async queue's figures: %s", exc)
+    body, content_type = exporter.render()
+    return ApiResponse(200, [("content-type", content_type)], body)
+
+
+@needs(Access.OPEN)  # the page's files hold no data; the page asks the API with its token
+async def ui_file(api: Api, request: ApiRequest, match: re.Match) -> ApiResponse:
+    found = ui.asset(match["file"] or "index.html")
+    if found is None:
+        return error_response(404, f"no such file: /ui/{match['file']}")
+    content_type, data = found
+    return ApiResponse(200, [("content-type", content_type), *ui.HEADERS], data)
+
+
+@needs(Access.OPEN)
+async def ui_redirect(api: Api, request: ApiRequest, match: re.Match) -> ApiResponse:
+    return ApiResponse(308, [("location", "/ui/")])
 
 
 @needs(Access.OPEN)
@@ -602,6 +682,11 @@ ROUTES: list[tuple[re.Pattern, dict[str, Handler]]] = [
     (re.compile(r"/version"), {"GET": version}),
     (re.compile(r"/v1/stats"), {"GET": stats}),
     (re.compile(r"/v1/nodes/?"), {"GET": list_nodes}),
+    (re.compile(r"/v1/version"), {"GET": version}),
+    (re.compile(r"/v1/stats/series"), {"GET": series}),
+    (re.compile(r"/metrics"), {"GET": metrics}),
+    (re.compile(r"/ui/(?P<file>[A-Za-z0-9_.-]*)"), {"GET": ui_file}),
+    (re.compile(r"/(?:ui)?"), {"GET": ui_redirect}),
     (re.compile(r"/v1/apps/?"), {"GET": list_apps, "POST": create_app}),
     (re.compile(rf"/v1/apps/{_APP}/?"), {"GET": get_app, "PATCH": patch_app, "DELETE": delete_app}),
     (re.compile(rf"/v1/apps/{_APP}/routes/?"), {"GET": list_routes, "POST": create_route}),

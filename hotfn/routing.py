@@ -19,6 +19,7 @@ from typing import Callable
 
 import trio
 
+from . import models
 from .models import App, Route
 from .pool import PoolManager
 from .store import Change, NotFound, Store
@@ -27,7 +28,12 @@ RouteKey = tuple[str, str]  # (app, route path)
 
 
 class RouteTable:
-    """Every app and route this node serves, for matching without touching the store."""
+    """Every app and route this node serves, for matching without touching the store.
+
+    Precedence, most specific first: an exact path (/users/me); then paths with parameters
+    of the same length (/users/:id), those with more literal segments first; then greedy
+    paths (/api/*rest), the one with the most segments before its '*' first. A greedy path
+    also matches its prefix alone (/api, with rest '')."""
 
     def __init__(self, apps: list[App], routes: list[Route], version: int) -> None:
         self.version = version
@@ -35,6 +41,7 @@ class RouteTable:
         self._raw: dict[str, dict[str, Route]] = {}  # app -> path -> route as stored
         self._merged: dict[RouteKey, Route] = {}  # servable: its app exists, config merged
         self._patterns: dict[str, list[tuple[list[str], Route]]] = {}
+        self._greedy: dict[str, list[tuple[list[str], str, Route]]] = {}  # prefix, param, route
         for app in apps:
             self.apps[app.name] = app
         for route in routes:
@@ -57,6 +64,7 @@ class RouteTable:
         for key in gone:
             del self._merged[key]
         self._patterns.pop(name, None)
+        self._greedy.pop(name, None)
         return gone
 
     def set_routes(self, app: str, routes: list[Route]) -> None:
@@ -74,6 +82,7 @@ class RouteTable:
     def _rebuild_app(self, name: str) -> list[RouteKey]:
         paths = list(self._raw.get(name, {}))
         self._patterns.pop(name, None)
+        self._greedy.pop(name, None)
         for path in paths:
             self._merged.pop((name, path), None)
             self._place(name, path, sort=False)
@@ -86,6 +95,9 @@ class RouteTable:
         patterns = self._patterns.get(app_name)
         if ":" in path and patterns is not None:
             patterns[:] = [p for p in patterns if p[1].path != path]
+        greedy = self._greedy.get(app_name)
+        if "*" in path and greedy is not None:
+            greedy[:] = [g for g in greedy if g[2].path != path]
         self._merged.pop(key, None)
         app = self.apps.get(app_name)
         route = self._raw.get(app_name, {}).get(path)
@@ -95,7 +107,12 @@ class RouteTable:
         route = replace(route, config={**app.config, **route.config},
                         secrets={**app.secrets, **route.secrets})
         self._merged[key] = route
-        if ":" in path:
+        segments = route.path.strip("/").split("/")
+        if models.GREEDY_SEGMENT.match(segments[-1]):
+            self._greedy.setdefault(app_name, []).append((segments[:-1], segments[-1][1:], route))
+            if sort:
+                self._sort_patterns(app_name)
+        elif ":" in path:
             self._patterns.setdefault(app_name, []).append((route.path.strip("/").split("/"), route))
             if sort:
                 self._sort_patterns(app_name)
@@ -105,6 +122,10 @@ class RouteTable:
         patterns = self._patterns.get(app)
         if patterns:
             patterns.sort(key=lambda p: (-sum(not s.startswith(":") for s in p[0]), -len(p[0])))
+        greedy = self._greedy.get(app)
+        if greedy:
+            # The longest prefix first: /api/v2/*rest beats /api/*rest.
+            greedy.sort(key=lambda g: (-len(g[0]), -sum(not s.startswith(":") for s in g[0])))
 
     # -- lookups --
 
@@ -115,26 +136,40 @@ class RouteTable:
     def all_routes(self) -> list[Route]:
         return list(self._merged.values())
 
+    def keys(self) -> set[RouteKey]:
+        return set(self._merged)
+
     def match(self, app: str, path: str) -> tuple[Route, dict[str, str]] | None:
         path = path.rstrip("/") or "/"
         route = self._merged.get((app, path))
-        if route is not None and ":" not in route.path:
+        if route is not None and ":" not in route.path and "*" not in route.path:
             return route, {}
-        parts = path.strip("/").split("/")
+        parts = path.strip("/").split("/") if path != "/" else []
         for segments, route in self._patterns.get(app, ()):
-            if len(segments) != len(parts):
+            if len(segments) == len(parts):
+                params = _match_segments(segments, parts)
+                if params is not None:
+                    return route, params
+        for prefix, name, route in self._greedy.get(app, ()):
+            if len(parts) < len(prefix):
                 continue
-            params = {}
-            for seg, part in zip(segments, parts):
-                if seg.startswith(":"):
-                    if not part:
-                        break
-                    params[seg[1:]] = urllib.parse.unquote(part)
-                elif seg != part:
-                    break
-            else:
+            params = _match_segments(prefix, parts[: len(prefix)])
+            if params is not None:
+                params[name] = urllib.parse.unquote("/".join(parts[len(prefix):]))
                 return route, params
         return None
+
+
+def _match_segments(segments: list[str], parts: list[str]) -> dict[str, str] | None:
+    params = {}
+    for seg, part in zip(segments, parts):
+        if seg.startswith(":"):
+            if not part:
+                return None
+            params[seg[1:]] = urllib.parse.unquote(part)
+        elif seg != part:
+            return None
+    return params
 
 
 class RouteSync:
@@ -144,11 +179,13 @@ class RouteSync:
 
     def __init__(self, store: Store, pools: PoolManager, *,
                  servable: Callable[[Route], bool] = lambda route: True,
-                 on_apps_changed: Callable[[dict[str, App]], None] = lambda apps: None) -> None:
+                 on_apps_changed: Callable[[dict[str, App]], None] = lambda apps: None,
+                 on_routes_changed: Callable[[set[RouteKey]], None] = lambda keys: None) -> None:
         self.store = store
         self.pools = pools
         self.servable = servable
         self.on_apps_changed = on_apps_changed
+        self.on_routes_changed = on_routes_changed  # hears the keys served after each change
         self.table = RouteTable([], [], -1)
         self.full_reloads = 0
         self._lock = trio.Lock()
@@ -175,6 +212,7 @@ class RouteSync:
             self.table.version = feed.latest
             if any(path is None for _, path in last):
                 self.on_apps_changed(self.table.apps)
+            self.on_routes_changed(self.table.keys())
 
     async def _apply_app(self, name: str) -> None:
         try:
@@ -219,3 +257,4 @@ class RouteSync:
         for key in new_keys:
             self._sync_pool(key)
         self.on_apps_changed(self.table.apps)
+        self.on_routes_changed(new_keys)

@@ -370,4 +370,28 @@ async def test_the_node_registry_keeps_one_row_per_node_and_skips_malformed_ones
         await store._run(lambda conn: conn.execute("UPDATE nodes SET capacity = 'lots' WHERE id = 'n2'"))
     await store.remove_node("n1")
     assert [n.id for n in await store.list_nodes()] == ([] if isinstance(store, SqliteStore) else ["n2"])
+
+
+async def test_a_call_keeps_its_traceparent(db):
+    store = open_store(db)
+    await store.save_calls([Call(id="c1", app="a", route="/r", mode="hot", created_at=1.0)], [])
+    assert (await store.get_call("a", "c1")).traceparent is None
+    traced = Call(id="c2", app="a", route="/r", mode="hot", created_at=2.0,
+                  traceparent="00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")
+    await store.save_calls([traced], [])
+    assert (await store.get_call("a", "c2")).traceparent == traced.traceparent
+    await store.close()
+
+
+async def test_queue_stats_count_queued_and_claimed_calls_per_route(db):
+    store = open_store(db)
+    assert await store.queue_stats() == []
+    await store.enqueue_call(*_queued("c1", created_at=5.0))
+    await store.enqueue_call(*_queued("c2", created_at=7.0))
+    await store.enqueue_call(*_queued("c3", created_at=6.0, route="/other"))
+    await store.claim_calls("n", "a", "/job", 1, lease_until=100.0, now=50.0)
+    assert sorted(await store.queue_stats()) == [("a", "/job", 2, 5.0), ("a", "/other", 1, 6.0)]
+    await store.close()
+
+
     await store.close()

@@ -201,6 +201,11 @@ class Store(abc.ABC):
         """Make every call claimed by ``node_id`` due at ``now`` (that node restarted: nothing
         of it is running any more); how many. Their attempts stay counted."""
 
+    @abc.abstractmethod
+    async def queue_stats(self) -> list[tuple[str, str, int, float]]:
+        """Per route with async calls queued or claimed: (app, route, how many, the oldest's
+        created_at). Asked at each metrics scrape: one cheap grouped query."""
+
     # -- nodes --
 
     @abc.abstractmethod

@@ -51,7 +51,7 @@ CREATE TABLE IF NOT EXISTS calls (
     id TEXT PRIMARY KEY, app TEXT NOT NULL, route TEXT NOT NULL, mode TEXT NOT NULL,
     type TEXT NOT NULL, status TEXT NOT NULL, http_status INTEGER, container_id TEXT,
     error TEXT, result TEXT, created_at REAL NOT NULL, started_at REAL, completed_at REAL,
-    attempts INTEGER NOT NULL DEFAULT 0, node_id TEXT);
+    attempts INTEGER NOT NULL DEFAULT 0, node_id TEXT, traceparent TEXT);
 -- Serves the newest-first keyset pages: (created_at, id) < (?, ?) is an index bound.
 CREATE INDEX IF NOT EXISTS calls_by_app_time ON calls (app, created_at DESC, id DESC);
 CREATE INDEX IF NOT EXISTS calls_by_route_time ON calls (app, route, created_at DESC, id DESC);
@@ -92,6 +92,7 @@ ADDED_COLUMNS: list[tuple[str, str]] = [
     ("apps", "rate_limit REAL"),
     ("apps", "burst INTEGER"),
     ("apps", "secrets TEXT NOT NULL DEFAULT '{}'"),
+    ("calls", "traceparent TEXT"),  # the W3C traceparent each call was given
 ]
 
 # How many changes the feed keeps: a node further behind reloads everything.
@@ -560,6 +561,11 @@ class SqlStore(Store):
                                   "WHERE node_id = ?", (now, node_id)).rowcount
 
         return await self._run(work)
+
+    async def queue_stats(self) -> list[tuple[str, str, int, float]]:
+        return await self._run(lambda db: [(r[0], r[1], int(r[2]), float(r[3])) for r in self._exec(
+            db, "SELECT q.app, q.route, COUNT(*), MIN(c.created_at) FROM call_queue q "
+                "JOIN calls c ON c.id = q.call_id GROUP BY q.app, q.route")])
 
     # -- nodes --
 
