@@ -15,7 +15,8 @@ from dataclasses import dataclass
 BENCH_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REPO_DIR = os.path.dirname(BENCH_DIR)
 FUNCTIONS_DIR = os.path.join(BENCH_DIR, "functions")
-PYTHON = os.path.join(REPO_DIR, ".venv", "bin", "python")
+# HOTFN_BENCH_PYTHON: another interpreter (a shared venv, or to compare Python builds).
+PYTHON = os.environ.get("HOTFN_BENCH_PYTHON") or os.path.join(REPO_DIR, ".venv", "bin", "python")
 
 
 @dataclass(frozen=True)
