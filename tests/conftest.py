@@ -21,6 +21,7 @@ TEST_IMAGES = {
     "hotfn-test/conformance-python": ROOT / "runtime-shims" / "python" / "conformance",
     "hotfn-test/rogue": FUNCTIONS / "rogue",
     "hotfn-test/hog": FUNCTIONS / "hog",
+    "hotfn-test/juggler": FUNCTIONS / "juggler",
 }
 
 

@@ -308,6 +308,14 @@ class DockerContainer(Container):
             return None
         return pending[0]
 
+    def receive_stdout_nowait(self) -> bytes | None:
+        assert self._fifos is not None
+        try:
+            # The FIFO is non-blocking (trio set it so): no data is BlockingIOError.
+            return os.read(self._fifos.stdout.fileno(), RECEIVE_SIZE) or None
+        except (BlockingIOError, OSError, trio.ClosedResourceError):
+            return None
+
     async def receive_stdout(self) -> bytes | None:
         assert self._fifos is not None
         try:
