@@ -97,19 +97,20 @@ Frame = Union[Ready, Request, Response, HandlerError]
 
 def _to_map(frame: Frame) -> dict[str, Any]:
     if isinstance(frame, Request):
+        # (msgpack packs tuples as arrays: the pairs go as they are, not copied into lists.)
         out = {
             "type": "request",
             "call_id": frame.call_id,
             "method": frame.method,
             "url": frame.url,
             "path": frame.path,
-            "query": [list(p) for p in frame.query],
-            "headers": [list(p) for p in frame.headers],
+            "query": frame.query,
+            "headers": frame.headers,
             "body": bytes(frame.body),
             "deadline": frame.deadline,
             "app": frame.app,
             "route": frame.route,
-            "params": dict(frame.params),
+            "params": frame.params if type(frame.params) is dict else dict(frame.params),
         }
         # Optional, absent meaning 1: a first attempt's frame is what it was before the key.
         if frame.attempt != 1:
@@ -120,7 +121,7 @@ def _to_map(frame: Frame) -> dict[str, Any]:
             "type": "response",
             "call_id": frame.call_id,
             "status": frame.status,
-            "headers": [list(p) for p in frame.headers],
+            "headers": frame.headers,
             "body": bytes(frame.body),
         }
     if isinstance(frame, HandlerError):

@@ -280,13 +280,44 @@ class DockerContainer(Container):
 
     async def send_all(self, data: bytes) -> None:
         try:
+            if self._fifos is not None:
+                await self._send_to_fifo(data)
+                return
             async with self._send_lock:
-                if self._fifos is not None:
-                    await self._fifos.stdin.send_all(data)
-                else:
-                    await self._stream.send_all(data)
+                await self._stream.send_all(data)
         except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
             raise ContainerGone(f"container {self.id[:12]} no longer takes input") from exc
+
+    async def _send_to_fifo(self, data: bytes) -> None:
+        """One frame into the stdin FIFO. A frame that fits in the pipe goes in one write with
+        no lock and no yield (trio's FdStream and Lock would each yield to the scheduler first:
+        two passes of its loop per call); frames of concurrent calls never interleave, as a
+        partial write holds the lock until its frame is complete."""
+        assert self._fifos is not None
+        if not self._send_lock.locked():
+            sent = self._write_stdin(data)
+            if sent == len(data):
+                return
+            self._send_lock.acquire_nowait()  # (free: nothing was awaited since it was checked)
+        else:
+            await self._send_lock.acquire()
+            sent = self._write_stdin(data)
+        try:
+            view = memoryview(data)
+            while sent < len(data):
+                await trio.lowlevel.wait_writable(self._fifos.stdin.fileno())
+                sent += self._write_stdin(view[sent:])
+        finally:
+            self._send_lock.release()
+
+    def _write_stdin(self, data: bytes | memoryview) -> int:
+        assert self._fifos is not None
+        try:
+            return os.write(self._fifos.stdin.fileno(), data)
+        except BlockingIOError:
+            return 0
+        except OSError as exc:  # EBADF once closed (fileno -1), EPIPE
+            raise trio.ClosedResourceError(str(exc)) from exc
 
     async def close_stdin(self) -> None:
         try:
@@ -317,11 +348,21 @@ class DockerContainer(Container):
             return None
 
     async def receive_stdout(self) -> bytes | None:
+        # Waits first, reads after: an answer is never there the moment its request went out,
+        # so trying a read first (as FdStream does, after a yield) is one failed syscall more.
         assert self._fifos is not None
-        try:
-            return await self._fifos.stdout.receive_some(RECEIVE_SIZE) or None
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
-            return None
+        stdout = self._fifos.stdout
+        while True:
+            fd = stdout.fileno()
+            if fd < 0:
+                return None  # closed
+            try:
+                await trio.lowlevel.wait_readable(fd)
+                return os.read(fd, RECEIVE_SIZE) or None
+            except BlockingIOError:
+                continue
+            except (OSError, trio.ClosedResourceError, trio.BrokenResourceError):
+                return None
 
     async def receive_some(self) -> tuple[bytes, bytes] | None:
         try:
