@@ -37,6 +37,14 @@ STDERR_TAIL = 4096  # kept per worker outside calls, to explain a failed start
 # Docker copies a container's stdout and stderr separately, so what a handler wrote to stderr
 # just before answering can arrive just after the answer. A call's log stays open that long.
 LOG_LINGER = 0.1
+# Scaling out on evidence: a call that finds every container busy starts another only once it
+# has waited SCALE_AFTER (the containers there clear most bursts within a few ms, and a start
+# costs the machine ~0.1-1 s of CPU that the server and the running containers need), and a
+# route has at most MAX_STARTING containers starting at once. A route with no container
+# starts one at once. Measured: a burst of 8 clients on a route with one warm container and
+# max_concurrency 8 (bench: hotfn_bench.ab --burst).
+SCALE_AFTER = 0.02
+MAX_STARTING = 2
 
 
 class CallLog:
@@ -446,6 +454,7 @@ class HotWorker:
 
 @dataclass(eq=False)
 class _Waiter:
+    since: float
     granted: trio.Event = field(default_factory=trio.Event)
     worker: HotWorker | None = None
     error: PoolError | None = None
@@ -472,14 +481,18 @@ class RoutePool:
         return sum(1 for w in self.workers if w.state == HotWorker.STARTING)
 
     def _want_starts(self) -> int:
-        """How many more containers to start now: enough for the waiters, and min_warm."""
+        """How many more containers to start now: min_warm, and enough for the waiters once
+        one of them has waited SCALE_AFTER (at once when no container is up); at most
+        MAX_STARTING at a time."""
         if self.retired:
             return 0
-        wanted = max(len(self.waiters) - self.starting - len(self.pending_capacity), 0)
         live = len(self.workers)
-        warm_gap = self.route.min_warm - live - len(self.pending_capacity)
-        wanted = max(wanted, warm_gap)
-        room = self.route.max_concurrency - live - len(self.pending_capacity)
+        starting = self.starting
+        pending = len(self.pending_capacity)
+        wanted = self.route.min_warm - live - pending
+        if self.waiters and (live == starting or trio.current_time() - self.waiters[0].since >= SCALE_AFTER):
+            wanted = max(wanted, len(self.waiters) - starting - pending)
+        room = min(self.route.max_concurrency - live - pending, MAX_STARTING - starting)
         return max(0, min(wanted, room))
 
     def _maybe_start(self) -> None:
@@ -544,11 +557,17 @@ class RoutePool:
             worker = self.idle[-1]
             self._hand_out(worker)
             return worker
-        waiter = _Waiter()
+        waiter = _Waiter(trio.current_time())
         self.waiters.append(waiter)
         self._maybe_start()
         try:
-            with trio.move_on_after(self.route.queue_timeout):
+            if not waiter.granted.is_set():
+                # Busy containers may free up soon: start more only if this call had to wait.
+                with trio.move_on_after(SCALE_AFTER):
+                    await waiter.granted.wait()
+                if not waiter.granted.is_set():
+                    self._maybe_start()
+            with trio.move_on_at(waiter.since + self.route.queue_timeout):
                 await waiter.granted.wait()
         except BaseException:
             self._abandon(waiter)
@@ -647,6 +666,7 @@ class RoutePool:
                 await worker.settled.wait()
             if worker.ready.is_set() and worker.state != HotWorker.DEAD:
                 self._offer(worker)
+                self._maybe_start()  # the next one, if more are wanted (MAX_STARTING)
                 await worker.gone.wait()
             nursery.cancel_scope.cancel()
         # Raised out here, not inside the nursery, so that it is not wrapped in a group.
