@@ -39,8 +39,6 @@ that passed as the wait ended never cancels a request that began after it.
 
 from __future__ import annotations
 
-import ast
-import ctypes
 import errno
 import http
 import logging
@@ -92,12 +90,14 @@ def _find_malloc_trim() -> Callable[[int], int] | None:
     try:
         if not (os.confstr("CS_GNU_LIBC_VERSION") or "").startswith("glibc"):
             return None
+        import ctypes  # here: only a server that dropped a large response needs it
+
         return ctypes.CDLL("libc.so.6").malloc_trim
     except (ValueError, OSError, AttributeError):
         return None
 
 
-_malloc_trim = _find_malloc_trim()
+_malloc_trim: Callable[[int], int] | None | bool = False  # False: not looked up yet
 
 
 _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]{1,100}")
@@ -126,6 +126,8 @@ def _show_bytes(raw: bytes) -> str:
 
 def _readable(exc: BaseException) -> str:
     """An exception's message with the byte reprs h11 puts in it shown readably and briefly."""
+
+    import ast  # here: only a malformed request's message needs it
 
     def show(match: re.Match) -> str:
         try:
@@ -511,7 +513,9 @@ class HttpServer:
         self.idle: dict[HttpConnection, float] = {}
         self.sending: dict[HttpConnection, float] = {}
         self.room_wanted: trio.Event | None = None  # set when a connection ends or waits
-        self.memory_to_release = False
+        # Once soon after start-up too: what importing left freed in the heap (~1 MiB) goes
+        # back to the operating system.
+        self.memory_to_release = True
         self._released_memory_at = -_TRIM_INTERVAL
         self._limit_logged_at = -60.0
         self._listener_scope: trio.CancelScope | None = None
@@ -614,7 +618,10 @@ class HttpServer:
             if self.memory_to_release and now - self._released_memory_at >= _TRIM_INTERVAL:
                 self.memory_to_release = False
                 self._released_memory_at = now
-                if _malloc_trim is not None:
+                global _malloc_trim
+                if _malloc_trim is False:
+                    _malloc_trim = _find_malloc_trim()
+                if callable(_malloc_trim):
                     await trio.to_thread.run_sync(_malloc_trim, 0)
 
     async def serve(self, host: str, port: int, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
