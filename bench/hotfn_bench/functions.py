@@ -43,6 +43,8 @@ FUNCTIONS: dict[str, BenchFunction] = {f.key: f for f in [
     BenchFunction("clojure", "Clojure", "echo-clojure", 128, jvm=True),
     # javac in the container needs more heap than the JVM's default quarter of 128 MiB.
     BenchFunction("framework", "Java framework-style", "framework-java", 256, jvm=True),
+    # Frames by hand, no shim: waits 10 ms on I/O per call; ready-frame concurrency from config.
+    BenchFunction("iowait", "Python, 10 ms I/O wait", "iowait-python", 128, jvm=False),
 ]}
 
 
