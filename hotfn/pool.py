@@ -842,11 +842,6 @@ class PoolManager:
             # revision's pool rather than bringing the old revision back (which would retire the
             # new pool and start its containers again).
             return pool
-        if pool is not None and route.updated_at < pool.route.updated_at:
-            # A call that began before the route's update, tried again after its pool was
-            # retired: the route as it is now serves it (the old revision must not come back
-            # and retire the new one).
-            return pool
         if self.closed:
             raise PoolClosed("server is shutting down")
         if pool is not None:
