@@ -16,7 +16,9 @@ import trio
 
 from . import protocol
 from .drivers import Container, ContainerGone, ContainerSpec, Driver, DriverError, ImageNotFound
-from .models import Route, header_problem
+from .httpformat import RequestNotWritable
+from .images import ImagePolicy
+from .models import Route, config_env, header_env_name, header_problem
 from .pool import CallLog, PoolError, PoolManager
 
 HOP_BY_HOP = frozenset({
@@ -57,19 +59,24 @@ class Limits:
     max_frame_size: int = protocol.DEFAULT_MAX_FRAME_SIZE
     max_response_size: int = protocol.DEFAULT_MAX_FRAME_SIZE
     node_id: str = "hotfn"
+    images: ImagePolicy = field(default_factory=ImagePolicy)  # --allowed-images
 
 
 def container_spec(route: Route, limits: Limits) -> ContainerSpec:
     """The container every call of ``route`` runs in, hot or cold (cold adds per-call env)."""
     env = {
-        **route.config,
-        "HOTFN_FORMAT": "hot" if route.is_hot else "default",
+        # Names as IronFunctions made them: upper case, '-' as '_' (db-url is DB_URL).
+        **config_env(route.config),
+        **config_env(route.secrets),  # as config, after it: a secret of the same name wins
+        "HOTFN_FORMAT": route.format,
         "HOTFN_PROTOCOL_VERSION": str(protocol.PROTOCOL_VERSION),
         "HOTFN_MAX_FRAME_SIZE": str(limits.max_frame_size),
         "HOTFN_MEMORY_MB": str(route.memory),
         "APP_NAME": route.app,
         "ROUTE": route.path,
     }
+    if route.format == "http":
+        env["FN_FORMAT"] = "http"  # what IronFunctions told its hot containers
     return ContainerSpec(
         # The id, not the name: every container of a revision runs the same build.
         image=route.image_id or route.image,
@@ -90,10 +97,6 @@ def container_spec(route: Route, limits: Limits) -> ContainerSpec:
     )
 
 
-def _env_name(name: str) -> str:
-    return "".join(c if c.isalnum() else "_" for c in name).upper()
-
-
 def cold_env(inv: Invocation, deadline_ms: int) -> dict[str, str]:
     env = {
         "METHOD": inv.method,
@@ -104,9 +107,9 @@ def cold_env(inv: Invocation, deadline_ms: int) -> dict[str, str]:
     }
     joined: dict[str, list[str]] = {}
     for name, value in inv.headers:
-        joined.setdefault(f"HEADER_{_env_name(name)}", []).append(value)
+        joined.setdefault(f"HEADER_{header_env_name(name)}", []).append(value)
     env.update({k: ", ".join(v) for k, v in joined.items()})
-    env.update({f"PARAM_{_env_name(k)}": v for k, v in inv.params.items()})
+    env.update({f"PARAM_{header_env_name(k)}": v for k, v in inv.params.items()})
     return env
 
 
@@ -118,6 +121,10 @@ class Invoker:
         self.limits = limits
 
     async def invoke(self, inv: Invocation) -> Outcome:
+        if not self.limits.images.allows(inv.route.image):
+            # A route saved before the setting changed is kept, but never run.
+            return Outcome(403, error=self.limits.images.refusal(inv.route.image),
+                           call_status="error", mode="hot" if inv.route.is_hot else "cold")
         if inv.route.is_hot:
             return await self._invoke_hot(inv)
         return await self._invoke_cold(inv)
@@ -145,6 +152,8 @@ class Invoker:
             except protocol.FrameTooLarge as exc:
                 return Outcome(413, error=f"request too large for one frame: {exc}",
                                call_status="error", mode="hot")
+            except RequestNotWritable as exc:  # format http: e.g. a parameter holding CR
+                return Outcome(400, error=str(exc), call_status="error", mode="hot")
             except PoolError as exc:
                 if exc.retryable and attempt == 1:
                     continue
@@ -205,7 +214,7 @@ class Invoker:
         try:
             container = await self.driver.start(spec)
         except BaseException as exc:
-            self.pools.capacity.give(route.memory)
+            self.pools.capacity.give(route.memory, route.app)
             if isinstance(exc, ImageNotFound):
                 return Outcome(502, error=str(exc), call_status="error", mode="cold")
             if isinstance(exc, DriverError):
@@ -216,19 +225,19 @@ class Invoker:
             return await self._run_cold(container, inv)
         finally:
             # Removal takes tens of milliseconds; the client need not wait for it.
-            self.nursery.start_soon(self._remove_cold, container, route.memory)
+            self.nursery.start_soon(self._remove_cold, container, route.memory, route.app)
 
-    async def _remove_cold(self, container: Container, memory_mb: int) -> None:
+    async def _remove_cold(self, container: Container, memory_mb: int, app: str) -> None:
         try:
             await container.kill()
         finally:
-            self.pools.capacity.give(memory_mb)
+            self.pools.capacity.give(memory_mb, app)
 
     async def _reserve_cold(self, route: Route) -> bool:
-        if self.pools.reserve(route.memory):
+        if self.pools.reserve(route.memory, app=route.app):
             return True
         granted = trio.Event()
-        waiter = self.pools.capacity.wait(route.memory, granted.set)
+        waiter = self.pools.capacity.wait(route.memory, granted.set, route.app)
         with trio.move_on_after(route.queue_timeout):
             await granted.wait()
         if not granted.is_set():
@@ -281,4 +290,5 @@ def _with_route_headers(headers: list[tuple[str, str]], route: Route) -> list[tu
     if not route.headers:
         return headers
     have = {k.lower() for k, _ in headers}
-    return headers + [(k, v) for k, v in route.headers.items() if k.lower() not in have]
+    return headers + [(k, v) for k, values in route.headers.items() if k.lower() not in have
+                      for v in values]

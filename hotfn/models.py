@@ -18,14 +18,23 @@ log = logging.getLogger(__name__)
 
 APP_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")
 PATH_SEGMENT = re.compile(r"^(:[A-Za-z_][A-Za-z0-9_]*|[A-Za-z0-9._~!$&'()*+,;=@-]+)$")
-CONFIG_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# Letters, digits, '_' and '-': a key becomes an environment variable upper-cased with '-' as
+# '_' (IronFunctions' rule: ``db-url`` is DB_URL), so two keys must not make the same name.
+CONFIG_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
 HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 # A field value as it may go on the wire (RFC 9110 5.5): visible ISO-8859-1 characters, with
 # spaces and tabs only inside. No CR, LF, NUL or other control character: one of those would
 # split or end the header block.
 HEADER_VALUE = re.compile(r"^(?:[\x21-\x7e\x80-\xff](?:[\t \x21-\x7e\x80-\xff]*[\x21-\x7e\x80-\xff])?)?$")
-FORMATS = ("hot", "default")
+# hot: msgpack frames; http: IronFunctions' hot format, HTTP/1.1 on stdin and stdout
+# (hotfn/httpformat.py); default: one cold container per call.
+FORMATS = ("hot", "http", "default")
+HOT_FORMATS = frozenset({"hot", "http"})
 TYPES = ("sync", "async")
+# Who may call a route: anyone; a bearer token of the store (hotfn.auth); an HS256 JWT signed
+# with the route's jwt_key (IronFunctions).
+ROUTE_AUTH = ("none", "token", "jwt")
+MAX_JWT_KEY = 4096
 
 
 class ValidationError(ValueError):
@@ -81,6 +90,21 @@ MAX_CONFIG_TOTAL = 64 * 1024
 MAX_CONFIG_KEY = 128
 
 
+def env_name(key: str) -> str:
+    """The environment variable a config key becomes, as IronFunctions named it."""
+    return key.upper().replace("-", "_")
+
+
+def header_env_name(name: str) -> str:
+    """A request header's name as part of a variable name: ``x-foo.bar`` is X_FOO_BAR."""
+    return "".join(c if c.isalnum() else "_" for c in name).upper()
+
+
+def config_env(config: Mapping[str, str]) -> dict[str, str]:
+    """Config as environment variables; a later key wins a name (the route's over the app's)."""
+    return {env_name(key): value for key, value in config.items()}
+
+
 def _check_config(field_name: str, value: Any) -> dict[str, str]:
     if value is None:
         return {}
@@ -88,12 +112,17 @@ def _check_config(field_name: str, value: Any) -> dict[str, str]:
         raise ValidationError(field_name, "must be an object of string values")
     out = {}
     total = 0
+    names: dict[str, str] = {}
     for key, item in value.items():
         if not isinstance(key, str) or not CONFIG_KEY.match(key) or len(key) > MAX_CONFIG_KEY:
             raise ValidationError(
-                f"{field_name}.{_field_key(key)}", f"keys must be 1-{MAX_CONFIG_KEY} letters, digits "
-                "and _ (not starting with a digit)"
+                f"{field_name}.{_field_key(key)}", f"keys must be 1-{MAX_CONFIG_KEY} letters, digits, "
+                "_ and - (not starting with a digit or -)"
             )
+        other = names.setdefault(env_name(key), key)
+        if other != key:
+            raise ValidationError(f"{field_name}.{key}", f"makes the same environment variable "
+                                  f"{env_name(key)} as {other}")
         if not isinstance(item, str):
             raise ValidationError(f"{field_name}.{key}", "values must be strings")
         if "\0" in item:
@@ -109,20 +138,95 @@ def _check_config(field_name: str, value: Any) -> dict[str, str]:
     return out
 
 
+def _check_secrets(field_name: str, value: Any) -> dict[str, str | None]:
+    """Secrets follow config's rules; in a PATCH, null (or "") deletes a key."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ValidationError(field_name, "must be an object of string values")
+    # Keys checked for all, values for those that are not a deletion.
+    _check_config(field_name, {k: "" for k in value})
+    checked = _check_config(field_name, {k: v for k, v in value.items() if v is not None})
+    return {**checked, **{k: None for k, v in value.items() if v is None}}
+
+
+def _merge(old: Mapping[str, str], changes: Mapping[str, str | None]) -> dict[str, str]:
+    """A PATCH of config, headers or secrets: keys merge; "" (or null) deletes one."""
+    merged = dict(old)
+    for key, value in changes.items():
+        if value is None or value == "":
+            merged.pop(key, None)
+        else:
+            merged[key] = value
+    return merged
+
+
+def secrets_from_record(owner: str, value: Any) -> dict[str, str]:
+    """Secrets as the store gave them back: anything but string values is dropped, and said so
+    (by name only)."""
+    if not isinstance(value, dict):
+        if value:
+            log.error("%s: dropped its stored secrets: not an object", owner)
+        return {}
+    kept = {k: v for k, v in value.items() if isinstance(k, str) and isinstance(v, str)}
+    for name in value.keys() - kept.keys():
+        log.error("%s: dropped its stored secret %s: not a string", owner, _brief(name, 40))
+    return kept
+
+
+# (field, type, minimum, maximum) of an app's share of the server (docs: README, tenants)
+_APP_QUOTAS = {
+    "max_containers": (int, 1, 100_000),
+    "max_memory_mb": (int, 16, 1 << 30),
+    "rate_limit": ((int, float), 0.001, 1_000_000),
+    "burst": (int, 1, 1_000_000),
+}
+_APP_FIELDS = {"name", "config", "secrets", *_APP_QUOTAS}
+
+
+def _check_quota(field_name: str, value: Any, kind: Any, low: float, high: float) -> Any:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, kind) or not low <= value <= high:
+        noun = "an integer" if kind is int else "a number"
+        raise ValidationError(field_name, f"must be {noun} from {low:g} to {high:g}, or null (no limit)")
+    return value
+
+
 @dataclass(frozen=True)
 class App:
     name: str
     config: Mapping[str, str] = field(default_factory=dict)
     created_at: float = 0.0
     updated_at: float = 0.0
+    # An app's share of the server (None: no limit of its own): containers and their memory
+    # at once on each node, and calls per second (a token bucket of ``burst`` per node).
+    max_containers: int | None = None
+    max_memory_mb: int | None = None
+    rate_limit: float | None = None
+    burst: int | None = None
+    # Environment variables like config, never shown by the API (write-only: names only).
+    secrets: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def bucket_size(self) -> float:
+        """Calls a burst may hold: ``burst``, else one second's worth (at least one)."""
+        if self.burst is not None:
+            return float(self.burst)
+        return max(1.0, float(self.rate_limit or 1))
+
+    def to_record(self) -> dict[str, Any]:
+        """Every field, secrets included: what the store keeps."""
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        out["config"] = dict(self.config)
+        out["secrets"] = dict(self.secrets)
+        return out
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "config": dict(self.config),
-            "created_at": self.created_at,
-            "updated_at": self.updated_at,
-        }
+        """What the API shows: secrets by name only."""
+        out = self.to_record()
+        out["secrets"] = sorted(self.secrets)
+        return out
 
 
 def check_app_name(name: Any) -> str:
@@ -133,29 +237,64 @@ def check_app_name(name: Any) -> str:
     return name
 
 
+def _app_quotas(body: Mapping[str, Any]) -> dict[str, Any]:
+    return {name: _check_quota(f"app.{name}", body[name], *rule)
+            for name, rule in _APP_QUOTAS.items() if name in body}
+
+
 def new_app(body: Mapping[str, Any]) -> App:
     name = check_app_name(body.get("name"))
-    _reject_unknown("app", body, {"name", "config"})
+    _reject_unknown("app", body, _APP_FIELDS)
     t = now()
-    return App(name=name, config=_check_config("app.config", body.get("config")), created_at=t, updated_at=t)
+    secrets = _merge({}, _check_secrets("app.secrets", body.get("secrets")))
+    return App(name=name, config=_check_config("app.config", body.get("config")), created_at=t,
+               updated_at=t, secrets=secrets, **_app_quotas(body))
 
 
 def patch_app(app: App, body: Mapping[str, Any]) -> App:
-    _reject_unknown("app", body, {"name", "config"})
+    _reject_unknown("app", body, _APP_FIELDS)
     if "name" in body and body["name"] != app.name:
         raise ValidationError("app.name", "cannot be changed")
-    config = dict(app.config)
-    # PATCH merges config; an empty-string value deletes a key (as IronFunctions did).
-    for key, value in _check_config("app.config", body.get("config")).items():
-        if value == "":
-            config.pop(key, None)
-        else:
+    config = merge_config(app.config, _check_config("app.config", body.get("config")))
+    secrets = _merge(app.secrets, _check_secrets("app.secrets", body.get("secrets")))
+    return dataclasses.replace(app, config=config, secrets=secrets, updated_at=now(),
+                               **_app_quotas(body))
+
+
+def app_from_record(record: Mapping[str, Any]) -> App:
+    """An app as the store gave it back: a quota out of range is dropped (no limit), and said so."""
+    fields = dict(record)
+    for name, rule in _APP_QUOTAS.items():
+        try:
+            fields[name] = _check_quota(name, fields.get(name), *rule)
+        except ValidationError as exc:
+            log.error("app %s: dropped its stored %s: %s", fields.get("name"), name, exc.message)
+            fields[name] = None
+    fields["secrets"] = secrets_from_record(f"app {fields.get('name')}", fields.get("secrets"))
+    config = fields.get("config")
+    fields["config"] = config if isinstance(config, dict) else {}
+    return App(**fields)
+
+
+def merge_config(old: Mapping[str, str], patch: Mapping[str, str]) -> dict[str, str]:
+    """PATCH merges config; an empty-string value deletes a key (as IronFunctions did). A key
+    replaces (or deletes) any other spelling of its variable: ``DB_URL`` over ``db-url``."""
+    config = dict(old)
+    for key, value in patch.items():
+        for same in [k for k in config if env_name(k) == env_name(key)]:
+            del config[same]
+        if value != "":
             config[key] = value
-    return dataclasses.replace(app, config=config, updated_at=now())
+    return config
+
+
+# What the server sets and answers with: a client may send an object back as it read it (GET,
+# change, PATCH), so these are taken and ignored rather than refused as unknown.
+_READ_ONLY = frozenset({"app", "image_id", "created_at", "updated_at", "jwt_key_set"})
 
 
 def _reject_unknown(what: str, body: Mapping[str, Any], known: set[str]) -> None:
-    unknown = sorted(set(body) - known)
+    unknown = sorted(set(body) - known - _READ_ONLY)
     if unknown:
         raise ValidationError(f"{what}.{unknown[0]}", "is not a known field")
 
@@ -200,30 +339,54 @@ class Route:
     max_concurrency: int = 1  # warm containers of this route on one server
     type: str = "sync"
     config: Mapping[str, str] = field(default_factory=dict)
-    headers: Mapping[str, str] = field(default_factory=dict)
+    # name -> values, as IronFunctions' API has them ({"X-Foo": ["bar"]}); each value is sent
+    headers: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     min_warm: int = 0
     startup_timeout: float = 30.0
     queue_timeout: float = 10.0
     network: bool = False
     max_attempts: int = 3  # async calls: runs at most this many times (a failure or a crash)
+    auth: str = "none"  # one of ROUTE_AUTH
+    jwt_key: str = ""  # auth "jwt": the HS256 key; write-only (never in an API answer)
+    secrets: Mapping[str, str] = field(default_factory=dict)  # like config; write-only
     image_id: str = ""  # set by the server: the image `image` named when the route was saved
     created_at: float = 0.0
     updated_at: float = 0.0
 
     @property
     def is_hot(self) -> bool:
-        return self.format == "hot"
+        """Warm containers serve call after call: msgpack frames (hot) or HTTP/1.1 (http)."""
+        return self.format in HOT_FORMATS
 
     def revision(self) -> tuple:
         """What a running container depends on: a change here retires warm containers."""
         return (self.image, self.image_id, self.memory, tuple(sorted(self.config.items())),
-                self.network, self.format)
+                tuple(sorted(self.secrets.items())), self.network, self.format)
 
-    def to_json(self) -> dict[str, Any]:
+    def to_record(self) -> dict[str, Any]:
+        """Every field, the write-only ones included: what the store keeps."""
         out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         out["config"] = dict(self.config)
-        out["headers"] = dict(self.headers)
+        out["headers"] = {name: list(values) for name, values in self.headers.items()}
+        out["secrets"] = dict(self.secrets)
         return out
+
+    def to_json(self) -> dict[str, Any]:
+        """What the API shows: secrets by name only, and whether a jwt_key is set, not the key."""
+        out = self.to_record()
+        out["secrets"] = sorted(self.secrets)
+        del out["jwt_key"]
+        out["jwt_key_set"] = bool(self.jwt_key)
+        # IronFunctions' clients decode timeouts as integers: 30, never 30.0. A fractional
+        # timeout (hotfn accepts one) stays a fraction, which those clients cannot read.
+        for name in _SECONDS:
+            out[name] = whole_seconds(out[name])
+        return out
+
+
+def whole_seconds(value: float) -> float:
+    """A number of seconds as JSON should carry it: an integer when it is one."""
+    return int(value) if float(value).is_integer() else value
 
 
 # (field, type, minimum, maximum)
@@ -237,8 +400,10 @@ _NUMBERS = {
     "queue_timeout": ((int, float), 0, 3600),
     "max_attempts": (int, 1, 10),
 }
+_SECONDS = ("timeout", "idle_timeout", "startup_timeout", "queue_timeout")
 _ROUTE_FIELDS = {
-    "path", "image", "format", "type", "config", "headers", "network", *_NUMBERS,
+    "path", "image", "format", "type", "config", "headers", "network", "auth", "jwt_key",
+    "secrets", *_NUMBERS,
 }
 
 
@@ -252,7 +417,7 @@ def _route_fields(body: Mapping[str, Any]) -> dict[str, Any]:
         out["image"] = image
     if "format" in body:
         if body["format"] not in FORMATS:
-            raise ValidationError("route.format", "must be 'hot' or 'default'")
+            raise ValidationError("route.format", "must be 'hot', 'http' or 'default'")
         out["format"] = body["format"]
     if "type" in body:
         if body["type"] not in TYPES:
@@ -272,22 +437,68 @@ def _route_fields(body: Mapping[str, Any]) -> dict[str, Any]:
         out[name] = value
     if "config" in body:
         out["config"] = _check_config("route.config", body["config"])
+    if "secrets" in body:
+        out["secrets"] = _check_secrets("route.secrets", body["secrets"])
+    if "auth" in body:
+        if body["auth"] not in ROUTE_AUTH:
+            raise ValidationError("route.auth", "must be 'none', 'token' or 'jwt'")
+        out["auth"] = body["auth"]
+    if "jwt_key" in body:
+        key = body["jwt_key"]
+        if key is None:
+            key = ""
+        if not isinstance(key, str) or len(key) > MAX_JWT_KEY or "\0" in key:
+            raise ValidationError("route.jwt_key", f"must be a string of at most {MAX_JWT_KEY} "
+                                  "characters (\"\" or null removes it)")
+        out["jwt_key"] = key
     if "headers" in body:
-        headers = body["headers"] or {}
-        if not isinstance(headers, dict):
-            raise ValidationError("route.headers", "must be an object of header names to string values")
-        for name, value in headers.items():
-            # '' deletes a header in a PATCH; any other value must be one HTTP can carry.
-            problem = header_problem(name, value) if value != "" else None
-            if problem is not None:
-                raise ValidationError(f"route.headers.{_field_key(name)}", problem)
-        if sum(len(k) + len(v) for k, v in headers.items()) > MAX_CONFIG_TOTAL:
-            raise ValidationError("route.headers", f"hold more than {MAX_CONFIG_TOTAL} bytes")
-        out["headers"] = dict(headers)
+        out["headers"] = _check_headers(body["headers"])
     return out
 
 
+def _check_headers(headers: Any) -> dict[str, tuple[str, ...]]:
+    """Route headers in either shape: IronFunctions' name -> list of values, or hotfn's older
+    name -> value. An empty value or list deletes the header in a PATCH (``()``)."""
+    headers = headers or {}
+    if not isinstance(headers, dict):
+        raise ValidationError("route.headers", "must be an object of header names to lists of "
+                              "string values")
+    out: dict[str, tuple[str, ...]] = {}
+    total = 0
+    for name, value in headers.items():
+        values = [value] if isinstance(value, str) else value
+        if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+            raise ValidationError(f"route.headers.{_field_key(name)}",
+                                  "must be a string value or a list of string values")
+        values = [v for v in values if v != ""]
+        for item in values:
+            problem = header_problem(name, item)
+            if problem is not None:
+                raise ValidationError(f"route.headers.{_field_key(name)}", problem)
+        if not isinstance(name, str) or not HEADER_NAME.match(name):
+            raise ValidationError(f"route.headers.{_field_key(name)}",
+                                  f"header name {_brief(name)} is not an HTTP token")
+        total += sum(len(name) + len(v) for v in values)
+        out[name] = tuple(values)
+    if total > MAX_CONFIG_TOTAL:
+        raise ValidationError("route.headers", f"hold more than {MAX_CONFIG_TOTAL} bytes")
+    return out
+
+
+def _route_auth(fields: dict[str, Any], old_auth: str) -> None:
+    """IronFunctions: a route given a jwt_key requires a JWT signed with it; so a key without
+    ``auth`` means "jwt", and removing the key (without ``auth``) makes the route public."""
+    if "jwt_key" in fields and "auth" not in fields:
+        fields["auth"] = "jwt" if fields["jwt_key"] else ("none" if old_auth == "jwt" else old_auth)
+    if fields.get("auth", old_auth) != "jwt" and fields.get("jwt_key"):
+        raise ValidationError("route.jwt_key", "is only for auth 'jwt'")
+    if "auth" in fields and fields["auth"] != "jwt":
+        fields["jwt_key"] = ""
+
+
 def _check_route(route: Route) -> Route:
+    if route.auth == "jwt" and not route.jwt_key:
+        raise ValidationError("route.jwt_key", "is required for auth 'jwt'")
     if route.min_warm > route.max_concurrency:
         raise ValidationError("route.min_warm", "cannot exceed max_concurrency")
     if route.min_warm and not route.is_hot:
@@ -302,6 +513,10 @@ def new_route(app: str, body: Mapping[str, Any], path: str | None = None) -> Rou
     fields = _route_fields(body)
     if "image" not in fields:
         raise ValidationError("route.image", "is required")
+    if "headers" in fields:  # nothing to delete in a new route
+        fields["headers"] = {k: v for k, v in fields["headers"].items() if v}
+    _route_auth(fields, "none")
+    fields["secrets"] = _merge({}, fields.get("secrets", {}))
     t = now()
     return _check_route(Route(app=app, path=path, created_at=t, updated_at=t, **fields))
 
@@ -310,15 +525,19 @@ def patch_route(route: Route, body: Mapping[str, Any]) -> Route:
     if "path" in body and normalize_path(body["path"]) != route.path:
         raise ValidationError("route.path", "cannot be changed")
     fields = _route_fields({k: v for k, v in body.items() if k != "path"})
-    for name in ("config", "headers"):
-        if name in fields:  # merge, '' deletes
-            merged = dict(getattr(route, name))
-            for key, value in fields[name].items():
-                if value == "":
-                    merged.pop(key, None)
-                else:
-                    merged[key] = value
-            fields[name] = merged
+    _route_auth(fields, route.auth)
+    if "config" in fields:
+        fields["config"] = merge_config(route.config, fields["config"])
+    if "headers" in fields:  # merge by name, case-insensitively; an empty value deletes
+        merged = dict(route.headers)
+        for name, values in fields["headers"].items():
+            for same in [k for k in merged if k.lower() == name.lower()]:
+                del merged[same]
+            if values:
+                merged[name] = values
+        fields["headers"] = merged
+    if "secrets" in fields:  # merge, '' deletes
+        fields["secrets"] = _merge(route.secrets, fields["secrets"])
     return _check_route(dataclasses.replace(route, updated_at=now(), **fields))
 
 
@@ -332,11 +551,27 @@ def route_from_record(record: Mapping[str, Any]) -> Route:
     if headers:
         if not isinstance(headers, dict):
             headers = {}
-        kept = {k: v for k, v in headers.items() if header_problem(k, v) is None}
-        for name in headers.keys() - kept.keys():
-            log.error("route %s%s: dropped its stored header %s: %s", fields.get("app"),
-                      fields.get("path"), _brief(name, 40), header_problem(name, headers[name]))
+        kept = {}
+        for name, stored in headers.items():
+            # An older hotfn stored one string per name; this one stores lists.
+            values = [stored] if isinstance(stored, str) else stored
+            if not isinstance(values, list):
+                values = [values]
+            problems = [header_problem(name, v) for v in values]
+            problem = next((p for p in problems if p is not None), None)
+            if problem is not None:
+                log.error("route %s%s: dropped its stored header %s: %s", fields.get("app"),
+                          fields.get("path"), _brief(name, 40), problem)
+            elif values:
+                kept[name] = tuple(values)
         fields["headers"] = kept
+    owner = f"route {fields.get('app')}{fields.get('path')}"
+    fields["secrets"] = secrets_from_record(owner, fields.get("secrets"))
+    auth, key = fields.get("auth", "none"), fields.get("jwt_key", "")
+    if auth not in ROUTE_AUTH or not isinstance(key, str) or (auth == "jwt" and not key):
+        # Fail closed: a route whose stored auth cannot be trusted admits no one.
+        log.error("%s: its stored auth %s is invalid; it refuses every call", owner, _brief(auth, 20))
+        fields["auth"], fields["jwt_key"] = "jwt", ""
     return Route(**fields)
 
 

@@ -88,26 +88,31 @@ def engine_errors(what: str) -> Iterator[None]:
 class DockerDriver(Driver):
     def __init__(self, client: Any = None, *, max_threads: int = SDK_POOL_SIZE,
                  io_dir: str | None = None, engine: EngineSocket | None = None,
-                 timeout: float = 60.0) -> None:
+                 timeout: float = 60.0, allow_pull: bool = False) -> None:
         """``client``: a docker.APIClient, or None to make one when first needed; ``engine``:
         the engine's unix socket for the calls an idle server makes (None: the SDK's);
-        ``io_dir``: where direct-stdio FIFOs live (on the engine's own host); None: off."""
+        ``io_dir``: where direct-stdio FIFOs live (on the engine's own host); None: off.
+        ``allow_pull``: fetch a missing image from its registry; off, only images already on
+        the engine run (what an operator built or loaded)."""
         self._client = client
         self._client_lock = threading.Lock()
         self._engine = engine
         self._timeout = timeout
+        self.allow_pull = allow_pull
         self._limiter = trio.CapacityLimiter(max_threads)
         self.io_dir = io_dir
         if io_dir is not None:
             os.makedirs(io_dir, mode=0o700, exist_ok=True)
 
     @classmethod
-    def from_env(cls, *, timeout: float = 60.0, io_dir: str | None = None) -> "DockerDriver":
+    def from_env(cls, *, timeout: float = 60.0, io_dir: str | None = None,
+                 allow_pull: bool = False) -> "DockerDriver":
         """A driver for the engine named by DOCKER_HOST (and friends), else the local socket."""
         path = socket_path_from_env()
         if path is not None:
-            return cls(io_dir=io_dir, engine=EngineSocket(path, timeout), timeout=timeout)
-        driver = cls(io_dir=io_dir, timeout=timeout)
+            return cls(io_dir=io_dir, engine=EngineSocket(path, timeout), timeout=timeout,
+                       allow_pull=allow_pull)
+        driver = cls(io_dir=io_dir, timeout=timeout, allow_pull=allow_pull)
         driver.client  # tcp, ssh: the SDK from the start (it says now if the engine is not there)
         return driver
 
@@ -159,6 +164,9 @@ class DockerDriver(Driver):
         image_id = await self._image_id(image)
         if image_id is not None:
             return image_id
+        if not self.allow_pull:
+            raise ImageNotFound(image, "this server does not pull images: build or load it on the "
+                                "engine, or start the server with --allow-pull")
         repository, _, tag = image.rpartition(":") if ":" in image.split("/")[-1] else (image, "", "")
         try:
             with engine_errors(f"pulling {image}"):
