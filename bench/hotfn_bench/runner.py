@@ -47,6 +47,7 @@ SECTIONS: list[tuple[str, Callable[[Context], Any]]] = [
     ("mitigation", measure.mitigation),
     ("burst", measure.burst),
     ("concurrency", measure.concurrency),
+    ("gvisor", measure.gvisor),
 ]
 
 

@@ -7,6 +7,9 @@ from .base import (
     EngineUnavailable,
     ExitStatus,
     ImageNotFound,
+    IsolationUnavailable,
+    DEFAULT_USER,
+    ISOLATIONS,
 )
 
 __all__ = [
@@ -18,4 +21,7 @@ __all__ = [
     "EngineUnavailable",
     "ExitStatus",
     "ImageNotFound",
+    "IsolationUnavailable",
+    "DEFAULT_USER",
+    "ISOLATIONS",
 ]

@@ -19,6 +19,7 @@ import array
 import contextlib
 import fcntl
 import functools
+import hashlib
 import json
 import logging
 import os
@@ -39,7 +40,9 @@ from ..base import (
     DriverError,
     EngineUnavailable,
     ExitStatus,
+    ISOLATIONS,
     ImageNotFound,
+    IsolationUnavailable,
 )
 from .demux import Demultiplexer, DemuxError
 from .engine import EngineSocket, socket_path_from_env
@@ -57,6 +60,37 @@ RECEIVE_SIZE = 256 * 1024
 # drops from about 0.33 ms to about 0.08 ms here.
 IO_MOUNT = "/hotfn/io"
 IO_WRAPPER = ["/bin/sh", "-c", f'exec <{IO_MOUNT}/in >{IO_MOUNT}/out && exec "$@"', "hotfn-io"]
+_NO_SHELL = (f"image {{image}} has no {IO_WRAPPER[0]}, which hot containers need for direct stdio "
+             "(docs/protocol.md; or run the server with --io-dir '')")
+
+# isolation "gvisor" runs containers with this OCI runtime, registered with dockerd by
+# scripts/ensure-sandbox (/etc/docker/daemon.json "runtimes").
+GVISOR_RUNTIME = "runsc"
+
+# Function networks: one bridge per app and node, its Linux interface named BRIDGE_PREFIX + a
+# hash, so that scripts/ensure-sandbox's iptables rules (matching "hfn+") keep every function
+# network away from the host's own addresses and from private networks. ICC off: containers on
+# the same bridge cannot reach one another either.
+NETWORK_LABEL = "hotfn.network"
+BRIDGE_PREFIX = "hfn-"
+BRIDGE_OPTIONS = {"com.docker.network.bridge.enable_icc": "false"}
+
+
+def network_names(labels: Mapping[str, str]) -> tuple[str, str]:
+    """(Docker network name, bridge interface name) of the network carrying ``labels``."""
+    key = "\0".join(f"{k}={v}" for k, v in sorted(labels.items()))
+    digest = hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
+    app = labels.get("hotfn.app", "")
+    # Linux caps interface names at 15 bytes: "hfn-" and 11 hex digits.
+    return f"hotfn-{app[:40]}-{digest[:12]}", f"{BRIDGE_PREFIX}{digest[:11]}"
+
+
+class _NetworkUse:
+    """How many of our live containers are on a network, and since when none are."""
+
+    def __init__(self) -> None:
+        self.users = 0
+        self.idle_since = 0.0
 
 
 def _sdk_error(exc: BaseException, kind: str) -> bool:
@@ -88,7 +122,8 @@ def engine_errors(what: str) -> Iterator[None]:
 class DockerDriver(Driver):
     def __init__(self, client: Any = None, *, max_threads: int = SDK_POOL_SIZE,
                  io_dir: str | None = None, engine: EngineSocket | None = None,
-                 timeout: float = 60.0, allow_pull: bool = False) -> None:
+                 timeout: float = 60.0, allow_pull: bool = False,
+                 gvisor_runtime: str = GVISOR_RUNTIME) -> None:
         """``client``: a docker.APIClient, or None to make one when first needed; ``engine``:
         the engine's unix socket for the calls an idle server makes (None: the SDK's);
         ``io_dir``: where direct-stdio FIFOs live (on the engine's own host); None: off.
@@ -101,6 +136,14 @@ class DockerDriver(Driver):
         self.allow_pull = allow_pull
         self._limiter = trio.CapacityLimiter(max_threads)
         self.io_dir = io_dir
+        self.gvisor_runtime = gvisor_runtime
+        self._gvisor_seen = False
+        # Networks this driver created or joined, by name; a lock per name orders creating
+        # one, the containers joining it and removing it.
+        self._networks: dict[str, _NetworkUse] = {}
+        self._network_locks: dict[str, trio.Lock] = {}
+        # Images known to have IO_WRAPPER's shell (by the id or name a spec gave).
+        self._has_shell: set[str] = set()
         if io_dir is not None:
             os.makedirs(io_dir, mode=0o700, exist_ok=True)
 
@@ -178,7 +221,90 @@ class DockerDriver(Driver):
             raise ImageNotFound(image)
         return image_id
 
-    def _create(self, spec: ContainerSpec, io_path: str | None) -> str:
+    async def isolation_available(self, isolation: str) -> bool:
+        if isolation == "container":
+            return True
+        if isolation not in ISOLATIONS:
+            return False
+        if not self._gvisor_seen:  # once registered it stays so; until then ask every time
+            with engine_errors("asking the engine for its runtimes"):
+                info = await self._sdk("info")
+            self._gvisor_seen = self.gvisor_runtime in (info.get("Runtimes") or {})
+        return self._gvisor_seen
+
+    # -- networks --
+
+    def _network_lock(self, name: str) -> trio.Lock:
+        return self._network_locks.setdefault(name, trio.Lock())
+
+    async def _join_network(self, labels: Mapping[str, str]) -> str:
+        """The name of the network for ``labels``, made if need be, counted as used."""
+        name, bridge = network_names(labels)
+        async with self._network_lock(name):
+            if name not in self._networks:
+                with engine_errors(f"creating network {name}"):
+                    await self._call(self._create_network, name, bridge, labels)
+                self._networks[name] = _NetworkUse()
+            self._networks[name].users += 1
+        return name
+
+    def _leave_network(self, name: str) -> None:
+        use = self._networks.get(name)
+        if use is not None and use.users > 0:
+            use.users -= 1
+            if use.users == 0:
+                use.idle_since = trio.current_time()
+
+    def _create_network(self, name: str, bridge: str, labels: Mapping[str, str]) -> None:
+        # The names filter matches substrings: look for this exact name.
+        if any(n["Name"] == name for n in self.client.networks(names=[name])):
+            return  # made by an earlier run of this node, or just now by a caller we raced
+        self.client.create_network(
+            name, driver="bridge", check_duplicate=True,
+            options={**BRIDGE_OPTIONS, "com.docker.network.bridge.name": bridge},
+            labels={**labels, NETWORK_LABEL: "1"},
+        )
+
+    async def _remove_network(self, name: str) -> bool:
+        try:
+            with engine_errors(f"removing network {name}"):
+                if self._engine is not None:
+                    await self._engine.json("DELETE", f"/networks/{name}")
+                else:
+                    await self._sdk("remove_network", name)
+        except DriverError as exc:
+            if "not found" not in str(exc):
+                log.warning("could not remove network %s: %s", name, exc)
+                return False
+        self._networks.pop(name, None)
+        return True
+
+    async def prune_networks(self, idle_for: float) -> int:
+        removed = 0
+        for name, use in list(self._networks.items()):
+            if use.users or trio.current_time() - use.idle_since < idle_for:
+                continue
+            async with self._network_lock(name):
+                if self._networks.get(name) is use and not use.users:
+                    removed += await self._remove_network(name)
+        return removed
+
+    async def remove_networks(self, labels: Mapping[str, str]) -> int:
+        filters = {"label": [f"{k}={v}" for k, v in {**labels, NETWORK_LABEL: "1"}.items()]}
+        with engine_errors("listing networks"):
+            if self._engine is not None:  # (at start-up: no SDK for an idle server)
+                found = await self._engine.json("GET", "/networks", {"filters": json.dumps(filters)})
+            else:
+                found = await self._sdk("networks", filters=filters)
+        removed = 0
+        for item in found:
+            async with self._network_lock(item["Name"]):
+                removed += await self._remove_network(item["Name"])
+        return removed
+
+    # -- containers --
+
+    def _create(self, spec: ContainerSpec, io_path: str | None, network: str | None) -> str:
         extra: dict[str, Any] = {}
         binds = None
         if io_path is not None:
@@ -198,8 +324,11 @@ class DockerDriver(Driver):
             tmpfs={"/tmp": f"rw,nosuid,nodev,size={spec.tmpfs_mb}m"},
             security_opt=["no-new-privileges"],
             cap_drop=["ALL"],
-            network_mode="bridge" if spec.network else "none",
-            init=False,
+            network_mode=network or "none",
+            # An init process (Docker's tini) as pid 1: it reaps the zombies a function's
+            # children leave, and passes signals on.
+            init=True,
+            runtime=self.gvisor_runtime if spec.isolation == "gvisor" else None,
         )
         created = self.client.create_container(
             spec.image,
@@ -211,10 +340,25 @@ class DockerDriver(Driver):
             stdin_open=io_path is None,
             detach=False,
             tty=False,
-            network_disabled=not spec.network,
+            network_disabled=network is None,
+            user=spec.user,
             **extra,
         )
         return created["Id"]
+
+    def _shell_present(self, container_id: str) -> bool:
+        """Whether the created container's image has IO_WRAPPER's shell. Asked before start:
+        behind the init (pid 1) a missing shell is only an exit status 127, not the engine's
+        refusal to start that says why."""
+        try:
+            stream, _ = self.client.get_archive(container_id, IO_WRAPPER[0])
+        except Exception as exc:
+            if _sdk_error(exc, "docker.errors.NotFound"):
+                return False
+            raise
+        for _ in stream:  # a symlink, or a small binary: read it to free the connection
+            pass
+        return True
 
     def _attach(self, container_id: str, stdin: bool) -> Any:
         return self.client.attach_socket(
@@ -222,28 +366,50 @@ class DockerDriver(Driver):
         )
 
     async def start(self, spec: ContainerSpec) -> "DockerContainer":
+        if spec.isolation not in ISOLATIONS:
+            raise IsolationUnavailable(f"unknown isolation {spec.isolation!r}")
         fifos = _Fifos.make(self.io_dir) if spec.direct_stdio and self.io_dir else None
         container_id = None
         container = None
+        network = None
         try:
-            with engine_errors(f"creating a container of {spec.image}"):
-                container_id = await self._call(self._create, spec, fifos and fifos.path)
+            if spec.network:
+                network = await self._join_network(spec.network_labels)
+            try:
+                with engine_errors(f"creating a container of {spec.image}"):
+                    container_id = await self._call(self._create, spec, fifos and fifos.path, network)
+            except DriverError as exc:
+                if spec.isolation == "gvisor" and self.gvisor_runtime in str(exc):
+                    self._gvisor_seen = False
+                    raise IsolationUnavailable(
+                        f"isolation 'gvisor' needs the {self.gvisor_runtime!r} runtime registered "
+                        f"with the Docker engine (scripts/ensure-sandbox): {exc}") from exc
+                if network is not None and "not found" in str(exc):
+                    # Someone removed our network behind our back: forget it; the next start
+                    # makes it again.
+                    self._networks.pop(network, None)
+                raise
+            if fifos is not None and spec.image not in self._has_shell:
+                with engine_errors(f"inspecting container {container_id[:12]}"):
+                    if not await self._call(self._shell_present, container_id):
+                        raise DriverError(_NO_SHELL.format(image=spec.image))
+                self._has_shell.add(spec.image)
             with engine_errors(f"starting container {container_id[:12]}"):
                 # Attach before start: output written before we listen would be lost.
                 attached = await self._call(self._attach, container_id, fifos is None)
-                container = DockerContainer(self, container_id, attached, fifos)
+                # Once returned, the container leaves its network when killed.
+                container = DockerContainer(self, container_id, attached, fifos, network)
                 try:
                     await self._sdk("start", container_id)
                 except Exception as exc:
                     if (fifos is not None and _sdk_error(exc, "docker.errors.APIError")
                             and IO_WRAPPER[0] in str(exc.explanation or exc)):  # type: ignore[attr-defined]
-                        raise DriverError(
-                            f"image {spec.image} has no {IO_WRAPPER[0]}, which hot containers need "
-                            "for direct stdio (docs/protocol.md; or run the server with --io-dir '')"
-                        ) from exc
+                        raise DriverError(_NO_SHELL.format(image=spec.image)) from exc
                     raise
             return container
         except BaseException:
+            if network is not None:
+                self._leave_network(network)
             with trio.CancelScope(shield=True):
                 if container_id is not None:
                     await self._remove(container_id)
@@ -329,8 +495,9 @@ class DockerContainer(Container):
     written by trio directly."""
 
     def __init__(self, driver: DockerDriver, container_id: str, attached: Any,
-                 fifos: _Fifos | None = None) -> None:
+                 fifos: _Fifos | None = None, network: str | None = None) -> None:
         self.id = container_id
+        self._network = network
         self._driver = driver
         self._fifos = fifos
         self.separate_stdout = fifos is not None
@@ -449,6 +616,8 @@ class DockerContainer(Container):
             if not self._killed:
                 self._killed = True
                 await self._driver._remove(self.id)
+                if self._network is not None:
+                    self._driver._leave_network(self._network)
             self._close_socket()
 
     def _close_socket(self) -> None:
