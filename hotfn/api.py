@@ -17,7 +17,7 @@ from typing import Any, Awaitable, Callable
 
 import trio
 
-from . import models
+from . import models, timeseries, tracecontext, ui
 from .auth import Access, Authenticator, AuthError
 from .drivers import Driver
 from .invoker import Invocation, Invoker, Outcome
@@ -27,6 +27,7 @@ from .dispatcher import Dispatcher
 from .images import ImagePolicy
 from .pool import PoolManager
 from .store import CallRequest, Conflict, NotFound, Store, StoreError, StoreUnavailable
+from .telemetry import Telemetry
 from .tenants import RateLimiter
 from .tokens import new_token
 
@@ -79,13 +80,19 @@ def error_response(status: int, message: str, headers: Headers | None = None, **
 
 
 class RouteTable:
-    """An immutable snapshot of every app and route, for matching without touching the store."""
+    """An immutable snapshot of every app and route, for matching without touching the store.
+
+    Precedence, most specific first: an exact path (/users/me); then paths with parameters
+    of the same length (/users/:id), those with more literal segments first; then greedy
+    paths (/api/*rest), the one with the most segments before its '*' first. A greedy path
+    also matches its prefix alone (/api, with rest '')."""
 
     def __init__(self, apps: list[App], routes: list[Route], version: int) -> None:
         self.version = version
         self.apps = {a.name: a for a in apps}
         self._exact: dict[tuple[str, str], Route] = {}
         self._patterns: dict[str, list[tuple[list[str], Route]]] = {}
+        self._greedy: dict[str, list[tuple[list[str], str, Route]]] = {}
         for route in routes:
             app = self.apps.get(route.app)
             if app is None:
@@ -93,38 +100,54 @@ class RouteTable:
             # The container sees the app's config overlaid by the route's; secrets likewise.
             route = replace(route, config={**app.config, **route.config},
                             secrets={**app.secrets, **route.secrets})
-            if ":" in route.path:
-                segments = route.path.strip("/").split("/")
+            segments = route.path.strip("/").split("/")
+            if models.GREEDY_SEGMENT.match(segments[-1]):
+                self._greedy.setdefault(route.app, []).append((segments[:-1], segments[-1][1:], route))
+            elif ":" in route.path:
                 self._patterns.setdefault(route.app, []).append((segments, route))
             else:
                 self._exact[(route.app, route.path)] = route
         for patterns in self._patterns.values():
             # Most literal segments first: /users/me beats /users/:id.
             patterns.sort(key=lambda p: (-sum(not s.startswith(":") for s in p[0]), -len(p[0])))
+        for greedy in self._greedy.values():
+            greedy.sort(key=lambda g: (-len(g[0]), -sum(not s.startswith(":") for s in g[0])))
 
     def all_routes(self) -> list[Route]:
-        return list(self._exact.values()) + [r for ps in self._patterns.values() for _, r in ps]
+        return (list(self._exact.values()) + [r for ps in self._patterns.values() for _, r in ps]
+                + [r for gs in self._greedy.values() for _, _, r in gs])
 
     def match(self, app: str, path: str) -> tuple[Route, dict[str, str]] | None:
         path = path.rstrip("/") or "/"
         route = self._exact.get((app, path))
         if route is not None:
             return route, {}
-        parts = path.strip("/").split("/")
+        parts = path.strip("/").split("/") if path != "/" else []
         for segments, route in self._patterns.get(app, ()):
-            if len(segments) != len(parts):
+            if len(segments) == len(parts):
+                params = _match_segments(segments, parts)
+                if params is not None:
+                    return route, params
+        for prefix, name, route in self._greedy.get(app, ()):
+            if len(parts) < len(prefix):
                 continue
-            params = {}
-            for seg, part in zip(segments, parts):
-                if seg.startswith(":"):
-                    if not part:
-                        break
-                    params[seg[1:]] = urllib.parse.unquote(part)
-                elif seg != part:
-                    break
-            else:
+            params = _match_segments(prefix, parts[: len(prefix)])
+            if params is not None:
+                params[name] = urllib.parse.unquote("/".join(parts[len(prefix):]))
                 return route, params
         return None
+
+
+def _match_segments(segments: list[str], parts: list[str]) -> dict[str, str] | None:
+    params = {}
+    for seg, part in zip(segments, parts):
+        if seg.startswith(":"):
+            if not part:
+                return None
+            params[seg[1:]] = urllib.parse.unquote(part)
+        elif seg != part:
+            return None
+    return params
 
 
 # -- the API ------------------------------------------------------------------------------------
@@ -146,8 +169,9 @@ Handler = Callable[["Api", ApiRequest, re.Match], Awaitable[ApiResponse]]
 class Api:
     def __init__(self, store: Store, driver: Driver, pools: PoolManager, invoker: Invoker,
                  config: ApiConfig, *, auth: Authenticator | None = None,
-                 images: ImagePolicy | None = None) -> None:
+                 images: ImagePolicy | None = None, telemetry: Telemetry | None = None) -> None:
         self.store = store
+        self.telemetry = telemetry or Telemetry()
         self.auth = auth or Authenticator(store, admin_token=None, enabled=False)
         self.images = images or ImagePolicy()
         self.rates = RateLimiter()
@@ -158,7 +182,8 @@ class Api:
         self.recorder = CallRecorder(store)
         # Runs the async calls; its owner (the server) starts it in the nursery of calls.
         self.dispatcher = Dispatcher(store, invoker, self.recorder, find_route=self.find_route,
-                                     node_id=config.node_id, retry_delay=config.async_retry_delay)
+                                     node_id=config.node_id, retry_delay=config.async_retry_delay,
+                                     telemetry=self.telemetry)
         self.table = RouteTable([], [], -1)
         self._reload_lock = trio.Lock()
 
@@ -184,6 +209,7 @@ class Api:
 
     def _sync_pools(self, old: RouteTable, new: RouteTable) -> None:
         new_routes = {(r.app, r.path): r for r in new.all_routes()}
+        self.telemetry.routes_changed(set(new_routes))
         for key in {(r.app, r.path) for r in old.all_routes()} - set(new_routes):
             self.pools.route_removed(*key)
         for route in new_routes.values():
@@ -289,11 +315,12 @@ class Api:
                                   [("retry-after", str(max(1, math.ceil(wait))))])
         host = request.header("host") or "localhost"
         call_id = models.new_call_id()
-        headers = tuple(request.headers)
+        headers = request.headers
         if route.auth == "token":
             # The token was for hotfn: the function (and an async call's stored request) never
             # sees it. A JWT goes on, as with IronFunctions: its claims are the function's.
-            headers = tuple(h for h in headers if h[0] != "authorization")
+            headers = [h for h in headers if h[0] != "authorization"]
+        traceparent, headers = tracecontext.resolve(headers, call_id)
         inv = Invocation(
             call_id=call_id, route=route, method=request.method,
             url=f"{request.scheme}://{host}{request.target}", path=path,
@@ -301,7 +328,7 @@ class Api:
             headers=headers, body=request.body, params=params,
         )
         call = Call(id=call_id, app=app, route=route.path, mode="hot" if route.is_hot else "cold",
-                    type=route.type, created_at=time.time())
+                    type=route.type, created_at=time.time(), traceparent=traceparent)
         if route.type == "async":
             # 202 only once the store has it: from then on no crash can lose the call.
             await self.store.enqueue_call(call, CallRequest(
@@ -328,6 +355,7 @@ class Api:
         call.http_status = outcome.status
         call.error = outcome.error
         call.container_id = outcome.container_id
+        self.telemetry.call_done(call, outcome, inv.method, outcome.mode)
         if self.config.call_records == "sync":
             await self.recorder.record_committed(call, outcome.log)
         else:
@@ -464,10 +492,20 @@ async def _with_image_id(api: Api, route: Route) -> Route:
     return replace(route, image_id=image_id)
 
 
+def _within_caps(api: Api, route: Route) -> Route:
+    """A route whose one container would not fit this server could never be served: every call
+    would wait out its queue_timeout for a 503. Refused up front, naming the cap."""
+    cap = api.pools.capacity.max_memory_mb
+    if route.memory > cap:
+        raise ValidationError("route.memory", f"{route.memory} MiB is more than this server's cap of "
+                              f"{cap} MiB for all containers together (hotfn serve --max-memory-mb)")
+    return route
+
+
 @needs(Access.DEPLOY)
 async def create_route(api: Api, request: ApiRequest, match: re.Match) -> ApiResponse:
     app = match["app"]
-    route = models.new_route(app, _body(request, "route"))
+    route = _within_caps(api, models.new_route(app, _body(request, "route")))
     route = await _with_image_id(api, route)
     await _ensure_app(api, request, app)
     await api.store.create_route(route)
@@ -507,7 +545,7 @@ async def get_route(api: Api, request: ApiRequest, match: re.Match) -> ApiRespon
 async def patch_route(api: Api, request: ApiRequest, match: re.Match) -> ApiResponse:
     old = await api.store.get_route(match["app"], _route_path(match))
     # Every PATCH looks the image up again: `hotfn deploy` of a rebuilt function keeps its tag.
-    route = await _with_image_id(api, models.patch_route(old, _body(request, "route")))
+    route = await _with_image_id(api, _within_caps(api, models.patch_route(old, _body(request, "route"))))
     await api.store.update_route(route)
     await api.reload_routes()
     return json_response(200, {"route": route.to_json()})
@@ -566,8 +604,72 @@ async def get_log(api: Api, request: ApiRequest, match: re.Match) -> ApiResponse
     return ApiResponse(200, [("content-type", "text/plain; charset=utf-8")], data)
 
 
+@needs(Access.OPEN)
+async def version(api: Api, request: ApiRequest, match: re.Match) -> ApiResponse:
+    from . import __version__  # looked up on first use (hotfn/__init__.py)
+
+    return json_response(200, {"version": __version__})
+
+
 async def stats(api: Api, request: ApiRequest, match: re.Match) -> ApiResponse:
     return json_response(200, api.pools.stats())
+
+
+MAX_SERIES_POINTS = 600
+
+
+@needs(Access.ANY)
+async def series(api: Api, request: ApiRequest, match: re.Match) -> ApiResponse:
+    """Per route, this node's calls over the last ``window`` seconds in ``step``-second points:
+    calls, rate, errors, p50 and p99 (the dashboard's charts; hotfn.timeseries). Each token
+    sees the routes of the apps it covers."""
+    q = _query(request)
+    try:
+        window = int(q.get("window", "300"))
+        step = int(q.get("step", "1"))
+    except ValueError:
+        raise ApiError(400, "window and step must be whole numbers of seconds") from None
+    if not 1 <= window <= timeseries.SECONDS:
+        raise ApiError(400, f"window must be from 1 to {timeseries.SECONDS} seconds")
+    if not 1 <= step <= window or window // step > MAX_SERIES_POINTS:
+        raise ApiError(400, f"step must be from 1 to window seconds, and give at most "
+                            f"{MAX_SERIES_POINTS} points")
+    route = models.normalize_path(q["route"], "route") if "route" in q else None
+    now = time.time()
+    return json_response(200, {
+        "now": now, "window": window, "step": step,
+        "routes": api.telemetry.series.snapshot(now, window, step, app=q.get("app"), route=route,
+                                                 visible=request.principal.covers),
+    })
+
+
+async def metrics(api: Api, request: ApiRequest, match: re.Match) -> ApiResponse:
+    # Unmarked: admins only once auth is on (it names every app and route); Prometheus sends
+    # the token (README: Observability).
+    exporter = api.telemetry.metrics
+    if exporter is None:
+        return error_response(404, "metrics are off on this server (--no-metrics)")
+    try:
+        # The async queue is the store's (all nodes'): asked at scrape time, one query.
+        exporter.set_queue(await api.store.queue_stats(), time.time())
+    except StoreError as exc:
+        log.warning("metrics without the async queue's figures: %s", exc)
+    body, content_type = exporter.render()
+    return ApiResponse(200, [("content-type", content_type)], body)
+
+
+@needs(Access.OPEN)  # the page's files hold no data; the page asks the API with its token
+async def ui_file(api: Api, request: ApiRequest, match: re.Match) -> ApiResponse:
+    found = ui.asset(match["file"] or "index.html")
+    if found is None:
+        return error_response(404, f"no such file: /ui/{match['file']}")
+    content_type, data = found
+    return ApiResponse(200, [("content-type", content_type), *ui.HEADERS], data)
+
+
+@needs(Access.OPEN)
+async def ui_redirect(api: Api, request: ApiRequest, match: re.Match) -> ApiResponse:
+    return ApiResponse(308, [("location", "/ui/")])
 
 
 @needs(Access.OPEN)
@@ -605,6 +707,11 @@ ROUTES: list[tuple[re.Pattern, dict[str, Handler]]] = [
     (re.compile(r"/health"), {"GET": health}),
     (re.compile(r"/version"), {"GET": version}),
     (re.compile(r"/v1/stats"), {"GET": stats}),
+    (re.compile(r"/v1/version"), {"GET": version}),
+    (re.compile(r"/v1/stats/series"), {"GET": series}),
+    (re.compile(r"/metrics"), {"GET": metrics}),
+    (re.compile(r"/ui/(?P<file>[A-Za-z0-9_.-]*)"), {"GET": ui_file}),
+    (re.compile(r"/(?:ui)?"), {"GET": ui_redirect}),
     (re.compile(r"/v1/apps/?"), {"GET": list_apps, "POST": create_app}),
     (re.compile(rf"/v1/apps/{_APP}/?"), {"GET": get_app, "PATCH": patch_app, "DELETE": delete_app}),
     (re.compile(rf"/v1/apps/{_APP}/routes/?"), {"GET": list_routes, "POST": create_route}),

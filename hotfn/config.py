@@ -70,6 +70,14 @@ class Settings:
                                    "run, e.g. 'hotfn-fn/*,hotfn/*'")
     allow_pull: bool = _setting(False, "pull a route's image from a registry when the engine lacks "
                                 "it (otherwise such a route is refused)")
+    log_format: str = _setting("text", "text or json: the access log's lines and, with json, "
+                               "every other log line too, as one JSON object per line",
+                               choices=("text", "json"))
+    no_access_log: bool = _setting(False, "no access log (otherwise one line per call on stderr: "
+                                   "method, app, route, status, duration, mode, call id, "
+                                   "container, trace id)")
+    no_metrics: bool = _setting(False, "no Prometheus metrics (otherwise at GET /metrics); none "
+                                "are kept")
 
     @classmethod
     def add_arguments(cls, parser: argparse.ArgumentParser, env: Mapping[str, str] = os.environ) -> None:

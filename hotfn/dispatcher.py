@@ -25,6 +25,7 @@ from .calls import CallRecorder
 from .invoker import Invocation, Invoker, Outcome
 from .models import Call, Route
 from .store import ClaimedCall, Store
+from .telemetry import Telemetry
 
 log = logging.getLogger(__name__)
 
@@ -40,8 +41,10 @@ GONE_ROUTE_BATCH = 16
 class Dispatcher:
     def __init__(self, store: Store, invoker: Invoker, recorder: CallRecorder, *,
                  find_route: Callable[[str, str], Route | None], node_id: str,
-                 retry_delay: float = 1.0, poll_interval: float = 1.0) -> None:
+                 retry_delay: float = 1.0, poll_interval: float = 1.0,
+                 telemetry: Telemetry | None = None) -> None:
         self.store = store
+        self.telemetry = telemetry
         self.invoker = invoker
         self.recorder = recorder
         self.find_route = find_route  # (app, route path) -> the route as it is now, or None
@@ -159,6 +162,8 @@ class Dispatcher:
         call.http_status = outcome.status
         call.container_id = outcome.container_id
         call.completed_at = time.time()
+        if self.telemetry is not None:
+            self.telemetry.call_done(call, outcome, request.method, "async")
         if outcome.log:
             self.recorder.record_log(call, outcome.log)
         if outcome.error is None:

@@ -48,6 +48,42 @@ SCALE_AFTER = 0.02
 MAX_STARTING = 2
 
 
+# Why a container ended, as metrics count it. Deaths: it failed (or was cut short); stops:
+# hotfn ended a healthy container.
+CRASH, OOM, KILLED, TIMEOUT, PROTOCOL_ERROR = "crash", "oom", "killed", "timeout", "protocol_error"
+START_FAILED, CANCELLED = "start_failed", "cancelled"
+IDLE, RETIRED, EVICTED, SHUTDOWN = "idle", "retired", "evicted", "shutdown"
+EXITED = "exited"  # ended by itself when done: cold (status 0); http format (Connection: close)
+DEATHS = (CRASH, OOM, KILLED, TIMEOUT, PROTOCOL_ERROR, START_FAILED, CANCELLED)
+STOPS = (IDLE, RETIRED, EVICTED, SHUTDOWN, EXITED)
+
+
+def exit_cause(status: ExitStatus | None) -> str:
+    """The cause a container's own end names: OOM only when the engine says so, a signal
+    (128 + n) as killed, anything else as a crash."""
+    if status is None:
+        return CRASH
+    if status.oom_killed:
+        return OOM
+    if status.code is not None and status.code > 128:
+        return KILLED
+    return CRASH
+
+
+class PoolEvents:
+    """What the pools (and cold calls) report as containers come and go; these do nothing.
+    Called synchronously from the pools' bookkeeping: an implementation must not block."""
+
+    def container_starting(self, route: Route) -> None:
+        pass
+
+    def container_ready(self, route: Route, seconds: float) -> None:
+        """A hot container sent its ready frame ``seconds`` after its start began."""
+
+    def container_ended(self, route: Route, cause: str) -> None:
+        """``cause``: one of DEATHS or STOPS."""
+
+
 class CallLog:
     """One call's stderr. It stays open after the answer (see LOG_LINGER) until the container's
     next call begins or the container dies; ``done`` says when it may be stored."""
@@ -268,6 +304,7 @@ class HotWorker:
         self.concurrency = 1  # calls it takes at once: its ready frame's `concurrency`
         self.load = 0  # calls handed out on it (acquired and not yet released)
         self.listed = False  # in its pool's ``idle`` list (it has room for another call)
+        self.cause: str | None = None  # set with death
         self._decoder = protocol.FrameDecoder(pool.max_frame_size)
         self._slots: dict[str, _Slot] = {}  # calls in flight, by call id
         # With direct stdout, no task of its own reads the container's answers: the task of a
@@ -277,6 +314,7 @@ class HotWorker:
         self._logs: list[CallLog] = []  # logs that stderr may still go to: in flight, lingering
         self._stdin_sent = 0
         self._stderr_tail = bytearray()
+        self.started_at: float | None = None  # trio clock: when its container's start began
 
     @property
     def container_id(self) -> str | None:
@@ -306,12 +344,12 @@ class HotWorker:
                     return
                 self._on_stdout(data)
         except protocol.ProtocolError as exc:
-            self.die(f"{self.MALFORMED}: {exc}")
+            self.die(f"{self.MALFORMED}: {exc}", PROTOCOL_ERROR)
 
     async def _read_all(self) -> None:
         """stderr (and stdout, unless it comes directly) until the process ends."""
         assert self.container is not None
-        reason = None
+        reason, cause = None, CRASH
         try:
             while self.state != self.DEAD:
                 output = await self.container.receive_some()
@@ -326,17 +364,17 @@ class HotWorker:
                 self._decoder.receive_data(b"")
                 self._decoder.next_frame()  # raises if stdout ended inside a frame
         except protocol.ProtocolError as exc:
-            reason = f"{self.MALFORMED}: {exc}"
+            reason, cause = f"{self.MALFORMED}: {exc}", PROTOCOL_ERROR
         except ContainerGone as exc:
-            reason = str(exc)
+            reason, cause = str(exc), CRASH
         if self.state != self.DEAD:
             if reason is None:
                 status: ExitStatus | None = None
                 with trio.move_on_after(5):
                     status = await self.container.exit_status(timeout=5)
                 ended = status.describe() if status else "its end is unknown"
-                reason = f"exited ({ended})"
-            self.die(reason)
+                reason, cause = f"exited ({ended})", exit_cause(status)
+            self.die(reason, cause)
 
     def _on_stdout(self, data: bytes) -> None:
         self._decoder.receive_data(data)
@@ -349,9 +387,10 @@ class HotWorker:
     def _on_frame(self, frame: protocol.Frame) -> None:
         if self.state == self.STARTING:
             if not isinstance(frame, protocol.Ready):
-                self.die(f"sent a {type(frame).__name__} frame before its ready frame")
+                self.die(f"sent a {type(frame).__name__} frame before its ready frame", PROTOCOL_ERROR)
             elif frame.version != protocol.PROTOCOL_VERSION:
-                self.die(f"speaks protocol version {frame.version}, not {protocol.PROTOCOL_VERSION}")
+                self.die(f"speaks protocol version {frame.version}, not {protocol.PROTOCOL_VERSION}",
+                         PROTOCOL_ERROR)
             else:
                 self.concurrency = frame.concurrency
                 self.ready.set()
@@ -363,7 +402,7 @@ class HotWorker:
         if slot is None:
             # Not an answer, a second answer, or one to a call not in flight (never sent, or
             # already answered): the container's view of the conversation is not ours.
-            self.die(f"sent an unexpected {type(frame).__name__} frame")
+            self.die(f"sent an unexpected {type(frame).__name__} frame", PROTOCOL_ERROR)
             return
         slot.frame = frame
         slot.notify()
@@ -385,12 +424,14 @@ class HotWorker:
     def stderr_tail(self) -> str:
         return self._stderr_tail.decode("utf-8", "replace").strip()
 
-    def die(self, reason: str) -> None:
-        """Mark the worker dead (never reused) and fail the calls in flight. Idempotent."""
+    def die(self, reason: str, cause: str = CRASH) -> None:
+        """Mark the worker dead (never reused) and fail the calls in flight. Idempotent.
+        ``cause``: one of DEATHS or STOPS, for metrics; ``reason`` says it to people."""
         if self.state == self.DEAD:
             return
         self.state = self.DEAD
         self.death = reason
+        self.cause = cause
         for log in self._logs:
             log.closed = True
         slots, self._slots = self._slots, {}
@@ -436,7 +477,7 @@ class HotWorker:
                 try:
                     await container.send_all(data)
                 except ContainerGone as exc:
-                    self.die(str(exc))
+                    self.die(str(exc), CRASH)
                     raise NotDelivered(f"function container was gone: {exc}") from None
                 if not slot.answered:
                     await self._await_answer(slot, container.separate_stdout)
@@ -445,7 +486,7 @@ class HotWorker:
                     raise NotDelivered(f"function container {self.death} before the request reached it")
                 raise slot.error
             if slot.frame is None:
-                self.die("timed out")
+                self.die("timed out", TIMEOUT)
                 raise CallTimeout(
                     f"function did not answer within its timeout of {self.pool.route.timeout:g} s"
                 )
@@ -454,7 +495,7 @@ class HotWorker:
         except BaseException as exc:
             if not slot.answered:
                 # Cancelled mid-call: the container's protocol state is unknown.
-                self.die("was abandoned mid-call")
+                self.die("was abandoned mid-call", CANCELLED)
             log.closed = True
             if isinstance(exc, PoolError):
                 exc.log = log.value()
@@ -474,12 +515,12 @@ class HotWorker:
                     finally:
                         self._reader = None
                     if data is None:
-                        self.die("closed its stdout")
+                        self.die("closed its stdout", CRASH)
                         return
                     try:
                         self._on_stdout(data)
                     except protocol.ProtocolError as exc:
-                        self.die(f"{self.MALFORMED}: {exc}")
+                        self.die(f"{self.MALFORMED}: {exc}", PROTOCOL_ERROR)
                 else:
                     slot.wake = trio.Event()
                     await slot.wake.wait()
@@ -500,7 +541,7 @@ class HotWorker:
             if data:
                 self._on_stdout(data)
         except protocol.ProtocolError as exc:
-            self.die(f"{self.MALFORMED}: {exc}")
+            self.die(f"{self.MALFORMED}: {exc}", PROTOCOL_ERROR)
 
     def _never_read(self, slot: _Slot) -> bool:
         """Whether the container died before reading a byte of ``slot``'s request (so that it
@@ -547,7 +588,7 @@ class HttpHotWorker(HotWorker):
     def _on_frame(self, frame: protocol.Frame) -> None:
         super()._on_frame(frame)
         if self._channel.must_close and self.state != self.DEAD:
-            self.die("closed its connection after answering (Connection: close)")
+            self.die("closed its connection after answering (Connection: close)", EXITED)
 
 
 # -- one route's pool ---------------------------------------------------------------------------
@@ -713,7 +754,7 @@ class RoutePool:
             self._maybe_start()
         elif self.retired:
             if worker.load == 0:
-                worker.die("retired (route updated)")
+                worker.die("retired (route updated)", RETIRED)
         else:
             self._offer(worker)
 
@@ -721,7 +762,7 @@ class RoutePool:
         """Stop serving new calls; idle containers go now, busy ones after their call."""
         self.retired = True
         for worker in [w for w in self.idle if w.load == 0]:
-            worker.die("retired (route updated)")
+            worker.die("retired (route updated)", RETIRED)
         for waiter in self.pending_capacity:
             self.manager.capacity.cancel(waiter)
         self.pending_capacity.clear()
@@ -732,7 +773,7 @@ class RoutePool:
         self.waiters.clear()
         for worker in list(self.workers):
             if worker.state == HotWorker.STARTING:
-                worker.die("retired (route updated)")
+                worker.die("retired (route updated)", RETIRED)
 
     # -- the task behind each worker --
 
@@ -741,15 +782,24 @@ class RoutePool:
             await self._serve(worker)
         except StartFailed as exc:
             self._start_failed(exc)
+            worker.die(str(exc), START_FAILED)
         except DriverError as exc:
             self._start_failed(StartFailed(f"could not start a container of {self.spec.image}: {exc}"))
+            worker.die(str(exc), START_FAILED)
         except Exception as exc:
             # A bug here must not take down every other route's containers with it.
             log.exception("worker of route %s%s failed", self.route.app, self.route.path)
             self._start_failed(StartFailed(f"internal error starting a container: {exc!r}"))
+            worker.die(repr(exc), START_FAILED)
         finally:
             was_ready = worker.ready.is_set()
-            worker.die(worker.death or "stopped")
+            worker.die(worker.death or "stopped", SHUTDOWN)
+            if worker.started_at is not None:
+                # Reported now, not after the removal below (which can take seconds).
+                cause = worker.cause or CRASH
+                if not was_ready and cause not in STOPS:
+                    cause = START_FAILED
+                self.manager.events.container_ended(self.route, cause)
             with trio.CancelScope(shield=True):
                 if worker.container is not None:
                     await worker.container.kill()
@@ -762,6 +812,8 @@ class RoutePool:
 
     async def _serve(self, worker: HotWorker) -> None:
         startup = self.route.startup_timeout
+        worker.started_at = trio.current_time()
+        self.manager.events.container_starting(self.route)
         with trio.move_on_after(startup) as scope:
             worker.container = await self.manager.driver.start(self.spec)
         if scope.cancelled_caught:
@@ -773,6 +825,7 @@ class RoutePool:
             with trio.move_on_after(startup):
                 await worker.settled.wait()
             if worker.ready.is_set() and worker.state != HotWorker.DEAD:
+                self.manager.events.container_ready(self.route, trio.current_time() - worker.started_at)
                 self._offer(worker)
                 self._maybe_start()  # the next one, if more are wanted (MAX_STARTING)
                 await worker.gone.wait()
@@ -780,7 +833,7 @@ class RoutePool:
         # Raised out here, not inside the nursery, so that it is not wrapped in a group.
         if not worker.ready.is_set():
             why = worker.death or f"sent no ready frame within its start-up timeout of {startup:g} s"
-            worker.die(why)
+            worker.die(why, START_FAILED)
             if why.startswith("retired"):
                 return
             tail = worker.stderr_tail()
@@ -825,8 +878,10 @@ class PoolManager:
         max_containers: int = 64,
         max_memory_mb: int = 8192,
         max_frame_size: int = protocol.DEFAULT_MAX_FRAME_SIZE,
+        events: PoolEvents | None = None,
     ) -> None:
         self.driver = driver
+        self.events = events or PoolEvents()
         self.nursery = nursery
         self.spec_for = spec_for
         self.capacity = Capacity(max_containers, max_memory_mb)
@@ -903,7 +958,7 @@ class PoolManager:
         if not capacity.server_fits(memory_mb, chosen):
             return False
         for worker in chosen:
-            worker.die("stopped to make room for another route")
+            worker.die("stopped to make room for another route", EVICTED)
         if not capacity.fits(memory_mb, app):
             return False  # what was freed went to someone who had waited longer
         capacity.take(memory_mb, app)
@@ -929,7 +984,7 @@ class PoolManager:
                 break  # the head of the server's FIFO
             if victim is None:
                 return
-            victim.die("stopped to make room for another route")
+            victim.die("stopped to make room for another route", EVICTED)
 
     def worker_gone(self, pool: RoutePool, worker: HotWorker) -> None:
         if pool in self._retired and not pool.workers:
@@ -948,7 +1003,7 @@ class PoolManager:
                     if len(pool.workers) <= keep:
                         break
                     if now - worker.idle_since >= pool.route.idle_timeout:
-                        worker.die(f"idle for {pool.route.idle_timeout:g} s")
+                        worker.die(f"idle for {pool.route.idle_timeout:g} s", IDLE)
                 pool._maybe_start()
 
     async def close(self, grace: float = 10.0) -> None:
@@ -963,7 +1018,7 @@ class PoolManager:
                 await trio.sleep(0.05)
         for pool in pools:
             for worker in list(pool.workers):
-                worker.die("server shutting down")
+                worker.die("server shutting down", SHUTDOWN)
         with trio.CancelScope(shield=True), trio.move_on_after(30):
             while any(p.workers for p in pools):
                 await trio.sleep(0.05)

@@ -20,6 +20,7 @@ import os
 import resource
 import shutil
 import sqlite3
+from typing import TextIO
 
 import trio
 
@@ -33,6 +34,8 @@ from .invoker import Invoker, Limits, container_spec
 from .pool import PoolManager
 from .node import NodeIdError, NodeLock
 from .store import SqliteStore, Store, StoreError
+from .telemetry import Telemetry
+from . import accesslog
 
 log = logging.getLogger(__name__)
 
@@ -127,8 +130,10 @@ def _admin_token(s: Settings) -> str | None:
 
 
 class Server:
-    def __init__(self, settings: Settings, *, driver: Driver | None = None, store: Store | None = None) -> None:
+    def __init__(self, settings: Settings, *, driver: Driver | None = None, store: Store | None = None,
+                 access_log_stream: TextIO | None = None) -> None:
         self.settings = settings
+        self._access_log_stream = access_log_stream  # None: stderr
         self._driver = driver
         self._store = store
         self.address: tuple[str, int] | None = None
@@ -177,6 +182,17 @@ class Server:
         store = self._store or _open_store(s.db)
         limits = Limits(max_frame_size=s.max_frame_size, max_response_size=s.max_frame_size,
                         node_id=s.node_id, images=self._images)
+        if s.log_format == "json":
+            accesslog.use_json_logs()
+        metrics = None
+        if not s.no_metrics:
+            from .metrics import Metrics  # (its import costs ~60 ms: only when it is used)
+
+            metrics = Metrics(s.node_id)
+        telemetry = Telemetry(
+            metrics=metrics,
+            access_log=accesslog.AccessLog(s.log_format, self._access_log_stream)
+            if not s.no_access_log else None)
         try:
             stale = await driver.remove_containers({"hotfn": "1", "hotfn.node": s.node_id})
         except DriverError as exc:
@@ -198,7 +214,7 @@ class Server:
                     pools = PoolManager(
                         driver, calls, spec_for=lambda route: container_spec(route, limits),
                         max_containers=s.max_containers, max_memory_mb=s.max_memory_mb,
-                        max_frame_size=s.max_frame_size,
+                        max_frame_size=s.max_frame_size, events=telemetry,
                     )
                     invoker = Invoker(driver, pools, calls, limits)
                     api = Api(store, driver, pools, invoker, ApiConfig(
@@ -206,7 +222,7 @@ class Server:
                         call_records=s.call_records, async_retry_delay=s.async_retry_delay),
                         auth=Authenticator(store, admin_token=self._admin_token,
                                            enabled=self._admin_token is not None),
-                        images=self._images)
+                        images=self._images, telemetry=telemetry)
                     await api.reload_routes()
                     await services.start(api.run_background)
                     await services.start(pools.run_housekeeping)
@@ -219,6 +235,11 @@ class Server:
                         keepalive_timeout=s.keepalive_timeout, send_timeout=s.send_timeout,
                         max_connections=_max_connections(s, _raise_open_file_limit()),
                         shutdown_grace=s.shutdown_grace))
+                    if telemetry.metrics is not None:
+                        telemetry.metrics.watch(
+                            pools=pools, record_lag=api.recorder.lag,
+                            connections=lambda: len(http.connections),
+                            async_running=lambda: sum(api.dispatcher.stats().values()))
                     http_done = trio.Event()
 
                     async def serve_http(task_status=trio.TASK_STATUS_IGNORED) -> None:

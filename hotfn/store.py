@@ -153,6 +153,11 @@ class Store(abc.ABC):
         """Make every call claimed by ``node_id`` due at ``now`` (that node restarted: nothing
         of it is running any more); how many. Their attempts stay counted."""
 
+    @abc.abstractmethod
+    async def queue_stats(self) -> list[tuple[str, str, int, float]]:
+        """Per route with async calls queued or claimed: (app, route, how many, the oldest's
+        created_at). Asked at each metrics scrape: one cheap grouped query."""
+
     # -- API tokens (hotfn.tokens, hotfn.auth) --
     # Kept together for ports to other stores: one table, plain SQL. A revoked token must fail
     # at once on every node, so ``find_token`` is asked on every authenticated request (no
@@ -190,7 +195,7 @@ CREATE TABLE IF NOT EXISTS calls (
     id TEXT PRIMARY KEY, app TEXT NOT NULL, route TEXT NOT NULL, mode TEXT NOT NULL,
     type TEXT NOT NULL, status TEXT NOT NULL, http_status INTEGER, container_id TEXT,
     error TEXT, result TEXT, created_at REAL NOT NULL, started_at REAL, completed_at REAL,
-    attempts INTEGER NOT NULL DEFAULT 0, node_id TEXT);
+    attempts INTEGER NOT NULL DEFAULT 0, node_id TEXT, traceparent TEXT);
 CREATE INDEX IF NOT EXISTS calls_by_app_time ON calls (app, created_at DESC, id DESC);
 CREATE INDEX IF NOT EXISTS calls_by_time ON calls (created_at);
 CREATE TABLE IF NOT EXISTS logs (
@@ -209,9 +214,9 @@ CREATE INDEX IF NOT EXISTS call_queue_by_route ON call_queue (app, route, availa
 CREATE TABLE IF NOT EXISTS tokens (
     id TEXT PRIMARY KEY, secret_hash TEXT NOT NULL UNIQUE, name TEXT NOT NULL, scope TEXT NOT NULL,
     apps TEXT, expires_at REAL, created_at REAL NOT NULL);
-INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', '4'), ('routes_version', '0');
+INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', '5'), ('routes_version', '0');
 """
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 _APP_COLUMNS = "name, config, created_at, updated_at, max_containers, max_memory_mb, rate_limit, burst, secrets"
 _TOKEN_COLUMNS = "id, secret_hash, name, scope, apps, expires_at, created_at"
 
@@ -289,6 +294,11 @@ class SqliteStore(Store):
                                "rate_limit REAL", "burst INTEGER",
                                "secrets TEXT NOT NULL DEFAULT '{}'"):
                     self._db.execute(f"ALTER TABLE apps ADD COLUMN {column}")
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(calls)")}
+        if "traceparent" not in columns:
+            # Version 5 keeps the W3C traceparent each call was given.
+            with self._db:
+                self._db.execute("ALTER TABLE calls ADD COLUMN traceparent TEXT")
         version = int(self._db.execute(
             "SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0])
         if version > SCHEMA_VERSION:
@@ -631,6 +641,11 @@ class SqliteStore(Store):
                               "WHERE node_id = ?", (now, node_id)).rowcount
 
         return await self._run(work)
+
+    async def queue_stats(self) -> list[tuple[str, str, int, float]]:
+        return await self._run(lambda db: [tuple(r) for r in db.execute(
+            "SELECT q.app, q.route, COUNT(*), MIN(c.created_at) FROM call_queue q "
+            "JOIN calls c ON c.id = q.call_id GROUP BY q.app, q.route")])
 
     # -- API tokens --
 

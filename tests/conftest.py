@@ -151,10 +151,11 @@ async def server_factory(tmp_path: pathlib.Path, nursery: trio.Nursery):
 
     started: list[tuple[Server, trio.Event]] = []
 
-    async def start(db: str | None = None, node_id: str | None = None, **overrides: Any) -> Harness:
+    async def start(db: str | None = None, node_id: str | None = None, access_log_stream: Any = None,
+                    **overrides: Any) -> Harness:
         settings = Settings(port=0, db=db or str(tmp_path / "hotfn.db"),
                             node_id=node_id or new_node_id(), shutdown_grace=5.0, **overrides)
-        server = Server(settings)
+        server = Server(settings, access_log_stream=access_log_stream)
         done = trio.Event()
 
         async def run(task_status=trio.TASK_STATUS_IGNORED) -> None:

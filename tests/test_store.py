@@ -277,3 +277,39 @@ async def test_a_version_2_database_is_migrated_without_losing_data(db):
     reopened = sqlite3.connect(db)
     assert reopened.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == (str(SCHEMA_VERSION),)
     reopened.close()
+
+
+async def test_a_version_4_database_gains_the_traceparent_column(db):
+    import sqlite3
+
+    from hotfn.store import SCHEMA
+
+    old = sqlite3.connect(db)
+    # Version 4: the schema of today without the traceparent column.
+    old.executescript(SCHEMA.replace(", traceparent TEXT", "").replace("'5'", "'4'"))
+    old.execute("INSERT INTO calls (id, app, route, mode, type, status, created_at, attempts) "
+                "VALUES ('c1', 'a', '/r', 'hot', 'sync', 'success', 1.0, 1)")
+    old.commit()
+    old.close()
+    store = SqliteStore(db)
+    kept = await store.get_call("a", "c1")
+    assert (kept.status, kept.traceparent) == ("success", None)
+    traced = Call(id="c2", app="a", route="/r", mode="hot", created_at=2.0,
+                  traceparent="00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")
+    await store.save_calls([traced], [])
+    assert (await store.get_call("a", "c2")).traceparent == traced.traceparent
+    await store.close()
+    reopened = sqlite3.connect(db)
+    assert reopened.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("5",)
+    reopened.close()
+
+
+async def test_queue_stats_count_queued_and_claimed_calls_per_route(db):
+    store = SqliteStore(db)
+    assert await store.queue_stats() == []
+    await store.enqueue_call(*_queued("c1", created_at=5.0))
+    await store.enqueue_call(*_queued("c2", created_at=7.0))
+    await store.enqueue_call(*_queued("c3", created_at=6.0, route="/other"))
+    await store.claim_calls("n", "a", "/job", 1, lease_until=100.0, now=50.0)
+    assert sorted(await store.queue_stats()) == [("a", "/job", 2, 5.0), ("a", "/other", 1, 6.0)]
+    await store.close()
