@@ -216,8 +216,10 @@ class Api:
 
     def _app_from_host(self, request: ApiRequest) -> str | None:
         domain = self.config.domain
+        if not domain:
+            return None
         host = (request.header("host") or "").split(":")[0].lower()
-        if domain and host.endswith("." + domain):
+        if host.endswith("." + domain):
             return host[: -len(domain) - 1] or None
         return None
 
@@ -258,7 +260,7 @@ class Api:
         inv = Invocation(
             call_id=call_id, route=route, method=request.method,
             url=f"{request.scheme}://{host}{request.target}", path=path,
-            query=tuple(urllib.parse.parse_qsl(query, keep_blank_values=True)),
+            query=tuple(urllib.parse.parse_qsl(query, keep_blank_values=True)) if query else (),
             headers=headers, body=request.body, params=params,
         )
         call = Call(id=call_id, app=app, route=route.path, mode="hot" if route.is_hot else "cold",

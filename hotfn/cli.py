@@ -26,9 +26,7 @@ import signal
 import sys
 import threading
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from typing import Any, Callable
 
 from . import functions
@@ -117,6 +115,11 @@ class Client:
 
     def request(self, method: str, path: str, body: Any = None, *, raw: bytes | None = None,
                 headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
+        # Imported here: urllib.request brings http.client and email (~1 MiB), which a server
+        # process never uses.
+        import urllib.error
+        import urllib.request
+
         data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
         req = urllib.request.Request(self.base + path, data=data, method=method)
         if body is not None:

@@ -665,6 +665,9 @@ class Call:
 
 
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+# Every pair of Crockford digits (10 bits), for new_call_id.
+_DIGIT_PAIRS = [a + b for a in _CROCKFORD for b in _CROCKFORD]
+_PAIR_SHIFTS = range(120, -1, -10)
 
 
 def new_call_id() -> str:
@@ -672,5 +675,9 @@ def new_call_id() -> str:
 
     The bits make ids unique, not secret (random, not secrets: no syscall per request).
     """
-    value = (int(time.time() * 1000) << 80) | random.getrandbits(80)
-    return "".join(_CROCKFORD[(value >> shift) & 31] for shift in range(125, -1, -5))
+    return _ulid_text((int(time.time() * 1000) << 80) | random.getrandbits(80))
+
+
+def _ulid_text(value: int) -> str:
+    # Two digits (10 bits) a step: 13 steps, not 26 (~20 k instructions a call, not ~40 k).
+    return "".join([_DIGIT_PAIRS[(value >> shift) & 1023] for shift in _PAIR_SHIFTS])

@@ -5,9 +5,12 @@ Layout (after httpcore's pool): the bookkeeping in ``RoutePool`` and ``Capacity`
 (starting, reading, killing containers) runs in tasks owned by the ``PoolManager``'s nursery.
 
 Invariants:
-- A worker serves one call at a time and is handed out only while ``idle``.
+- A worker has at most ``concurrency`` calls in flight (1 unless its ready frame asked for more)
+  and is handed out only while it has room (it is in ``idle``). Answers are matched to calls by
+  call id, in any order.
 - A worker whose container crashed, timed out, was cancelled mid-call, or spoke a bad frame is
-  ``dead`` and never handed out again; its task kills and removes the container.
+  ``dead`` and never handed out again; its task kills and removes the container. Every call in
+  flight on it fails, and only those.
 - Waiters are served first come, first served; a worker freed or newly ready goes to the oldest
   waiter before it is parked as idle.
 - Every container counts against the server-wide Capacity from the moment its start is decided
@@ -35,6 +38,14 @@ STDERR_TAIL = 4096  # kept per worker outside calls, to explain a failed start
 # Docker copies a container's stdout and stderr separately, so what a handler wrote to stderr
 # just before answering can arrive just after the answer. A call's log stays open that long.
 LOG_LINGER = 0.1
+# Scaling out on evidence: a call that finds every container busy starts another only once it
+# has waited SCALE_AFTER (the containers there clear most bursts within a few ms, and a start
+# costs the machine ~0.1-1 s of CPU that the server and the running containers need), and a
+# route has at most MAX_STARTING containers starting at once. A route with no container
+# starts one at once. Measured: a burst of 8 clients on a route with one warm container and
+# max_concurrency 8 (bench: hotfn_bench.ab --burst).
+SCALE_AFTER = 0.02
+MAX_STARTING = 2
 
 
 # Why a container ended, as metrics count it. Deaths: it failed (or was cut short); stops:
@@ -255,12 +266,23 @@ class _CapacityWaiter:
 
 @dataclass(eq=False)
 class _Slot:
-    """The answer to the one call in flight on a worker."""
+    """One call in flight on a worker, and its answer once it came."""
 
     call_id: str
-    done: trio.Event = field(default_factory=trio.Event)
+    log: CallLog
+    stdin_start: int  # bytes written to the container's stdin before this request
     frame: protocol.Response | protocol.HandlerError | None = None
     error: PoolError | None = None
+    scope: trio.CancelScope | None = None  # the call's deadline; die() cancels a reading one
+    wake: trio.Event | None = None  # set when answered, or when the stdout reader role is free
+
+    @property
+    def answered(self) -> bool:
+        return self.frame is not None or self.error is not None
+
+    def notify(self) -> None:
+        if self.wake is not None:
+            self.wake.set()
 
 
 class HotWorker:
@@ -279,10 +301,18 @@ class HotWorker:
         self.settled = trio.Event()  # ready or gone, whichever came first
         self.holds_capacity = True  # taken before the worker was made, given back when it dies
         self.death: str | None = None
+        self.concurrency = 1  # calls it takes at once: its ready frame's `concurrency`
+        self.load = 0  # calls handed out on it (acquired and not yet released)
+        self.listed = False  # in its pool's ``idle`` list (it has room for another call)
         self.cause: str | None = None  # set with death
         self._decoder = protocol.FrameDecoder(pool.max_frame_size)
-        self._slot: _Slot | None = None
-        self._log: CallLog | None = None  # the call in flight's, or the last one's
+        self._slots: dict[str, _Slot] = {}  # calls in flight, by call id
+        # With direct stdout, no task of its own reads the container's answers: the task of a
+        # call in flight does (one at a time: the reader), handing each answer to its call,
+        # so a call's answer wakes its own task and no other (one task switch per call fewer).
+        self._reader: _Slot | None = None
+        self._logs: list[CallLog] = []  # logs that stderr may still go to: in flight, lingering
+        self._stdin_sent = 0
         self._stderr_tail = bytearray()
         self.started_at: float | None = None  # trio clock: when its container's start began
 
@@ -298,14 +328,15 @@ class HotWorker:
             await self._read_all()
             return
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(self._read_direct_stdout)
+            nursery.start_soon(self._read_stdout_until_ready)
             await self._read_all()
             nursery.cancel_scope.cancel()
 
-    async def _read_direct_stdout(self) -> None:
+    async def _read_stdout_until_ready(self) -> None:
+        """Direct stdout up to the ready frame; from then on the calls read it (call())."""
         assert self.container is not None
         try:
-            while self.state != self.DEAD:
+            while self.state == self.STARTING and not self.ready.is_set():
                 data = await self.container.receive_stdout()
                 if data is None:
                     # Our end of a direct stdout never sees EOF while the process lives; the
@@ -361,25 +392,32 @@ class HotWorker:
                 self.die(f"speaks protocol version {frame.version}, not {protocol.PROTOCOL_VERSION}",
                          PROTOCOL_ERROR)
             else:
+                self.concurrency = frame.concurrency
                 self.ready.set()
                 self.settled.set()
             return
-        slot = self._slot
-        if (
-            slot is None
-            or slot.done.is_set()
-            or not isinstance(frame, (protocol.Response, protocol.HandlerError))
-            or frame.call_id != slot.call_id
-        ):
+        slot = None
+        if isinstance(frame, (protocol.Response, protocol.HandlerError)):
+            slot = self._slots.pop(frame.call_id, None)
+        if slot is None:
+            # Not an answer, a second answer, or one to a call not in flight (never sent, or
+            # already answered): the container's view of the conversation is not ours.
             self.die(f"sent an unexpected {type(frame).__name__} frame", PROTOCOL_ERROR)
             return
         slot.frame = frame
-        slot.done.set()
+        slot.notify()
 
     def _on_stderr(self, data: bytes) -> None:
-        if self._log is not None and self._log.accepts_more(trio.current_time()):
-            self._log.write(data)
-        else:
+        # A call's log holds what the container wrote while the call was in flight (and for
+        # LOG_LINGER after): with several calls in flight, each of their logs gets it.
+        written = False
+        if self._logs:
+            now = trio.current_time()
+            for log in self._logs:
+                if log.accepts_more(now):
+                    log.write(data)
+                    written = True
+        if not written:
             self._stderr_tail += data
             del self._stderr_tail[:-STDERR_TAIL]
 
@@ -387,19 +425,21 @@ class HotWorker:
         return self._stderr_tail.decode("utf-8", "replace").strip()
 
     def die(self, reason: str, cause: str = CRASH) -> None:
-        """Mark the worker dead (never reused) and fail the call in flight. Idempotent.
+        """Mark the worker dead (never reused) and fail the calls in flight. Idempotent.
         ``cause``: one of DEATHS or STOPS, for metrics; ``reason`` says it to people."""
         if self.state == self.DEAD:
             return
         self.state = self.DEAD
         self.death = reason
         self.cause = cause
-        if self._log is not None:
-            self._log.closed = True
-        slot = self._slot
-        if slot is not None and not slot.done.is_set():
+        for log in self._logs:
+            log.closed = True
+        slots, self._slots = self._slots, {}
+        for slot in slots.values():
             slot.error = WorkerDied(f"function container {reason}")
-            slot.done.set()
+            slot.notify()
+        if self._reader is not None and self._reader.scope is not None:
+            self._reader.scope.cancel()  # it waits on a stdout that will say no more
         self.pool._forget(self)
         if self.holds_capacity:
             # Given back now, not when the container is finally removed a moment later, so
@@ -412,36 +452,48 @@ class HotWorker:
     async def call(self, request: protocol.Request, deadline: float) -> tuple[protocol.Response | protocol.HandlerError, CallLog]:
         """Send one request, wait for its answer until ``deadline`` (trio clock); the call's log."""
         assert self.state == self.BUSY and self.container is not None
+        container = self.container
+        if request.call_id in self._slots:
+            raise WorkerDied(f"call {request.call_id} is already in flight on this container")
+        if not self._slots and container.separate_stdout:
+            self._check_quiet_stdout()
+            if self.state == self.DEAD:
+                raise NotDelivered(f"function container {self.death}")
         data = self._encode(request)
-        slot = self._slot = _Slot(request.call_id)
-        if self._log is not None:
-            self._log.closed = True
-        log = self._log = CallLog()
+        # A new call ends the log of the one before it (lingering after its answer).
+        if self._logs:
+            for old in self._logs:
+                if old.answered_at is not None:
+                    old.closed = True
+            self._logs = [old for old in self._logs if not old.closed]
+        log = CallLog()
+        self._logs.append(log)
+        slot = self._slots[request.call_id] = _Slot(request.call_id, log, self._stdin_sent)
+        self._stdin_sent += len(data)
         try:
             # The deadline covers sending too: a container that stops reading its stdin must
             # not hold a large request (and its caller) forever.
-            with trio.move_on_at(deadline):
+            with trio.move_on_at(deadline) as slot.scope:
                 try:
-                    await self.container.send_all(data)
+                    await container.send_all(data)
                 except ContainerGone as exc:
                     self.die(str(exc), CRASH)
                     raise NotDelivered(f"function container was gone: {exc}") from None
-                await slot.done.wait()
-            if not slot.done.is_set():
+                if not slot.answered:
+                    await self._await_answer(slot, container.separate_stdout)
+            if slot.error is not None:
+                if self._never_read(slot):
+                    raise NotDelivered(f"function container {self.death} before the request reached it")
+                raise slot.error
+            if slot.frame is None:
                 self.die("timed out", TIMEOUT)
                 raise CallTimeout(
                     f"function did not answer within its timeout of {self.pool.route.timeout:g} s"
                 )
-            if slot.error is not None:
-                if self.container.unread_stdin() == len(data):
-                    # It died before reading a byte of this request: safe to send elsewhere.
-                    raise NotDelivered(f"function container {self.death} before the request reached it")
-                raise slot.error
-            assert slot.frame is not None
             log.answered_at = trio.current_time()
             return slot.frame, log
         except BaseException as exc:
-            if not slot.done.is_set():
+            if not slot.answered:
                 # Cancelled mid-call: the container's protocol state is unknown.
                 self.die("was abandoned mid-call", CANCELLED)
             log.closed = True
@@ -449,7 +501,54 @@ class HotWorker:
                 exc.log = log.value()
             raise
         finally:
-            self._slot = None
+            if self._slots.get(request.call_id) is slot:
+                del self._slots[request.call_id]
+
+    async def _await_answer(self, slot: _Slot, direct: bool) -> None:
+        assert self.container is not None
+        try:
+            while not slot.answered:
+                if direct and self._reader is None:
+                    self._reader = slot
+                    try:
+                        data = await self.container.receive_stdout()
+                    finally:
+                        self._reader = None
+                    if data is None:
+                        self.die("closed its stdout", CRASH)
+                        return
+                    try:
+                        self._on_stdout(data)
+                    except protocol.ProtocolError as exc:
+                        self.die(f"{self.MALFORMED}: {exc}", PROTOCOL_ERROR)
+                else:
+                    slot.wake = trio.Event()
+                    await slot.wake.wait()
+        finally:
+            if direct and self._reader is None:
+                # Hand the reader role to a call still waiting, if there is one.
+                for other in self._slots.values():
+                    if other.wake is not None and not other.wake.is_set():
+                        other.wake.set()
+                        break
+
+    def _check_quiet_stdout(self) -> None:
+        """Between calls a container has nothing to say: what it wrote on stdout since its
+        last answer (read now, without waiting) is a broken protocol, and ends it."""
+        assert self.container is not None
+        try:
+            data = self.container.receive_stdout_nowait()
+            if data:
+                self._on_stdout(data)
+        except protocol.ProtocolError as exc:
+            self.die(f"{self.MALFORMED}: {exc}", PROTOCOL_ERROR)
+
+    def _never_read(self, slot: _Slot) -> bool:
+        """Whether the container died before reading a byte of ``slot``'s request (so that it
+        is safe to send it elsewhere)."""
+        assert self.container is not None
+        unread = self.container.unread_stdin()
+        return unread is not None and self._stdin_sent - unread <= slot.stdin_start
 
     def _encode(self, request: protocol.Request) -> bytes:
         return protocol.encode_frame(request, self.pool.max_frame_size)
@@ -497,6 +596,7 @@ class HttpHotWorker(HotWorker):
 
 @dataclass(eq=False)
 class _Waiter:
+    since: float
     granted: trio.Event = field(default_factory=trio.Event)
     worker: HotWorker | None = None
     error: PoolError | None = None
@@ -509,7 +609,9 @@ class RoutePool:
         self.spec = spec
         self.max_frame_size = manager.max_frame_size
         self.workers: set[HotWorker] = set()
-        self.idle: list[HotWorker] = []  # a stack: the most recently used is reused first
+        # Workers with room for another call (all of a one-at-a-time one's, while it is idle),
+        # a stack: the most recently used is reused first.
+        self.idle: list[HotWorker] = []
         self.waiters: Deque[_Waiter] = collections.deque()
         self.pending_capacity: list[_CapacityWaiter] = []
         self.retired = False
@@ -521,14 +623,18 @@ class RoutePool:
         return sum(1 for w in self.workers if w.state == HotWorker.STARTING)
 
     def _want_starts(self) -> int:
-        """How many more containers to start now: enough for the waiters, and min_warm."""
+        """How many more containers to start now: min_warm, and enough for the waiters once
+        one of them has waited SCALE_AFTER (at once when no container is up); at most
+        MAX_STARTING at a time."""
         if self.retired:
             return 0
-        wanted = max(len(self.waiters) - self.starting - len(self.pending_capacity), 0)
         live = len(self.workers)
-        warm_gap = self.route.min_warm - live - len(self.pending_capacity)
-        wanted = max(wanted, warm_gap)
-        room = self.route.max_concurrency - live - len(self.pending_capacity)
+        starting = self.starting
+        pending = len(self.pending_capacity)
+        wanted = self.route.min_warm - live - pending
+        if self.waiters and (live == starting or trio.current_time() - self.waiters[0].since >= SCALE_AFTER):
+            wanted = max(wanted, len(self.waiters) - starting - pending)
+        room = min(self.route.max_concurrency - live - pending, MAX_STARTING - starting)
         return max(0, min(wanted, room))
 
     def _maybe_start(self) -> None:
@@ -553,23 +659,35 @@ class RoutePool:
         self.workers.add(worker)
         self.manager.nursery.start_soon(self._run_worker, worker)
 
+    def _hand_out(self, worker: HotWorker) -> None:
+        worker.load += 1
+        worker.state = HotWorker.BUSY
+        if worker.load >= worker.concurrency and worker.listed:
+            worker.listed = False
+            self.idle.remove(worker)  # (the top of the stack, in the common case)
+
     def _offer(self, worker: HotWorker) -> None:
-        """A worker is free: the oldest waiter gets it, else it goes idle."""
-        while self.waiters:
+        """A worker has room: the oldest waiters get it, else it is listed as idle."""
+        while self.waiters and worker.load < worker.concurrency:
             waiter = self.waiters.popleft()
             if not waiter.granted.is_set():
-                worker.state = HotWorker.BUSY
+                self._hand_out(worker)
                 waiter.worker = worker
                 waiter.granted.set()
-                return
-        worker.state = HotWorker.IDLE
-        worker.idle_since = trio.current_time()
-        self.idle.append(worker)
-        self.manager.relieve()
+        if worker.load >= worker.concurrency:
+            return
+        if not worker.listed:
+            worker.listed = True
+            self.idle.append(worker)
+        if worker.load == 0:
+            worker.state = HotWorker.IDLE
+            worker.idle_since = trio.current_time()
+            self.manager.relieve()
 
     def _forget(self, worker: HotWorker) -> None:
         """Called once when a worker dies: drop it from the books."""
-        if worker in self.idle:
+        if worker.listed:
+            worker.listed = False
             self.idle.remove(worker)
 
     # -- what callers use --
@@ -579,14 +697,20 @@ class RoutePool:
         if self.retired:
             raise PoolClosed("route was updated; retry")
         if self.idle and not self.waiters:
-            worker = self.idle.pop()
-            worker.state = HotWorker.BUSY
+            worker = self.idle[-1]
+            self._hand_out(worker)
             return worker
-        waiter = _Waiter()
+        waiter = _Waiter(trio.current_time())
         self.waiters.append(waiter)
         self._maybe_start()
         try:
-            with trio.move_on_after(self.route.queue_timeout):
+            if not waiter.granted.is_set():
+                # Busy containers may free up soon: start more only if this call had to wait.
+                with trio.move_on_after(SCALE_AFTER):
+                    await waiter.granted.wait()
+                if not waiter.granted.is_set():
+                    self._maybe_start()
+            with trio.move_on_at(waiter.since + self.route.queue_timeout):
                 await waiter.granted.wait()
         except BaseException:
             self._abandon(waiter)
@@ -616,7 +740,7 @@ class RoutePool:
         if waiter.worker is not None:
             # Granted while we were being cancelled: pass the worker on.
             worker, waiter.worker = waiter.worker, None
-            self._offer(worker)
+            self.release(worker)
         else:
             waiter.granted.set()
             try:
@@ -625,17 +749,19 @@ class RoutePool:
                 pass
 
     def release(self, worker: HotWorker) -> None:
+        worker.load -= 1
         if worker.state == HotWorker.DEAD:
             self._maybe_start()
         elif self.retired:
-            worker.die("retired (route updated)", RETIRED)
+            if worker.load == 0:
+                worker.die("retired (route updated)", RETIRED)
         else:
             self._offer(worker)
 
     def retire(self) -> None:
         """Stop serving new calls; idle containers go now, busy ones after their call."""
         self.retired = True
-        for worker in list(self.idle):
+        for worker in [w for w in self.idle if w.load == 0]:
             worker.die("retired (route updated)", RETIRED)
         for waiter in self.pending_capacity:
             self.manager.capacity.cancel(waiter)
@@ -701,6 +827,7 @@ class RoutePool:
             if worker.ready.is_set() and worker.state != HotWorker.DEAD:
                 self.manager.events.container_ready(self.route, trio.current_time() - worker.started_at)
                 self._offer(worker)
+                self._maybe_start()  # the next one, if more are wanted (MAX_STARTING)
                 await worker.gone.wait()
             nursery.cancel_scope.cancel()
         # Raised out here, not inside the nursery, so that it is not wrapped in a group.
@@ -729,7 +856,8 @@ class RoutePool:
     def stats(self) -> dict[str, int]:
         return {
             "workers": len(self.workers),
-            "idle": len(self.idle),
+            "idle": sum(1 for w in self.idle if w.load == 0),
+            "in_flight": sum(w.load for w in self.workers),
             "starting": self.starting,
             "waiting": sum(1 for w in self.waiters if not w.granted.is_set()),
         }
@@ -802,7 +930,8 @@ class PoolManager:
         self.capacity.set_app_limits(limits)
 
     def _idle_workers(self, exclude: RoutePool | None = None) -> list[HotWorker]:
-        return sorted((w for p in self.pools.values() if p is not exclude for w in p.idle),
+        # (Only those with no call in flight: one with room for more calls is not idle.)
+        return sorted((w for p in self.pools.values() if p is not exclude for w in p.idle if w.load == 0),
                       key=lambda w: w.idle_since)
 
     def reserve(self, memory_mb: int, exclude: RoutePool | None = None, app: str | None = None) -> bool:
@@ -870,7 +999,7 @@ class PoolManager:
             for pool in list(self.pools.values()):
                 keep = pool.route.min_warm
                 # The oldest idle containers go first; min_warm of them stay whatever their age.
-                for worker in sorted(pool.idle, key=lambda w: w.idle_since):
+                for worker in sorted((w for w in pool.idle if w.load == 0), key=lambda w: w.idle_since):
                     if len(pool.workers) <= keep:
                         break
                     if now - worker.idle_since >= pool.route.idle_timeout:

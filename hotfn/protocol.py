@@ -21,6 +21,9 @@ import msgpack
 
 PROTOCOL_VERSION = 1
 DEFAULT_MAX_FRAME_SIZE = 6 * 1024 * 1024
+# The most requests one container may ask to have in flight at once (ready frame's
+# `concurrency`): beyond it a container's claim is refused as malformed, not trusted.
+MAX_CONCURRENCY = 1024
 _LENGTH = struct.Struct(">I")
 
 Pairs = tuple[tuple[str, str], ...]
@@ -54,6 +57,7 @@ CLOSED = Sentinel.CLOSED
 class Ready:
     version: int
     runtime: str
+    concurrency: int = 1  # requests the container takes in flight at once; absent means 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,19 +97,20 @@ Frame = Union[Ready, Request, Response, HandlerError]
 
 def _to_map(frame: Frame) -> dict[str, Any]:
     if isinstance(frame, Request):
+        # (msgpack packs tuples as arrays: the pairs go as they are, not copied into lists.)
         out = {
             "type": "request",
             "call_id": frame.call_id,
             "method": frame.method,
             "url": frame.url,
             "path": frame.path,
-            "query": [list(p) for p in frame.query],
-            "headers": [list(p) for p in frame.headers],
+            "query": frame.query,
+            "headers": frame.headers,
             "body": bytes(frame.body),
             "deadline": frame.deadline,
             "app": frame.app,
             "route": frame.route,
-            "params": dict(frame.params),
+            "params": frame.params if type(frame.params) is dict else dict(frame.params),
         }
         # Optional, absent meaning 1: a first attempt's frame is what it was before the key.
         if frame.attempt != 1:
@@ -116,7 +121,7 @@ def _to_map(frame: Frame) -> dict[str, Any]:
             "type": "response",
             "call_id": frame.call_id,
             "status": frame.status,
-            "headers": [list(p) for p in frame.headers],
+            "headers": frame.headers,
             "body": bytes(frame.body),
         }
     if isinstance(frame, HandlerError):
@@ -128,7 +133,10 @@ def _to_map(frame: Frame) -> dict[str, Any]:
             "trace": frame.trace,
         }
     if isinstance(frame, Ready):
-        return {"type": "ready", "version": frame.version, "runtime": frame.runtime}
+        out = {"type": "ready", "version": frame.version, "runtime": frame.runtime}
+        if frame.concurrency != 1:  # optional, absent meaning 1: old servers ignore it
+            out["concurrency"] = frame.concurrency
+        return out
     raise TypeError(f"not a frame: {frame!r}")
 
 
@@ -199,7 +207,12 @@ def _from_map(m: Any) -> Frame:
             trace=_field(m, "trace", str),
         )
     if kind == "ready":
-        return Ready(version=_field(m, "version", int), runtime=_field(m, "runtime", str))
+        concurrency = _field(m, "concurrency", int) if "concurrency" in m else 1
+        if not 1 <= concurrency <= MAX_CONCURRENCY:
+            raise MalformedFrame(f"ready frame field 'concurrency' must be 1 to {MAX_CONCURRENCY}, "
+                                 f"not {concurrency}")
+        return Ready(version=_field(m, "version", int), runtime=_field(m, "runtime", str),
+                     concurrency=concurrency)
     if kind == "request":
         params = _field(m, "params", dict)
         if not all(isinstance(k, str) and isinstance(v, str) for k, v in params.items()):

@@ -25,6 +25,7 @@ TEST_IMAGES = {
     "hotfn-test/conformance-python": ROOT / "runtime-shims" / "python" / "conformance",
     "hotfn-test/rogue": FUNCTIONS / "rogue",
     "hotfn-test/hog": FUNCTIONS / "hog",
+    "hotfn-test/juggler": FUNCTIONS / "juggler",
     "hotfn-test/probe": FUNCTIONS / "probe",
     "hotfn-test/ironhttp-python": FUNCTIONS / "ironhttp-python",
     "hotfn-test/ironhttp-sh": FUNCTIONS / "ironhttp-sh",

@@ -257,6 +257,33 @@ async def test_close_waits_for_calls_in_flight_then_removes_everything(nursery, 
     assert not world.driver.running and world.pools.capacity.containers == 0
 
 
+async def test_a_burst_that_the_warm_container_clears_starts_no_other(nursery, autojump_clock):
+    world = World(nursery)
+    r = route(max_concurrency=8, queue_timeout=100)
+    await world.call(r)  # one warm
+    async with trio.open_nursery() as n:
+        for i in range(8):
+            n.start_soon(world.call, r, 0.001)  # 8 ms of work in all: below SCALE_AFTER
+    assert world.driver.started == 1
+
+
+async def test_scaling_out_starts_at_most_two_containers_at_once(nursery, autojump_clock):
+    world = World(nursery)
+    world.driver.startup_delay = 1.0
+    r = route(max_concurrency=8, queue_timeout=100)
+    await world.call(r)
+    pool = world.pools.pool_for(r)
+    peak = 0
+    async with trio.open_nursery() as n:
+        for i in range(8):
+            n.start_soon(world.call, r, 5.0)
+        for _ in range(200):
+            await trio.sleep(0.05)
+            peak = max(peak, pool.starting)
+    assert peak == 2
+    assert world.driver.started == 8
+
+
 class RecordedEvents:
     def __init__(self) -> None:
         self.seen: list[tuple] = []

@@ -121,3 +121,31 @@ async def test_second_signal_stops_at_once_and_still_removes_containers(images, 
         assert code == 0
         assert "Traceback" not in server.log_path.read_text()
         assert containers_of(server.node_id) == []
+
+
+IDLE_SERVER = """
+import sys, trio
+from hotfn.config import Settings
+from hotfn.server import Server
+from httpclient import request
+
+async def main():
+    server = Server(Settings(port=0, db=sys.argv[1], node_id=sys.argv[2]))
+    async with trio.open_nursery() as nursery:
+        await nursery.start(server.run)
+        health = await request(server.url, "GET", "/health")
+        print(health.status, "docker" in sys.modules, "requests" in sys.modules, flush=True)
+        server.stop()
+
+trio.run(main)
+"""
+
+
+def test_an_idle_server_talks_to_the_engine_without_loading_the_docker_sdk(tmp_path, images):
+    # The SDK (and requests, urllib3, ...) is ~9 MiB of the server's memory: it is loaded only
+    # once a container is to be started.
+    ran = subprocess.run([sys.executable, "-c", IDLE_SERVER, str(tmp_path / "x.db"), new_node_id()],
+                         capture_output=True, text=True, timeout=60,
+                         env={**__import__("os").environ, "PYTHONPATH": "tests"})
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stdout.split() == ["200", "False", "False"], ran.stdout

@@ -16,7 +16,8 @@ BENCH_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REPO_DIR = os.path.dirname(BENCH_DIR)
 FUNCTIONS_DIR = os.path.join(BENCH_DIR, "functions")
 # The interpreter of the servers and builds: the repository's .venv, or another one with hotfn's
-# dependencies (a git worktree shares its checkout's), run from REPO_DIR so this tree's hotfn loads.
+# dependencies (a git worktree shares its checkout's), run from REPO_DIR so this tree's hotfn
+# loads; HOTFN_BENCH_PYTHON names another (a shared venv, or to compare Python builds).
 PYTHON = os.environ.get("HOTFN_BENCH_PYTHON") or os.path.join(REPO_DIR, ".venv", "bin", "python")
 
 
@@ -44,6 +45,8 @@ FUNCTIONS: dict[str, BenchFunction] = {f.key: f for f in [
     BenchFunction("clojure", "Clojure", "echo-clojure", 128, jvm=True),
     # javac in the container needs more heap than the JVM's default quarter of 128 MiB.
     BenchFunction("framework", "Java framework-style", "framework-java", 256, jvm=True),
+    # Frames by hand, no shim: waits 10 ms on I/O per call; ready-frame concurrency from config.
+    BenchFunction("iowait", "Python, 10 ms I/O wait", "iowait-python", 128, jvm=False),
 ]}
 
 

@@ -391,6 +391,55 @@ def mitigation(ctx: Context) -> dict[str, Any]:
     return {key: {name: spread(values) for name, values in row.items()} for key, row in raw.items()}
 
 
+def burst(ctx: Context) -> dict[str, Any]:
+    """Scale-out under a burst: per round a new route with one warm container and
+    max_concurrency 8 gets 8 wrk connections at once for ``load_seconds``; the slowest call,
+    p99.9, p99, req/s, and how many containers the route ended with."""
+    p = ctx.profile
+    py = FUNCTIONS["python"]
+    rows: dict[str, list[float]] = {k: [] for k in ("rps", "p99_ms", "p999_ms", "max_ms", "containers")}
+    for r in range(p.load_rounds):
+        ctx.check_budget()
+        path = ctx.create_route(f"/burst-{r}", py, min_warm=1, max_concurrency=8)
+        ctx.server.wait_idle(APP, path, count=1, timeout=180)
+        calls(ctx, ctx.echo(path), 50)  # the warm container warmed, as a route in use is
+        run = run_wrk(ctx.server.port, [f"/r/{APP}{path}"], ECHO_BODY, 8, p.load_seconds)
+        for key, value in (("rps", run.rps), ("p99_ms", run.p99_ms), ("p999_ms", run.p999_ms),
+                           ("max_ms", run.max_ms),
+                           ("containers", ctx.server.pool_stats(APP, path).get("workers", 0))):
+            rows[key].append(value)
+        ctx.delete_route(path)
+    return {"clients": 8, "seconds": p.load_seconds, **{k: spread(v) for k, v in rows.items()},
+            "worst_max_ms": max(rows["max_ms"])}
+
+
+def concurrency(ctx: Context) -> dict[str, Any]:
+    """Many calls per container: one container of a handler that waits 10 ms on I/O, its
+    ready frame asking for concurrency 1 and 16, 32 wrk connections, in alternation."""
+    from .functions import build_images
+
+    p = ctx.profile
+    fn = FUNCTIONS["iowait"]
+    build_images([fn], ctx.log)
+    levels = (1, 16)
+    for c in levels:
+        ctx.create_route(f"/conc-{c}", fn, min_warm=1, max_concurrency=1,
+                         config={"IOWAIT_CONCURRENCY": str(c)})
+        ctx.server.wait_idle(APP, f"/conc-{c}", count=1, timeout=180)
+    rows: dict[int, dict[str, list[float]]] = {c: {"rps": [], "p50_ms": [], "p99_ms": []} for c in levels}
+    for _ in range(p.load_rounds):
+        for c in levels:
+            ctx.check_budget()
+            run = run_wrk(ctx.server.port, [f"/r/{APP}/conc-{c}"], ECHO_BODY, 32, p.load_seconds)
+            for key, value in (("rps", run.rps), ("p50_ms", run.p50_ms), ("p99_ms", run.p99_ms)):
+                rows[c][key].append(value)
+    for c in levels:
+        ctx.delete_route(f"/conc-{c}")
+    out = {str(c): {k: spread(v) for k, v in r.items()} for c, r in rows.items()}
+    return {"clients": 32, "levels": out,
+            "ratio": out["16"]["rps"]["median"] / out["1"]["rps"]["median"]}
+
+
 # -- 6. what gVisor costs: the same routes under runc and runsc -----------------------------------
 
 ISOLATIONS = ("container", "gvisor")

@@ -45,6 +45,8 @@ SECTIONS: list[tuple[str, Callable[[Context], Any]]] = [
     ("sequential", measure.sequential),
     ("load", measure.load),
     ("mitigation", measure.mitigation),
+    ("burst", measure.burst),
+    ("concurrency", measure.concurrency),
     ("gvisor", measure.gvisor),
 ]
 

@@ -60,9 +60,10 @@ def wait_for(predicate: Callable[[], bool], timeout: float, interval: float = 0.
 class ManagedProcess:
     """A child process that is always stopped: SIGINT, then SIGTERM, then SIGKILL."""
 
-    def __init__(self, args: list[str], log_path: str, env: dict[str, str] | None = None) -> None:
+    def __init__(self, args: list[str], log_path: str, env: dict[str, str] | None = None,
+                 cwd: str = REPO_DIR) -> None:
         self.log_file = open(log_path, "ab")
-        self.proc = subprocess.Popen(args, cwd=REPO_DIR, stdout=self.log_file, stderr=subprocess.STDOUT,
+        self.proc = subprocess.Popen(args, cwd=cwd, stdout=self.log_file, stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL, env={**os.environ, **(env or {})})
         self.pid = self.proc.pid
 
@@ -112,15 +113,18 @@ class HotfnServer(ManagedProcess):
     """`hotfn serve` on a bench port, database and node id, with a small admin client."""
 
     def __init__(self, *, port: int, db: str, node_id: str, log_path: str,
-                 extra_args: list[str] | None = None) -> None:
+                 extra_args: list[str] | None = None, source: str = REPO_DIR,
+                 python: str = PYTHON) -> None:
+        """``source``: the checkout whose ``hotfn`` package runs (the cwd comes first on
+        sys.path); another revision's, to compare side by side."""
         self.port = port
         self.node_id = node_id
         self.base = f"http://127.0.0.1:{port}"
         super().__init__(
-            [PYTHON, "-m", "hotfn", "serve", "--host", "127.0.0.1", "--port", str(port), "--db", db,
+            [python, "-m", "hotfn", "serve", "--host", "127.0.0.1", "--port", str(port), "--db", db,
              "--node-id", node_id, "--log-level", "warning", "--shutdown-grace", "5",
              *(extra_args or [])],
-            log_path,
+            log_path, cwd=source,
         )
         try:
             wait_for(lambda: self.alive() and self.request("GET", "/health")[0] == 200, 60,

@@ -97,6 +97,11 @@ class Container(abc.ABC):
         """The next stdout bytes, or None at EOF; only where ``separate_stdout``."""
         raise NotImplementedError
 
+    def receive_stdout_nowait(self) -> bytes | None:
+        """The stdout bytes there are now, without waiting (None: none); only where
+        ``separate_stdout``."""
+        return None
+
     def unread_stdin(self) -> int | None:
         """Bytes sent to stdin that the process has not read yet; None where unknowable."""
         return None
