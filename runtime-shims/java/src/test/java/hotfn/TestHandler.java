@@ -46,6 +46,9 @@ public class TestHandler implements Handler {
                 t.setDaemon(false);
                 t.start();
                 break;
+            case "sleep": // a call waiting on I/O, for the concurrency tests
+                Thread.sleep(Long.parseLong(r.header("x-sleep-ms", "10")));
+                break;
             case "info":
                 return Response.ok(info(r));
             default:
