@@ -14,6 +14,7 @@ flushed and no container outlives us.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import resource
@@ -23,6 +24,7 @@ import sqlite3
 import trio
 
 from .api import Api, ApiConfig
+from .coldstart import ColdStarts
 from .config import Settings
 from .drivers import Driver, DriverError
 from .http import HttpConfig, HttpServer
@@ -141,13 +143,21 @@ class Server:
                         max_containers=s.max_containers, max_memory_mb=s.max_memory_mb,
                         max_frame_size=s.max_frame_size,
                     )
-                    invoker = Invoker(driver, pools, calls, limits)
+                    cold_starts = None
+                    if s.max_parked > 0 and getattr(driver, "io_dir", None) and hasattr(driver, "park"):
+                        cold_starts = ColdStarts(
+                            driver, lambda route: container_spec(route, limits),
+                            pools.capacity.fits, max_parked=s.max_parked)
+                    invoker = Invoker(driver, pools, calls, limits, cold_starts)
                     api = Api(store, driver, pools, invoker, ApiConfig(
                         domain=s.domain or None, log_retention=s.log_retention, node_id=s.node_id,
                         call_records=s.call_records, async_retry_delay=s.async_retry_delay))
                     await api.reload_routes()
                     await services.start(api.run_background)
                     await services.start(pools.run_housekeeping)
+                    if cold_starts is not None:
+                        await services.start(functools.partial(
+                            cold_starts.run, lambda: [r for r in api.table.all_routes() if not r.is_hot]))
                     # After the routes are loaded: it runs again what this node left unfinished.
                     await calls.start(api.dispatcher.run)
                     http = HttpServer(api.handle, HttpConfig(

@@ -7,6 +7,7 @@ from .base import (
     EngineUnavailable,
     ExitStatus,
     ImageNotFound,
+    NoShell,
 )
 
 __all__ = [
@@ -18,4 +19,5 @@ __all__ = [
     "EngineUnavailable",
     "ExitStatus",
     "ImageNotFound",
+    "NoShell",
 ]
