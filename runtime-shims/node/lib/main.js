@@ -20,7 +20,7 @@ async function run(env) {
   }
   if (env.HOTFN_FORMAT === 'hot') {
     const maxFrameSize = maxFrameSizeFromEnv(env);
-    warmUp(maxFrameSize);
+    if (env.HOTFN_WARMUP !== 'off') warmUp(maxFrameSize); // off: to measure what it gains
     return serveHot(handler, {
       input: process.stdin,
       maxFrameSize,

@@ -64,7 +64,7 @@ public final class Runtime {
         if ("hot".equals(System.getenv("HOTFN_FORMAT"))) {
             int max = Frames.maxFrameSize(System.getenv("HOTFN_MAX_FRAME_SIZE"));
             int concurrency = concurrency(System.getenv("HOTFN_CONCURRENCY"));
-            warmUp(max);
+            if (!"off".equals(System.getenv("HOTFN_WARMUP"))) warmUp(max); // off: to measure what it gains
             status = serveHot(handler, stdin, stdout, max, concurrency);
         } else {
             status = serveCold(handler, System.getenv(), stdin, stdout);
