@@ -312,7 +312,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--calls", type=int, default=640, help="calls per concurrency-16 run")
     parser.add_argument("--cold-calls", type=int, default=3, help="cold calls per variant per round")
-    parser.add_argument("--gap", type=float, default=0.6, help="idle seconds before each cold call")
+    parser.add_argument("--gap", type=float, default=1.0, help="idle seconds before each cold call")
     parser.add_argument("--only", nargs="+", choices=("ready", "concurrency", "cold"))
     parser.add_argument("--base", default="hotfn", help="runtime images: <base>/<runtime>")
     return trio.run(main_async, parser.parse_args(argv))
