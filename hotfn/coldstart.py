@@ -124,7 +124,8 @@ class ColdStarts:
                 del self._last_used[key]
         for key, entry in list(self.parked.items()):
             route = wanted.get(key)
-            if route is None or self._stale(key, now) or self.spec_for(route) != entry.spec:
+            if (route is None or self._stale(key, now) or self.spec_for(route) != entry.spec
+                    or not entry.container.alive()):  # (killed from outside: park another)
                 del self.parked[key]
                 await entry.container.discard()
         for key, route in wanted.items():

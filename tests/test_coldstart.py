@@ -106,6 +106,10 @@ async def test_a_parked_container_killed_from_outside_is_not_used(server):
     subprocess.run(["docker", "kill", parked], capture_output=True, check=True)
     reply = await server.call("demo", "/c", b"still works")
     assert reply.status == 200 and reply.body == b"still works", reply
+    # Housekeeping also notices a dead one by itself, and parks another.
+    (second,) = await wait_parked(server.node_id, "/c", not_in=[parked])
+    subprocess.run(["docker", "kill", second], capture_output=True, check=True)
+    await wait_parked(server.node_id, "/c", not_in=[parked, second])
 
 
 def test_environment_rendering_quotes_values_and_refuses_what_a_shell_cannot_take():

@@ -20,6 +20,7 @@ import logging
 import os
 import re
 import shutil
+import socket
 import tempfile
 import termios
 from typing import Any, Callable, Iterator, Mapping, TypeVar
@@ -388,17 +389,24 @@ class ParkedContainer:
     def id(self) -> str:
         return self.container.id
 
+    def alive(self) -> bool:
+        return not self.container._output_ended()
+
     async def release(self, env: Mapping[str, str]) -> "DockerContainer":
         """Hand the call's environment over and let the function start; the container is
         then an ordinary cold one. ValueError if ``env`` cannot be passed (render_env), and
         ContainerGone if the container no longer reads it; either way it is discarded."""
         try:
             data = render_env(env)
+            if self.container._output_ended():
+                raise ContainerGone(f"parked container {self.id[:12]} has ended")
             with trio.fail_after(self.RELEASE_TIMEOUT):
                 await self._env_fifo.stream.send_all(data)
                 # Closing before the shell has read everything would lose the rest: the FIFO's
                 # buffer goes with its last open end. Read all means the shell is reading.
                 while self._env_fifo.unread():
+                    if self.container._output_ended():
+                        raise ContainerGone(f"parked container {self.id[:12]} has ended")
                     await trio.sleep(0.0005)
         except BaseException as exc:
             with trio.CancelScope(shield=True):
@@ -510,6 +518,15 @@ class DockerContainer(Container):
             if early is not None and early.code is not None:
                 return early
         return await self._driver._exit_status(self.id, timeout)
+
+    def _output_ended(self) -> bool:
+        """Whether the attach stream is at EOF (the container has ended), without reading."""
+        try:
+            return self._attached._sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+        except BlockingIOError:
+            return False
+        except OSError:
+            return True
 
     async def kill(self) -> None:
         with trio.CancelScope(shield=True):
