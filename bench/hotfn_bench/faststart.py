@@ -14,7 +14,8 @@ cold         cold-call latency through a hotfn server that parks containers ahea
              limits; each call after an idle gap (a parked container is back by then).
 
 Function images are built FROM <base>/<runtime> (default hotfn, the runtime images
-scripts/build-images makes). Results: bench/results/faststart-<time>/results.json, report.md.
+scripts/build-images makes). Results: bench/results/faststart-<time>/results.json, report.md;
+a run of every scenario is also copied to bench/results/latest-faststart/ (kept in git).
 Every container carries hotfn.bench=<run id> (direct) or the servers' node ids; all are removed
 at the end, whatever happens.
 """
@@ -25,6 +26,7 @@ import argparse
 import datetime
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -303,6 +305,11 @@ async def main_async(args: argparse.Namespace) -> int:
         f.write(text + "\n")
     print(text)
     log(f"results in {out_dir}")
+    if not args.only:
+        latest = os.path.join(RESULTS_DIR, "latest-faststart")
+        shutil.rmtree(latest, ignore_errors=True)
+        shutil.copytree(out_dir, latest, ignore=shutil.ignore_patterns("*.log", "*.db*"))
+        log(f"copied to {latest}")
     return 0
 
 
