@@ -147,7 +147,8 @@ class Server:
                     if s.max_parked > 0 and getattr(driver, "io_dir", None) and hasattr(driver, "park"):
                         cold_starts = ColdStarts(
                             driver, lambda route: container_spec(route, limits),
-                            pools.capacity.fits, max_parked=s.max_parked)
+                            lambda mb: pools.capacity.fits(mb) and not pools.capacity.waiting,
+                            max_parked=s.max_parked)
                     invoker = Invoker(driver, pools, calls, limits, cold_starts)
                     api = Api(store, driver, pools, invoker, ApiConfig(
                         domain=s.domain or None, log_retention=s.log_retention, node_id=s.node_id,
