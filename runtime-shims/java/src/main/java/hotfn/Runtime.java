@@ -64,7 +64,7 @@ public final class Runtime {
         if ("hot".equals(System.getenv("HOTFN_FORMAT"))) {
             int max = Frames.maxFrameSize(System.getenv("HOTFN_MAX_FRAME_SIZE"));
             int concurrency = concurrency(System.getenv("HOTFN_CONCURRENCY"));
-            if (!"off".equals(System.getenv("HOTFN_WARMUP"))) warmUp(max); // off: to measure what it gains
+            if (!"off".equals(System.getenv("HOTFN_WARMUP"))) warmUp(handler, max); // off: to measure what it gains
             status = serveHot(handler, stdin, stdout, max, concurrency);
         } else {
             status = serveCold(handler, System.getenv(), stdin, stdout);
@@ -175,9 +175,22 @@ public final class Runtime {
      * Runs the shim's own per-call code once before the ready frame, so its classes are loaded
      * and its first-use costs paid then, not by the first real call: a request frame encoded,
      * read back, turned into a Request, a Response built and checked, response and error frames
-     * encoded, all into memory. The handler is never called: it may have side effects.
+     * encoded, all into memory. The handler is never called: it may have side effects; one that
+     * implements {@link WarmUp} warms its own paths itself, with the sample request.
      */
-    static void warmUp(int maxFrameSize) {
+    static void warmUp(Handler handler, int maxFrameSize) {
+        Request sample = warmUp(maxFrameSize);
+        if (sample != null && handler instanceof WarmUp) {
+            try {
+                ((WarmUp) handler).warmUp(sample);
+            } catch (Exception | LinkageError e) {
+                System.err.println("hotfn-java: the handler's warm-up failed (calls go on): " + describe(e));
+            }
+        }
+    }
+
+    /** The shim's part of the warm-up; the sample request, or null if it failed. */
+    static Request warmUp(int maxFrameSize) {
         try {
             Frames.Writer writer = new Frames.Writer(maxFrameSize);
             Map<String, Object> f = new java.util.LinkedHashMap<>();
@@ -202,9 +215,11 @@ public final class Runtime {
             writer.response(request.callId(), response.status(), response.wireHeaders(), response.body());
             writer.writeTo(OutputStream.nullOutputStream());
             writer.error(request.callId(), "java.lang.Exception", "warm-up", trace(new Exception("warm-up")));
+            return request;
         } catch (Exception | LinkageError e) {
             // Only a head start: the real calls still work (or fail) on their own.
             System.err.println("hotfn-java: warm-up failed (calls go on): " + describe(e));
+            return null;
         }
     }
 

@@ -739,6 +739,22 @@ public final class TestMain {
             }
         });
 
+        test("warm-up: before the ready frame, the handler's own (WarmUp) too; a failure only noted", () -> {
+            try (Child c = Child.hot()) {
+                eq("ready", c.read().get("type"), "first frame");
+                check(c.stderr().contains("TestHandler warm-up with warm-up"), c.stderr());
+            }
+            try (Child c = Child.hot("TEST_WARMUP", "throw")) {
+                c.read();
+                eq("call-w", c.call(requestFrame("call-w", new byte[0])).get("call_id"), "call after a failed warm-up");
+                check(c.stderr().contains("warm-up failed (calls go on)") && c.stderr().contains("warm-up boom"), c.stderr());
+            }
+            try (Child c = Child.hot("HOTFN_WARMUP", "off")) {
+                c.read();
+                check(!c.stderr().contains("TestHandler warm-up"), c.stderr());
+            }
+        });
+
         test("concurrency: EOF with calls in flight answers them all, then exits 0", () -> {
             try (Child c = Child.hot("HOTFN_CONCURRENCY", "4")) {
                 c.read();
