@@ -47,7 +47,7 @@ class _Parked:
 class ColdStarts:
     def __init__(self, driver, spec_for: Callable[[Route], ContainerSpec],
                  fits: Callable[[int], bool], *, max_parked: int = 8, keep_for: float = 600.0,
-                 retry_after: float = 30.0, park_wait: float = 0.5) -> None:
+                 retry_after: float = 30.0, park_wait: float = 10.0) -> None:
         """``spec_for``: a route's container spec (the same as the invoker's, without per-call
         env); ``fits(memory_mb)``: whether the server's capacity has room for one more."""
         self.driver = driver
@@ -68,8 +68,8 @@ class ColdStarts:
 
     async def take(self, route: Route, spec: ContainerSpec) -> object | None:
         """The route's parked container, if it has one made from ``spec``; it is the caller's.
-        One being parked right now is waited for: the engine is already making it, and a
-        container started for this call would take as long."""
+        One being parked right now is waited for (up to ``park_wait``): the engine is already
+        making it, and began before this call, so a container started now would be ready later."""
         key = (route.app, route.path)
         parking = self._parking.get(key)
         if parking is not None and key not in self.parked:
