@@ -63,6 +63,7 @@ class ColdStarts:
         self._failed_at: dict[str, float] = {}  # image -> when parking it last failed
         self._no_shell: set[str] = set()
         self._parking: dict[RouteKey, trio.Event] = {}
+        self._waiting: set[RouteKey] = set()  # routes with a call waiting for their park
         self._wake = trio.Event()
         self._closed = False
 
@@ -72,9 +73,14 @@ class ColdStarts:
         making it, and began before this call, so a container started now would be ready later."""
         key = (route.app, route.path)
         parking = self._parking.get(key)
-        if parking is not None and key not in self.parked:
-            with trio.move_on_after(self.park_wait):
-                await parking.wait()
+        if parking is not None and key not in self.parked and key not in self._waiting:
+            # One call waits for it; others of a burst start theirs at once.
+            self._waiting.add(key)
+            try:
+                with trio.move_on_after(self.park_wait):
+                    await parking.wait()
+            finally:
+                self._waiting.discard(key)
         entry = self.parked.get(key)
         if entry is None or entry.spec != spec:
             return None  # (one of another spec is removed by the next sync)
