@@ -14,7 +14,8 @@ ECHO = "hotfn-test/conformance-python"
 
 
 def parked_of(node_id: str, route: str | None = None) -> list[str]:
-    out = _docker("ps", "-a", "--filter", "label=hotfn.parked=1", "--format",
+    """Running parked containers (one a call has used runs no more, or not for long)."""
+    out = _docker("ps", "--filter", "label=hotfn.parked=1", "--filter", "status=running", "--format",
                   '{{.ID}} {{.Label "hotfn.node"}} {{.Label "hotfn.route"}}').stdout.split("\n")
     rows = [line.split(" ") for line in out if line.strip()]
     return [r[0] for r in rows if r[1] == node_id and (route is None or r[2] == route)]
