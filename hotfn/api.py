@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import re
 import time
 import urllib.parse
@@ -17,13 +18,17 @@ from typing import Any, Awaitable, Callable
 import trio
 
 from . import models
+from .auth import Access, Authenticator, AuthError
 from .drivers import Driver
 from .invoker import Invocation, Invoker, Outcome
 from .models import App, Call, Route, ValidationError
 from .calls import CallRecorder
 from .dispatcher import Dispatcher
+from .images import ImagePolicy
 from .pool import PoolManager
 from .store import CallRequest, Conflict, NotFound, Store, StoreError, StoreUnavailable
+from .tenants import RateLimiter
+from .tokens import new_token
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +42,7 @@ class ApiRequest:
     headers: Headers  # names lower case, in order, repeats kept
     body: bytes = b""
     scheme: str = "http"
+    principal: Any = None  # who it acts as (hotfn.auth.Principal), once authorized
 
     def header(self, name: str) -> str | None:
         for key, value in self.headers:
@@ -84,8 +90,9 @@ class RouteTable:
             app = self.apps.get(route.app)
             if app is None:
                 continue
-            # The container sees the app's config overlaid by the route's.
-            route = replace(route, config={**app.config, **route.config})
+            # The container sees the app's config overlaid by the route's; secrets likewise.
+            route = replace(route, config={**app.config, **route.config},
+                            secrets={**app.secrets, **route.secrets})
             if ":" in route.path:
                 segments = route.path.strip("/").split("/")
                 self._patterns.setdefault(route.app, []).append((segments, route))
@@ -138,8 +145,12 @@ Handler = Callable[["Api", ApiRequest, re.Match], Awaitable[ApiResponse]]
 
 class Api:
     def __init__(self, store: Store, driver: Driver, pools: PoolManager, invoker: Invoker,
-                 config: ApiConfig) -> None:
+                 config: ApiConfig, *, auth: Authenticator | None = None,
+                 images: ImagePolicy | None = None) -> None:
         self.store = store
+        self.auth = auth or Authenticator(store, admin_token=None, enabled=False)
+        self.images = images or ImagePolicy()
+        self.rates = RateLimiter()
         self.driver = driver
         self.pools = pools
         self.invoker = invoker
@@ -162,6 +173,9 @@ class Api:
             routes = await self.store.list_routes()
             old = self.table
             self.table = RouteTable(apps, routes, version)
+        self.pools.set_app_limits({a.name: (a.max_containers, a.max_memory_mb)
+                                   for a in self.table.apps.values()})
+        self.rates.forget_others({a.name for a in self.table.apps.values() if a.rate_limit})
         self._sync_pools(old, self.table)
 
     def find_route(self, app: str, path: str) -> Route | None:
@@ -173,7 +187,7 @@ class Api:
         for key in {(r.app, r.path) for r in old.all_routes()} - set(new_routes):
             self.pools.route_removed(*key)
         for route in new_routes.values():
-            if route.is_hot:
+            if route.is_hot and self.images.allows(route.image):
                 self.pools.route_changed(route)
             else:
                 self.pools.route_removed(route.app, route.path)
@@ -226,8 +240,15 @@ class Api:
                     allowed = ", ".join(sorted(methods))
                     return error_response(405, f"{request.method} is not allowed on {path}",
                                           [("allow", allowed)])
+                # The one seam where the API's tokens are checked (hotfn.auth); an endpoint not
+                # marked with its Access is for admins only.
+                request.principal = await self.auth.authorize(
+                    request.headers, getattr(handler, "access", Access.ADMIN),
+                    match.groupdict().get("app"))
                 return await handler(self, request, match)
             return error_response(404, f"no such endpoint: {path}")
+        except AuthError as exc:
+            return error_response(exc.status, exc.message, exc.headers)
         except ApiError as exc:
             return error_response(exc.status, exc.message, **exc.extra)
         except ValidationError as exc:
@@ -256,13 +277,26 @@ class Api:
         if found is None:
             return error_response(404, f"no route matches {path!r} in app {app!r}")
         route, params = found
+        tenant = self.table.apps[app]  # as matched: the table may be replaced while we wait
+        # Before any container work, and no call record: a refused request is not a call.
+        await self.auth.check_route(request.headers, app, route.auth, route.jwt_key)
+        wait = self.rates.acquire(tenant)
+        if wait is not None:
+            return error_response(429, f"app {app!r} is over its rate limit of "
+                                  f"{tenant.rate_limit:g} calls/s",
+                                  [("retry-after", str(max(1, math.ceil(wait))))])
         host = request.header("host") or "localhost"
         call_id = models.new_call_id()
+        headers = tuple(request.headers)
+        if route.auth == "token":
+            # The token was for hotfn: the function (and an async call's stored request) never
+            # sees it. A JWT goes on, as with IronFunctions: its claims are the function's.
+            headers = tuple(h for h in headers if h[0] != "authorization")
         inv = Invocation(
             call_id=call_id, route=route, method=request.method,
             url=f"{request.scheme}://{host}{request.target}", path=path,
             query=tuple(urllib.parse.parse_qsl(query, keep_blank_values=True)),
-            headers=tuple(request.headers), body=request.body, params=params,
+            headers=headers, body=request.body, params=params,
         )
         call = Call(id=call_id, app=app, route=route.path, mode="hot" if route.is_hot else "cold",
                     type=route.type, created_at=time.time())
@@ -328,6 +362,16 @@ def _flag(value: str | None) -> bool:
 # -- admin handlers -------------------------------------------------------------------------------
 
 
+def needs(access: str) -> Callable[[Handler], Handler]:
+    """Mark a handler with what its request's token must allow (hotfn.auth.Access)."""
+    def mark(handler: Handler) -> Handler:
+        handler.access = access  # type: ignore[attr-defined]
+        return handler
+    return mark
+
+
+@needs(Access.OPEN)
+
 async def health(api: Api, request: ApiRequest, match: re.Match) -> ApiResponse:
     """200 when this node can serve; 503 "degraded" with the reasons when the engine or the
     store fails, so that a load balancer sends its traffic elsewhere."""
@@ -346,12 +390,16 @@ async def health(api: Api, request: ApiRequest, match: re.Match) -> ApiResponse:
         "docker": "up" if docker_up else "down",
         "store": store,
         "problems": problems,
-        "pools": api.pools.stats(),
+        # Open to anyone: with auth on, it does not name apps and routes.
+        **({} if api.auth.enabled else {"pools": api.pools.stats()}),
     })
 
 
+@needs(Access.ANY)
 async def list_apps(api: Api, request: ApiRequest, match: re.Match) -> ApiResponse:
-    return json_response(200, {"apps": [a.to_json() for a in await api.store.list_apps()]})
+    # Each token sees the apps it covers.
+    apps = [a for a in await api.store.list_apps() if request.principal.covers(a.name)]
+    return json_response(200, {"apps": [a.to_json() for a in apps]})
 
 
 async def create_app(api: Api, request: ApiRequest, match: re.Match) -> ApiResponse:
@@ -361,12 +409,19 @@ async def create_app(api: Api, request: ApiRequest, match: re.Match) -> ApiRespo
     return json_response(201, {"app": app.to_json()})
 
 
+@needs(Access.READ)
 async def get_app(api: Api, request: ApiRequest, match: re.Match) -> ApiResponse:
     return json_response(200, {"app": (await api.store.get_app(match["app"])).to_json()})
 
 
+@needs(Access.DEPLOY)
 async def patch_app(api: Api, request: ApiRequest, match: re.Match) -> ApiResponse:
-    app = models.patch_app(await api.store.get_app(match["app"]), _body(request, "app"))
+    body = _body(request, "app")
+    quotas = sorted(set(body) & {"max_containers", "max_memory_mb", "rate_limit", "burst"})
+    if quotas and request.principal.scope != "admin":
+        # A tenant does not set its own share of the server.
+        raise AuthError(403, f"only an admin token may change app.{quotas[0]}")
+    app = models.patch_app(await api.store.get_app(match["app"]), body)
     await api.store.update_app(app)
     await api.reload_routes()
     return json_response(200, {"app": app.to_json()})
@@ -378,6 +433,7 @@ async def delete_app(api: Api, request: ApiRequest, match: re.Match) -> ApiRespo
     return json_response(200, {"message": f"app {match['app']!r} deleted"})
 
 
+@needs(Access.READ)
 async def list_routes(api: Api, request: ApiRequest, match: re.Match) -> ApiResponse:
     await api.store.get_app(match["app"])
     routes = await api.store.list_routes(match["app"])
@@ -387,6 +443,8 @@ async def list_routes(api: Api, request: ApiRequest, match: re.Match) -> ApiResp
 async def _with_image_id(api: Api, route: Route) -> Route:
     """The route pinned to the image its name means now (pulled if need be): a rebuild under
     the same tag is a new revision, so warm containers of the old build are retired."""
+    if not api.images.allows(route.image):
+        raise ApiError(400, f"route.image: {api.images.refusal(route.image)}", field="route.image")
     try:
         image_id = await api.driver.ensure_image(route.image)
     except Exception as exc:  # ImageNotFound, or the engine is down
@@ -394,6 +452,7 @@ async def _with_image_id(api: Api, route: Route) -> Route:
     return replace(route, image_id=image_id)
 
 
+@needs(Access.DEPLOY)
 async def create_route(api: Api, request: ApiRequest, match: re.Match) -> ApiResponse:
     app = match["app"]
     route = models.new_route(app, _body(request, "route"))
@@ -409,11 +468,13 @@ def _route_path(match: re.Match) -> str:
                                  lookup=True)
 
 
+@needs(Access.READ)
 async def get_route(api: Api, request: ApiRequest, match: re.Match) -> ApiResponse:
     route = await api.store.get_route(match["app"], _route_path(match))
     return json_response(200, {"route": route.to_json()})
 
 
+@needs(Access.DEPLOY)
 async def patch_route(api: Api, request: ApiRequest, match: re.Match) -> ApiResponse:
     old = await api.store.get_route(match["app"], _route_path(match))
     # Every PATCH looks the image up again: `hotfn deploy` of a rebuilt function keeps its tag.
@@ -423,6 +484,7 @@ async def patch_route(api: Api, request: ApiRequest, match: re.Match) -> ApiResp
     return json_response(200, {"route": route.to_json()})
 
 
+@needs(Access.DEPLOY)
 async def delete_route(api: Api, request: ApiRequest, match: re.Match) -> ApiResponse:
     path = _route_path(match)
     await api.store.delete_route(match["app"], path)
@@ -439,6 +501,7 @@ async def _flush_for_read(api: Api) -> None:
         log.warning("reading call records without the newest ones: %s", exc)
 
 
+@needs(Access.CALLS)
 async def list_calls(api: Api, request: ApiRequest, match: re.Match) -> ApiResponse:
     await api.store.get_app(match["app"])
     q = _query(request)
@@ -460,12 +523,14 @@ async def list_calls(api: Api, request: ApiRequest, match: re.Match) -> ApiRespo
     })
 
 
+@needs(Access.CALLS)
 async def get_call(api: Api, request: ApiRequest, match: re.Match) -> ApiResponse:
     await _flush_for_read(api)
     call = await api.store.get_call(match["app"], match["call"])
     return json_response(200, {"call": call.to_json()})
 
 
+@needs(Access.READ)
 async def get_log(api: Api, request: ApiRequest, match: re.Match) -> ApiResponse:
     await _flush_for_read(api)
     data = await api.store.get_log(match["app"], match["call"])
@@ -474,6 +539,28 @@ async def get_log(api: Api, request: ApiRequest, match: re.Match) -> ApiResponse
 
 async def stats(api: Api, request: ApiRequest, match: re.Match) -> ApiResponse:
     return json_response(200, api.pools.stats())
+
+
+# -- tokens (admin only: no marks) --
+
+
+async def create_token(api: Api, request: ApiRequest, match: re.Match) -> ApiResponse:
+    token, secret = new_token(_body(request, "token"))
+    await api.store.create_token(token)
+    log.info("token %s (%s, scope %s) created", token.id, token.name, token.scope)
+    # The secret is in this answer and nowhere else, ever.
+    return json_response(201, {"token": {**token.to_json(), "secret": secret}})
+
+
+async def list_tokens(api: Api, request: ApiRequest, match: re.Match) -> ApiResponse:
+    return json_response(200, {"tokens": [t.to_json() for t in await api.store.list_tokens()]})
+
+
+async def delete_token(api: Api, request: ApiRequest, match: re.Match) -> ApiResponse:
+    token_id = urllib.parse.unquote(match["token"])
+    await api.store.delete_token(token_id)
+    log.info("token %s revoked", token_id)
+    return json_response(200, {"message": f"token {token_id!r} revoked"})
 
 
 _APP = r"(?P<app>[^/]+)"
@@ -488,4 +575,6 @@ ROUTES: list[tuple[re.Pattern, dict[str, Handler]]] = [
     (re.compile(rf"/v1/apps/{_APP}/calls/?"), {"GET": list_calls}),
     (re.compile(rf"/v1/apps/{_APP}/calls/(?P<call>[^/]+)/?"), {"GET": get_call}),
     (re.compile(rf"/v1/apps/{_APP}/calls/(?P<call>[^/]+)/log/?"), {"GET": get_log}),
+    (re.compile(r"/v1/tokens/?"), {"GET": list_tokens, "POST": create_token}),
+    (re.compile(r"/v1/tokens/(?P<token>[^/]+)/?"), {"DELETE": delete_token}),
 ]

@@ -11,9 +11,10 @@ Rules:
 - a route gets one when it is seen (a deploy) and after each cold call, for as long as it was
   seen or called within ``keep_for`` seconds; never while a cold call of it is running (the
   engine's work would compete with that call for CPU);
-- only while the server's capacity has room for one more container of the route (a parked
-  container is not counted in the capacity: it is a shell blocked on a read, well under 1 MiB;
-  the call that takes it reserves capacity as every cold call does);
+- only while the capacity (the server's and the app's) has room for one more container of the
+  route, nobody waits for room, and the route's image is allowed (a parked container is not
+  counted in the capacity: it is a shell blocked on a read, well under 1 MiB; the call that
+  takes it reserves capacity as every cold call does);
 - removed when its route is deleted or changes (another spec), when unused for ``keep_for``,
   and at shutdown; an image without /bin/sh is never parked (its calls take the usual path).
 Every parked container carries the node's labels, so a server that died leaves none behind
@@ -46,13 +47,14 @@ class _Parked:
 
 class ColdStarts:
     def __init__(self, driver, spec_for: Callable[[Route], ContainerSpec],
-                 fits: Callable[[int], bool], *, max_parked: int = 8, keep_for: float = 600.0,
+                 may_park: Callable[[Route], bool], *, max_parked: int = 8, keep_for: float = 600.0,
                  retry_after: float = 30.0, park_wait: float = 10.0) -> None:
         """``spec_for``: a route's container spec (the same as the invoker's, without per-call
-        env); ``fits(memory_mb)``: whether the server's capacity has room for one more."""
+        env); ``may_park(route)``: whether a call of the route could start a container now
+        (the capacity has room for one more, no one waits for it, its image is allowed)."""
         self.driver = driver
         self.spec_for = spec_for
-        self.fits = fits
+        self.may_park = may_park
         self.max_parked = max_parked
         self.keep_for = keep_for
         self.retry_after = retry_after
@@ -143,7 +145,7 @@ class ColdStarts:
             failed_at = self._failed_at.get(spec.image)
             if spec.image in self._no_shell or (failed_at is not None and now - failed_at < self.retry_after):
                 continue
-            if not self.fits(route.memory):
+            if not self.may_park(route):
                 continue
             await self._park(key, spec)
 

@@ -63,6 +63,16 @@ class Settings:
     async_retry_delay: float = _setting(1.0, "seconds before an async call that failed runs "
                                         "again; doubled for each later attempt")
     log_level: str = _setting("info", "debug, info, warning or error")
+    admin_token_file: str = _setting("", "file holding the bootstrap admin token; with it the API "
+                                     "needs tokens (README: Running it in production). A server on "
+                                     "a non-loopback address refuses to start without one, unless "
+                                     "--no-auth")
+    no_auth: bool = _setting(False, "listen on a non-loopback address with the API open to anyone "
+                             "who reaches it (warned about at start)")
+    allowed_images: str = _setting("*", "comma-separated glob patterns of the images routes may "
+                                   "run, e.g. 'hotfn-fn/*,hotfn/*'")
+    allow_pull: bool = _setting(False, "pull a route's image from a registry when the engine lacks "
+                                "it (otherwise such a route is refused)")
 
     @classmethod
     def add_arguments(cls, parser: argparse.ArgumentParser, env: Mapping[str, str] = os.environ) -> None:
@@ -71,6 +81,15 @@ class Settings:
             default = env.get(env_name)
             if default is None:
                 default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+            if str(f.type) == "bool":
+                if isinstance(default, str):
+                    if default.lower() not in ("1", "true", "yes", "0", "false", "no", ""):
+                        parser.error(f"{env_name}={default!r} is not one of 1, true, yes, 0, false, no")
+                    default = default.lower() in ("1", "true", "yes")
+                parser.add_argument(
+                    "--" + f.name.replace("_", "-"), dest=f.name, action="store_true", default=default,
+                    help=f"{f.metadata['help']} [env {env_name}=1]")
+                continue
             kind = {"int": int, "float": float}.get(str(f.type), str)
             try:
                 default = kind(default)

@@ -18,6 +18,7 @@ import trio
 from . import protocol
 from .coldstart import ColdStarts
 from .drivers import Container, ContainerGone, ContainerSpec, Driver, DriverError, ImageNotFound
+from .images import ImagePolicy
 from .models import Route, header_problem
 from .pool import CallLog, PoolError, PoolManager
 
@@ -61,12 +62,14 @@ class Limits:
     max_frame_size: int = protocol.DEFAULT_MAX_FRAME_SIZE
     max_response_size: int = protocol.DEFAULT_MAX_FRAME_SIZE
     node_id: str = "hotfn"
+    images: ImagePolicy = field(default_factory=ImagePolicy)  # --allowed-images
 
 
 def container_spec(route: Route, limits: Limits) -> ContainerSpec:
     """The container every call of ``route`` runs in, hot or cold (cold adds per-call env)."""
     env = {
         **route.config,
+        **route.secrets,  # as config, after it: a secret of the same name wins
         "HOTFN_FORMAT": "hot" if route.is_hot else "default",
         "HOTFN_PROTOCOL_VERSION": str(protocol.PROTOCOL_VERSION),
         "HOTFN_MAX_FRAME_SIZE": str(limits.max_frame_size),
@@ -124,6 +127,10 @@ class Invoker:
         self.cold_starts = cold_starts  # cold containers started ahead; None: none
 
     async def invoke(self, inv: Invocation) -> Outcome:
+        if not self.limits.images.allows(inv.route.image):
+            # A route saved before the setting changed is kept, but never run.
+            return Outcome(403, error=self.limits.images.refusal(inv.route.image),
+                           call_status="error", mode="hot" if inv.route.is_hot else "cold")
         if inv.route.is_hot:
             return await self._invoke_hot(inv)
         return await self._invoke_cold(inv)
@@ -228,7 +235,7 @@ class Invoker:
         try:
             container = await self._start_cold(base, call_env, route)
         except BaseException as exc:
-            self.pools.capacity.give(route.memory)
+            self.pools.capacity.give(route.memory, route.app)
             if isinstance(exc, ImageNotFound):
                 return Outcome(502, error=str(exc), call_status="error", mode="cold")
             if isinstance(exc, DriverError):
@@ -239,19 +246,19 @@ class Invoker:
             return await self._run_cold(container, inv)
         finally:
             # Removal takes tens of milliseconds; the client need not wait for it.
-            self.nursery.start_soon(self._remove_cold, container, route.memory)
+            self.nursery.start_soon(self._remove_cold, container, route.memory, route.app)
 
-    async def _remove_cold(self, container: Container, memory_mb: int) -> None:
+    async def _remove_cold(self, container: Container, memory_mb: int, app: str) -> None:
         try:
             await container.kill()
         finally:
-            self.pools.capacity.give(memory_mb)
+            self.pools.capacity.give(memory_mb, app)
 
     async def _reserve_cold(self, route: Route) -> bool:
-        if self.pools.reserve(route.memory):
+        if self.pools.reserve(route.memory, app=route.app):
             return True
         granted = trio.Event()
-        waiter = self.pools.capacity.wait(route.memory, granted.set)
+        waiter = self.pools.capacity.wait(route.memory, granted.set, route.app)
         with trio.move_on_after(route.queue_timeout):
             await granted.wait()
         if not granted.is_set():

@@ -26,6 +26,10 @@ HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 HEADER_VALUE = re.compile(r"^(?:[\x21-\x7e\x80-\xff](?:[\t \x21-\x7e\x80-\xff]*[\x21-\x7e\x80-\xff])?)?$")
 FORMATS = ("hot", "default")
 TYPES = ("sync", "async")
+# Who may call a route: anyone; a bearer token of the store (hotfn.auth); an HS256 JWT signed
+# with the route's jwt_key (IronFunctions).
+ROUTE_AUTH = ("none", "token", "jwt")
+MAX_JWT_KEY = 4096
 
 
 class ValidationError(ValueError):
@@ -109,20 +113,95 @@ def _check_config(field_name: str, value: Any) -> dict[str, str]:
     return out
 
 
+def _check_secrets(field_name: str, value: Any) -> dict[str, str | None]:
+    """Secrets follow config's rules; in a PATCH, null (or "") deletes a key."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ValidationError(field_name, "must be an object of string values")
+    # Keys checked for all, values for those that are not a deletion.
+    _check_config(field_name, {k: "" for k in value})
+    checked = _check_config(field_name, {k: v for k, v in value.items() if v is not None})
+    return {**checked, **{k: None for k, v in value.items() if v is None}}
+
+
+def _merge(old: Mapping[str, str], changes: Mapping[str, str | None]) -> dict[str, str]:
+    """A PATCH of config, headers or secrets: keys merge; "" (or null) deletes one."""
+    merged = dict(old)
+    for key, value in changes.items():
+        if value is None or value == "":
+            merged.pop(key, None)
+        else:
+            merged[key] = value
+    return merged
+
+
+def secrets_from_record(owner: str, value: Any) -> dict[str, str]:
+    """Secrets as the store gave them back: anything but string values is dropped, and said so
+    (by name only)."""
+    if not isinstance(value, dict):
+        if value:
+            log.error("%s: dropped its stored secrets: not an object", owner)
+        return {}
+    kept = {k: v for k, v in value.items() if isinstance(k, str) and isinstance(v, str)}
+    for name in value.keys() - kept.keys():
+        log.error("%s: dropped its stored secret %s: not a string", owner, _brief(name, 40))
+    return kept
+
+
+# (field, type, minimum, maximum) of an app's share of the server (docs: README, tenants)
+_APP_QUOTAS = {
+    "max_containers": (int, 1, 100_000),
+    "max_memory_mb": (int, 16, 1 << 30),
+    "rate_limit": ((int, float), 0.001, 1_000_000),
+    "burst": (int, 1, 1_000_000),
+}
+_APP_FIELDS = {"name", "config", "secrets", *_APP_QUOTAS}
+
+
+def _check_quota(field_name: str, value: Any, kind: Any, low: float, high: float) -> Any:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, kind) or not low <= value <= high:
+        noun = "an integer" if kind is int else "a number"
+        raise ValidationError(field_name, f"must be {noun} from {low:g} to {high:g}, or null (no limit)")
+    return value
+
+
 @dataclass(frozen=True)
 class App:
     name: str
     config: Mapping[str, str] = field(default_factory=dict)
     created_at: float = 0.0
     updated_at: float = 0.0
+    # An app's share of the server (None: no limit of its own): containers and their memory
+    # at once on each node, and calls per second (a token bucket of ``burst`` per node).
+    max_containers: int | None = None
+    max_memory_mb: int | None = None
+    rate_limit: float | None = None
+    burst: int | None = None
+    # Environment variables like config, never shown by the API (write-only: names only).
+    secrets: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def bucket_size(self) -> float:
+        """Calls a burst may hold: ``burst``, else one second's worth (at least one)."""
+        if self.burst is not None:
+            return float(self.burst)
+        return max(1.0, float(self.rate_limit or 1))
+
+    def to_record(self) -> dict[str, Any]:
+        """Every field, secrets included: what the store keeps."""
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        out["config"] = dict(self.config)
+        out["secrets"] = dict(self.secrets)
+        return out
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "config": dict(self.config),
-            "created_at": self.created_at,
-            "updated_at": self.updated_at,
-        }
+        """What the API shows: secrets by name only."""
+        out = self.to_record()
+        out["secrets"] = sorted(self.secrets)
+        return out
 
 
 def check_app_name(name: Any) -> str:
@@ -133,25 +212,44 @@ def check_app_name(name: Any) -> str:
     return name
 
 
+def _app_quotas(body: Mapping[str, Any]) -> dict[str, Any]:
+    return {name: _check_quota(f"app.{name}", body[name], *rule)
+            for name, rule in _APP_QUOTAS.items() if name in body}
+
+
 def new_app(body: Mapping[str, Any]) -> App:
     name = check_app_name(body.get("name"))
-    _reject_unknown("app", body, {"name", "config"})
+    _reject_unknown("app", body, _APP_FIELDS)
     t = now()
-    return App(name=name, config=_check_config("app.config", body.get("config")), created_at=t, updated_at=t)
+    secrets = _merge({}, _check_secrets("app.secrets", body.get("secrets")))
+    return App(name=name, config=_check_config("app.config", body.get("config")), created_at=t,
+               updated_at=t, secrets=secrets, **_app_quotas(body))
 
 
 def patch_app(app: App, body: Mapping[str, Any]) -> App:
-    _reject_unknown("app", body, {"name", "config"})
+    _reject_unknown("app", body, _APP_FIELDS)
     if "name" in body and body["name"] != app.name:
         raise ValidationError("app.name", "cannot be changed")
-    config = dict(app.config)
     # PATCH merges config; an empty-string value deletes a key (as IronFunctions did).
-    for key, value in _check_config("app.config", body.get("config")).items():
-        if value == "":
-            config.pop(key, None)
-        else:
-            config[key] = value
-    return dataclasses.replace(app, config=config, updated_at=now())
+    config = _merge(app.config, _check_config("app.config", body.get("config")))
+    secrets = _merge(app.secrets, _check_secrets("app.secrets", body.get("secrets")))
+    return dataclasses.replace(app, config=config, secrets=secrets, updated_at=now(),
+                               **_app_quotas(body))
+
+
+def app_from_record(record: Mapping[str, Any]) -> App:
+    """An app as the store gave it back: a quota out of range is dropped (no limit), and said so."""
+    fields = dict(record)
+    for name, rule in _APP_QUOTAS.items():
+        try:
+            fields[name] = _check_quota(name, fields.get(name), *rule)
+        except ValidationError as exc:
+            log.error("app %s: dropped its stored %s: %s", fields.get("name"), name, exc.message)
+            fields[name] = None
+    fields["secrets"] = secrets_from_record(f"app {fields.get('name')}", fields.get("secrets"))
+    config = fields.get("config")
+    fields["config"] = config if isinstance(config, dict) else {}
+    return App(**fields)
 
 
 def _reject_unknown(what: str, body: Mapping[str, Any], known: set[str]) -> None:
@@ -206,6 +304,9 @@ class Route:
     queue_timeout: float = 10.0
     network: bool = False
     max_attempts: int = 3  # async calls: runs at most this many times (a failure or a crash)
+    auth: str = "none"  # one of ROUTE_AUTH
+    jwt_key: str = ""  # auth "jwt": the HS256 key; write-only (never in an API answer)
+    secrets: Mapping[str, str] = field(default_factory=dict)  # like config; write-only
     image_id: str = ""  # set by the server: the image `image` named when the route was saved
     created_at: float = 0.0
     updated_at: float = 0.0
@@ -217,12 +318,22 @@ class Route:
     def revision(self) -> tuple:
         """What a running container depends on: a change here retires warm containers."""
         return (self.image, self.image_id, self.memory, tuple(sorted(self.config.items())),
-                self.network, self.format)
+                tuple(sorted(self.secrets.items())), self.network, self.format)
 
-    def to_json(self) -> dict[str, Any]:
+    def to_record(self) -> dict[str, Any]:
+        """Every field, the write-only ones included: what the store keeps."""
         out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         out["config"] = dict(self.config)
         out["headers"] = dict(self.headers)
+        out["secrets"] = dict(self.secrets)
+        return out
+
+    def to_json(self) -> dict[str, Any]:
+        """What the API shows: secrets by name only, and whether a jwt_key is set, not the key."""
+        out = self.to_record()
+        out["secrets"] = sorted(self.secrets)
+        del out["jwt_key"]
+        out["jwt_key_set"] = bool(self.jwt_key)
         return out
 
 
@@ -238,7 +349,8 @@ _NUMBERS = {
     "max_attempts": (int, 1, 10),
 }
 _ROUTE_FIELDS = {
-    "path", "image", "format", "type", "config", "headers", "network", *_NUMBERS,
+    "path", "image", "format", "type", "config", "headers", "network", "auth", "jwt_key",
+    "secrets", *_NUMBERS,
 }
 
 
@@ -272,6 +384,20 @@ def _route_fields(body: Mapping[str, Any]) -> dict[str, Any]:
         out[name] = value
     if "config" in body:
         out["config"] = _check_config("route.config", body["config"])
+    if "secrets" in body:
+        out["secrets"] = _check_secrets("route.secrets", body["secrets"])
+    if "auth" in body:
+        if body["auth"] not in ROUTE_AUTH:
+            raise ValidationError("route.auth", "must be 'none', 'token' or 'jwt'")
+        out["auth"] = body["auth"]
+    if "jwt_key" in body:
+        key = body["jwt_key"]
+        if key is None:
+            key = ""
+        if not isinstance(key, str) or len(key) > MAX_JWT_KEY or "\0" in key:
+            raise ValidationError("route.jwt_key", f"must be a string of at most {MAX_JWT_KEY} "
+                                  "characters (\"\" or null removes it)")
+        out["jwt_key"] = key
     if "headers" in body:
         headers = body["headers"] or {}
         if not isinstance(headers, dict):
@@ -287,7 +413,20 @@ def _route_fields(body: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _route_auth(fields: dict[str, Any], old_auth: str) -> None:
+    """IronFunctions: a route given a jwt_key requires a JWT signed with it; so a key without
+    ``auth`` means "jwt", and removing the key (without ``auth``) makes the route public."""
+    if "jwt_key" in fields and "auth" not in fields:
+        fields["auth"] = "jwt" if fields["jwt_key"] else ("none" if old_auth == "jwt" else old_auth)
+    if fields.get("auth", old_auth) != "jwt" and fields.get("jwt_key"):
+        raise ValidationError("route.jwt_key", "is only for auth 'jwt'")
+    if "auth" in fields and fields["auth"] != "jwt":
+        fields["jwt_key"] = ""
+
+
 def _check_route(route: Route) -> Route:
+    if route.auth == "jwt" and not route.jwt_key:
+        raise ValidationError("route.jwt_key", "is required for auth 'jwt'")
     if route.min_warm > route.max_concurrency:
         raise ValidationError("route.min_warm", "cannot exceed max_concurrency")
     if route.min_warm and not route.is_hot:
@@ -302,6 +441,8 @@ def new_route(app: str, body: Mapping[str, Any], path: str | None = None) -> Rou
     fields = _route_fields(body)
     if "image" not in fields:
         raise ValidationError("route.image", "is required")
+    _route_auth(fields, "none")
+    fields["secrets"] = _merge({}, fields.get("secrets", {}))
     t = now()
     return _check_route(Route(app=app, path=path, created_at=t, updated_at=t, **fields))
 
@@ -310,15 +451,10 @@ def patch_route(route: Route, body: Mapping[str, Any]) -> Route:
     if "path" in body and normalize_path(body["path"]) != route.path:
         raise ValidationError("route.path", "cannot be changed")
     fields = _route_fields({k: v for k, v in body.items() if k != "path"})
-    for name in ("config", "headers"):
+    _route_auth(fields, route.auth)
+    for name in ("config", "headers", "secrets"):
         if name in fields:  # merge, '' deletes
-            merged = dict(getattr(route, name))
-            for key, value in fields[name].items():
-                if value == "":
-                    merged.pop(key, None)
-                else:
-                    merged[key] = value
-            fields[name] = merged
+            fields[name] = _merge(getattr(route, name), fields[name])
     return _check_route(dataclasses.replace(route, updated_at=now(), **fields))
 
 
@@ -337,6 +473,13 @@ def route_from_record(record: Mapping[str, Any]) -> Route:
             log.error("route %s%s: dropped its stored header %s: %s", fields.get("app"),
                       fields.get("path"), _brief(name, 40), header_problem(name, headers[name]))
         fields["headers"] = kept
+    owner = f"route {fields.get('app')}{fields.get('path')}"
+    fields["secrets"] = secrets_from_record(owner, fields.get("secrets"))
+    auth, key = fields.get("auth", "none"), fields.get("jwt_key", "")
+    if auth not in ROUTE_AUTH or not isinstance(key, str) or (auth == "jwt" and not key):
+        # Fail closed: a route whose stored auth cannot be trusted admits no one.
+        log.error("%s: its stored auth %s is invalid; it refuses every call", owner, _brief(auth, 20))
+        fields["auth"], fields["jwt_key"] = "jwt", ""
     return Route(**fields)
 
 

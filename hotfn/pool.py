@@ -103,7 +103,12 @@ class PoolClosed(PoolError):
 
 
 class Capacity:
-    """Server-wide caps on running containers and their memory, with a FIFO of waiters."""
+    """Server-wide caps on running containers and their memory, with a FIFO of waiters; and
+    each app's share of them (tenants: an app's ``max_containers`` and ``max_memory_mb``).
+
+    A waiter whose app is at its own cap waits for its app's containers, not the server's: it
+    lets the waiters behind it pass. Among the others the order is strict FIFO.
+    """
 
     def __init__(self, max_containers: int, max_memory_mb: int) -> None:
         self.max_containers = max_containers
@@ -111,24 +116,56 @@ class Capacity:
         self.containers = 0
         self.memory_mb = 0
         self._waiters: Deque[_CapacityWaiter] = collections.deque()
+        # app -> (max containers, max memory MiB), None for no limit of its own
+        self.app_limits: dict[str, tuple[int | None, int | None]] = {}
+        self.app_usage: dict[str, list[int]] = {}  # app -> [containers, memory MiB]
+        self._waking = False
 
-    def fits(self, memory_mb: int) -> bool:
+    def server_fits(self, memory_mb: int, freed: "list[HotWorker]" = ()) -> bool:  # type: ignore[assignment]
         return (
-            self.containers + 1 <= self.max_containers
-            and self.memory_mb + memory_mb <= self.max_memory_mb
+            self.containers - len(freed) + 1 <= self.max_containers
+            and self.memory_mb - sum(w.pool.route.memory for w in freed) + memory_mb <= self.max_memory_mb
         )
 
-    def take(self, memory_mb: int) -> None:
+    def app_fits(self, app: str | None, memory_mb: int, freed: "list[HotWorker]" = ()) -> bool:  # type: ignore[assignment]
+        max_containers, max_memory = self.app_limits.get(app, (None, None)) if app else (None, None)
+        if max_containers is None and max_memory is None:
+            return True
+        containers, memory = self.app_usage.get(app, (0, 0))
+        own = [w for w in freed if w.pool.route.app == app]
+        return (
+            (max_containers is None or containers - len(own) + 1 <= max_containers)
+            and (max_memory is None or memory - sum(w.pool.route.memory for w in own) + memory_mb <= max_memory)
+        )
+
+    def fits(self, memory_mb: int, app: str | None = None) -> bool:
+        return self.server_fits(memory_mb) and self.app_fits(app, memory_mb)
+
+    def take(self, memory_mb: int, app: str | None = None) -> None:
         self.containers += 1
         self.memory_mb += memory_mb
+        if app is not None:
+            usage = self.app_usage.setdefault(app, [0, 0])
+            usage[0] += 1
+            usage[1] += memory_mb
 
-    def give(self, memory_mb: int) -> None:
+    def give(self, memory_mb: int, app: str | None = None) -> None:
         self.containers -= 1
         self.memory_mb -= memory_mb
+        if app is not None:
+            usage = self.app_usage[app]
+            usage[0] -= 1
+            usage[1] -= memory_mb
+            if usage[0] <= 0:
+                del self.app_usage[app]
         self._wake()
 
-    def wait(self, memory_mb: int, on_grant: Callable[[], None]) -> "_CapacityWaiter":
-        waiter = _CapacityWaiter(memory_mb, on_grant)
+    def set_app_limits(self, limits: dict[str, tuple[int | None, int | None]]) -> None:
+        self.app_limits = {app: lim for app, lim in limits.items() if lim != (None, None)}
+        self._wake()  # a cap raised (or lifted) may let someone in
+
+    def wait(self, memory_mb: int, on_grant: Callable[[], None], app: str | None = None) -> "_CapacityWaiter":
+        waiter = _CapacityWaiter(memory_mb, on_grant, app)
         self._waiters.append(waiter)
         return waiter
 
@@ -143,17 +180,34 @@ class Capacity:
             pass
 
     def _wake(self) -> None:
-        # Strict FIFO: a big request at the head is not overtaken by smaller ones behind it.
-        while self._waiters and self.fits(self._waiters[0].memory_mb):
-            waiter = self._waiters.popleft()
-            self.take(waiter.memory_mb)
-            waiter.on_grant()
+        # Strict FIFO for the server's room: a big request at the head is not overtaken by
+        # smaller ones behind it. Only a waiter held by its own app's cap is passed over.
+        if self._waking:
+            return  # a grant gave room back: the loop below looks again
+        self._waking = True
+        try:
+            granted = True
+            while granted:
+                granted = False
+                for waiter in self._waiters:
+                    if not self.app_fits(waiter.app, waiter.memory_mb):
+                        continue
+                    if not self.server_fits(waiter.memory_mb):
+                        return
+                    self._waiters.remove(waiter)
+                    self.take(waiter.memory_mb, waiter.app)
+                    waiter.on_grant()
+                    granted = True
+                    break
+        finally:
+            self._waking = False
 
 
 @dataclass(eq=False)
 class _CapacityWaiter:
     memory_mb: int
     on_grant: Callable[[], None]
+    app: str | None = None
 
 
 # -- one warm container -----------------------------------------------------------------------
@@ -303,7 +357,7 @@ class HotWorker:
             # Given back now, not when the container is finally removed a moment later, so
             # that whoever waits for room is not kept waiting by a container already dying.
             self.holds_capacity = False
-            self.pool.manager.capacity.give(self.pool.route.memory)
+            self.pool.manager.capacity.give(self.pool.route.memory, self.pool.route.app)
         self.gone.set()
         self.settled.set()
 
@@ -391,17 +445,18 @@ class RoutePool:
 
     def _maybe_start(self) -> None:
         for _ in range(self._want_starts()):
-            if self.manager.reserve(self.route.memory, exclude=self):
+            if self.manager.reserve(self.route.memory, exclude=self, app=self.route.app):
                 self._start_worker()
             else:
                 # Queue for capacity; when it is granted the reservation is already taken.
-                waiter = self.manager.capacity.wait(self.route.memory, lambda: self._granted(waiter))
+                waiter = self.manager.capacity.wait(self.route.memory, lambda: self._granted(waiter),
+                                                    self.route.app)
                 self.pending_capacity.append(waiter)
 
     def _granted(self, waiter: _CapacityWaiter) -> None:
         self.pending_capacity.remove(waiter)
         if self.retired or (not self.waiters and len(self.workers) >= self.route.min_warm):
-            self.manager.capacity.give(self.route.memory)
+            self.manager.capacity.give(self.route.memory, self.route.app)
             return
         self._start_worker()
 
@@ -453,6 +508,12 @@ class RoutePool:
         if waiter.error is not None:
             raise waiter.error
         self._abandon(waiter)
+        capacity = self.manager.capacity
+        if self.pending_capacity and not capacity.app_fits(self.route.app, self.route.memory):
+            raise QueueTimeout(
+                f"app {self.route.app} is at its max_containers or max_memory_mb; route "
+                f"{self.route.path} found no room within its queue timeout of {self.route.queue_timeout:g} s"
+            )
         if self.pending_capacity:
             raise QueueTimeout(
                 f"the server is at its container or memory cap; route {self.route.path} found no "
@@ -601,7 +662,13 @@ class PoolManager:
         # Identity first: the route table hands out the same Route object until it changes, so
         # the common case skips computing revisions on every request.
         if pool is not None and (pool.route is route or pool.route.revision() == route.revision()):
-            pool.route = route  # timeouts and limits apply at once; they need no new container
+            if route.updated_at >= pool.route.updated_at:
+                pool.route = route  # timeouts and limits apply at once; they need no new container
+            return pool
+        if pool is not None and pool.route.updated_at > route.updated_at:
+            # A call that waited across an update still holds the old route: it runs on the new
+            # revision's pool rather than bringing the old revision back (which would retire the
+            # new pool and start its containers again).
             return pool
         if self.closed:
             raise PoolClosed("server is shutting down")
@@ -624,48 +691,65 @@ class PoolManager:
         if pool.workers:
             self._retired.add(pool)
 
-    def reserve(self, memory_mb: int, exclude: RoutePool | None = None) -> bool:
-        """Take capacity for one container, stopping idle containers of other routes if needed."""
-        if self.capacity.fits(memory_mb):
-            self.capacity.take(memory_mb)
+    def set_app_limits(self, limits: dict[str, tuple[int | None, int | None]]) -> None:
+        """Each app's (max_containers, max_memory_mb) on this node; None: no limit of its own."""
+        self.capacity.set_app_limits(limits)
+
+    def _idle_workers(self, exclude: RoutePool | None = None) -> list[HotWorker]:
+        return sorted((w for p in self.pools.values() if p is not exclude for w in p.idle),
+                      key=lambda w: w.idle_since)
+
+    def reserve(self, memory_mb: int, exclude: RoutePool | None = None, app: str | None = None) -> bool:
+        """Take capacity for one container, stopping idle containers of other routes if needed
+        (under an app's own cap, only that app's)."""
+        capacity = self.capacity
+        if capacity.fits(memory_mb, app):
+            capacity.take(memory_mb, app)
             return True
-        victims = sorted(
-            (w for p in self.pools.values() if p is not exclude for w in p.idle),
-            key=lambda w: w.idle_since,
-        )
-        freed_containers, freed_memory = 0, 0
-        chosen = []
-        for worker in victims:
-            if self._fits_after(memory_mb, freed_containers, freed_memory):
+        idle = self._idle_workers(exclude)
+        chosen: list[HotWorker] = []
+        for worker in idle:
+            if capacity.app_fits(app, memory_mb, chosen):
                 break
-            chosen.append(worker)
-            freed_containers += 1
-            freed_memory += worker.pool.route.memory
-        if not self._fits_after(memory_mb, freed_containers, freed_memory):
+            if worker.pool.route.app == app:
+                chosen.append(worker)
+        if not capacity.app_fits(app, memory_mb, chosen):
+            return False
+        for worker in idle:
+            if capacity.server_fits(memory_mb, chosen):
+                break
+            if worker not in chosen:
+                chosen.append(worker)
+        if not capacity.server_fits(memory_mb, chosen):
             return False
         for worker in chosen:
             worker.die("stopped to make room for another route")
-        if not self.capacity.fits(memory_mb):
+        if not capacity.fits(memory_mb, app):
             return False  # what was freed went to someone who had waited longer
-        self.capacity.take(memory_mb)
+        capacity.take(memory_mb, app)
         return True
 
     def relieve(self) -> None:
         """Someone waits for room and a container just went idle: stop idle ones for them."""
         while self.capacity.waiting:
-            head = self.capacity.waiting[0]
-            idle = sorted((w for p in self.pools.values() for w in p.idle), key=lambda w: w.idle_since)
-            memory = sum(w.pool.route.memory for w in idle)
-            if not idle or not self._fits_after(head.memory_mb, len(idle), memory):
+            idle = self._idle_workers()
+            if not idle:
                 return
-            idle[0].die("stopped to make room for another route")
-
-    def _fits_after(self, memory_mb: int, containers: int, memory: int) -> bool:
-        c = self.capacity
-        return (
-            c.containers - containers + 1 <= c.max_containers
-            and c.memory_mb - memory + memory_mb <= c.max_memory_mb
-        )
+            victim = None
+            for waiter in list(self.capacity.waiting):
+                if not self.capacity.app_fits(waiter.app, waiter.memory_mb):
+                    # Held by its app's own cap: only that app's idle containers help it.
+                    own = [w for w in idle if w.pool.route.app == waiter.app]
+                    if own and self.capacity.app_fits(waiter.app, waiter.memory_mb, own):
+                        victim = own[0]
+                        break
+                    continue
+                if self.capacity.server_fits(waiter.memory_mb, idle):
+                    victim = idle[0]
+                break  # the head of the server's FIFO
+            if victim is None:
+                return
+            victim.die("stopped to make room for another route")
 
     def worker_gone(self, pool: RoutePool, worker: HotWorker) -> None:
         if pool in self._retired and not pool.workers:
@@ -711,6 +795,12 @@ class PoolManager:
             "max_containers": self.capacity.max_containers,
             "max_memory_mb": self.capacity.max_memory_mb,
             "routes": {f"{a}{p}": pool.stats() for (a, p), pool in self.pools.items()},
+            # Apps with a cap of their own or containers running: their use against their caps.
+            "apps": {app: {"containers": used[0], "memory_mb": used[1],
+                           "max_containers": self.capacity.app_limits.get(app, (None, None))[0],
+                           "max_memory_mb": self.capacity.app_limits.get(app, (None, None))[1]}
+                     for app in sorted(set(self.capacity.app_usage) | set(self.capacity.app_limits))
+                     for used in [self.capacity.app_usage.get(app, (0, 0))]},
         }
 
 

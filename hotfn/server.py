@@ -15,6 +15,7 @@ flushed and no container outlives us.
 from __future__ import annotations
 
 import functools
+import ipaddress
 import logging
 import os
 import resource
@@ -24,7 +25,9 @@ import sqlite3
 import trio
 
 from .api import Api, ApiConfig
+from .auth import Authenticator
 from .coldstart import ColdStarts
+from .images import ImagePolicy
 from .config import Settings
 from .drivers import Driver, DriverError
 from .http import HttpConfig, HttpServer
@@ -81,6 +84,46 @@ def _max_connections(s: Settings, open_files: int) -> int:
     return s.max_connections
 
 
+# An admin token shorter than this is refused: it would be guessable.
+MIN_ADMIN_TOKEN_LENGTH = 16
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a name may resolve anywhere: treated as reachable from the network
+
+
+def _admin_token(s: Settings) -> str | None:
+    """The bootstrap admin token, or None with auth off; StartupError for a setting that
+    would leave the API open by mistake."""
+    if s.admin_token_file and s.no_auth:
+        raise StartupError("--admin-token-file and --no-auth contradict each other; give one")
+    if not s.admin_token_file:
+        if _is_loopback(s.host):
+            return None
+        if not s.no_auth:
+            raise StartupError(
+                f"refusing to listen on {s.host} without authentication: anyone who reaches the "
+                "port could run any code. Give --admin-token-file FILE (HOTFN_ADMIN_TOKEN_FILE), "
+                "or --no-auth (HOTFN_NO_AUTH=1) if something in front does it")
+        log.warning("listening on %s with --no-auth: the API is open to anyone who reaches it", s.host)
+        return None
+    try:
+        with open(s.admin_token_file, encoding="utf-8") as f:
+            token = f.read(4096).strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise StartupError(f"cannot read the admin token file {s.admin_token_file!r}: {exc}") from None
+    if len(token) < MIN_ADMIN_TOKEN_LENGTH or any(c.isspace() or not c.isprintable() for c in token):
+        raise StartupError(f"the admin token in {s.admin_token_file!r} must be one line of at least "
+                           f"{MIN_ADMIN_TOKEN_LENGTH} printable characters without spaces "
+                           "(e.g. from: openssl rand -base64 32)")
+    return token
+
+
 class Server:
     def __init__(self, settings: Settings, *, driver: Driver | None = None, store: Store | None = None) -> None:
         self.settings = settings
@@ -99,6 +142,11 @@ class Server:
 
     async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
         s = self.settings
+        self._admin_token = _admin_token(s)
+        try:
+            self._images = ImagePolicy(s.allowed_images)
+        except ValueError as exc:
+            raise StartupError(str(exc)) from None
         # Before anything of this node's is touched: another server may be this node.
         try:
             lock = NodeLock(s.node_id)
@@ -120,13 +168,13 @@ class Server:
             from .drivers.docker import DockerDriver
 
             try:
-                self._driver = DockerDriver.from_env(io_dir=io_dir)
+                self._driver = DockerDriver.from_env(io_dir=io_dir, allow_pull=s.allow_pull)
             except DriverError as exc:
                 raise StartupError(str(exc)) from None
         driver = self._driver
         store = self._store or _open_store(s.db)
         limits = Limits(max_frame_size=s.max_frame_size, max_response_size=s.max_frame_size,
-                        node_id=s.node_id)
+                        node_id=s.node_id, images=self._images)
         try:
             stale = await driver.remove_containers({"hotfn": "1", "hotfn.node": s.node_id})
         except DriverError as exc:
@@ -147,12 +195,17 @@ class Server:
                     if s.max_parked > 0 and getattr(driver, "io_dir", None) and hasattr(driver, "park"):
                         cold_starts = ColdStarts(
                             driver, lambda route: container_spec(route, limits),
-                            lambda mb: pools.capacity.fits(mb) and not pools.capacity.waiting,
+                            lambda route: (pools.capacity.fits(route.memory, route.app)
+                                           and not pools.capacity.waiting
+                                           and limits.images.allows(route.image)),
                             max_parked=s.max_parked)
                     invoker = Invoker(driver, pools, calls, limits, cold_starts)
                     api = Api(store, driver, pools, invoker, ApiConfig(
                         domain=s.domain or None, log_retention=s.log_retention, node_id=s.node_id,
-                        call_records=s.call_records, async_retry_delay=s.async_retry_delay))
+                        call_records=s.call_records, async_retry_delay=s.async_retry_delay),
+                        auth=Authenticator(store, admin_token=self._admin_token,
+                                           enabled=self._admin_token is not None),
+                        images=self._images)
                     await api.reload_routes()
                     await services.start(api.run_background)
                     await services.start(pools.run_housekeeping)

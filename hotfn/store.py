@@ -25,7 +25,8 @@ from typing import Any, Callable, Iterable, Mapping, TypeVar
 
 import trio
 
-from .models import App, Call, Route, route_from_record
+from .models import App, Call, Route, app_from_record, route_from_record
+from .tokens import Token, token_from_record
 
 T = TypeVar("T")
 
@@ -152,6 +153,22 @@ class Store(abc.ABC):
         """Make every call claimed by ``node_id`` due at ``now`` (that node restarted: nothing
         of it is running any more); how many. Their attempts stay counted."""
 
+    # -- API tokens (hotfn.tokens, hotfn.auth) --
+    # Kept together for ports to other stores: one table, plain SQL. A revoked token must fail
+    # at once on every node, so ``find_token`` is asked on every authenticated request (no
+    # cache): it must be cheap.
+
+    @abc.abstractmethod
+    async def create_token(self, token: Token) -> None: ...
+    @abc.abstractmethod
+    async def list_tokens(self) -> list[Token]: ...
+    @abc.abstractmethod
+    async def delete_token(self, token_id: str) -> None:
+        """Revoke: the token is gone. NotFound if there is no such token."""
+    @abc.abstractmethod
+    async def find_token(self, secret_hash: str) -> Token | None:
+        """The token whose secret hashes to ``secret_hash``, if any (expired ones too)."""
+
     async def check(self) -> None:
         """Raise StoreUnavailable unless the store can be read and written right now."""
         await self.routes_version()
@@ -163,7 +180,9 @@ class Store(abc.ABC):
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS apps (
-    name TEXT PRIMARY KEY, config TEXT NOT NULL, created_at REAL NOT NULL, updated_at REAL NOT NULL);
+    name TEXT PRIMARY KEY, config TEXT NOT NULL, created_at REAL NOT NULL, updated_at REAL NOT NULL,
+    max_containers INTEGER, max_memory_mb INTEGER, rate_limit REAL, burst INTEGER,
+    secrets TEXT NOT NULL DEFAULT '{}');
 CREATE TABLE IF NOT EXISTS routes (
     app TEXT NOT NULL REFERENCES apps(name), path TEXT NOT NULL, spec TEXT NOT NULL,
     PRIMARY KEY (app, path));
@@ -186,9 +205,15 @@ CREATE TABLE IF NOT EXISTS call_queue (
     headers TEXT NOT NULL, params TEXT NOT NULL, body BLOB NOT NULL);
 CREATE INDEX IF NOT EXISTS call_queue_due ON call_queue (available_at);
 CREATE INDEX IF NOT EXISTS call_queue_by_route ON call_queue (app, route, available_at);
-INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', '3'), ('routes_version', '0');
+-- API tokens: only a hash of each secret. apps: a JSON list of app names, NULL for every app.
+CREATE TABLE IF NOT EXISTS tokens (
+    id TEXT PRIMARY KEY, secret_hash TEXT NOT NULL UNIQUE, name TEXT NOT NULL, scope TEXT NOT NULL,
+    apps TEXT, expires_at REAL, created_at REAL NOT NULL);
+INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', '4'), ('routes_version', '0');
 """
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
+_APP_COLUMNS = "name, config, created_at, updated_at, max_containers, max_memory_mb, rate_limit, burst, secrets"
+_TOKEN_COLUMNS = "id, secret_hash, name, scope, apps, expires_at, created_at"
 
 
 _CALL_FIELDS = [f.name for f in dataclasses.fields(Call)]
@@ -218,6 +243,14 @@ class SqliteStore(Store):
         self._migrate()
         self._limiter = trio.CapacityLimiter(1)
         self._lock = threading.Lock()
+        # Token lookups (every authenticated request) read on the event loop's own thread, over
+        # a connection of their own: an indexed read in WAL mode takes microseconds and never
+        # waits for the writer, where a hop to the worker thread would cost far more and queue
+        # behind call-record batches.
+        self._reader = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._reader.execute("PRAGMA busy_timeout=1000")
+        self._reader.execute("PRAGMA query_only=ON")
+        self._tokens_by_row: dict[tuple, Token | None] = {}  # rows already parsed and checked
 
     def _migrate(self) -> None:
         """Bring a database written by an older hotfn up to SCHEMA_VERSION, keeping its data."""
@@ -247,6 +280,15 @@ class SqliteStore(Store):
                     "UPDATE calls SET status = 'error', error = 'lost: the server stopped before "
                     "this call finished (recorded by a hotfn without a durable queue)' "
                     "WHERE status IN ('queued', 'running')")
+        app_columns = {row[1] for row in self._db.execute("PRAGMA table_info(apps)")}
+        if "secrets" not in app_columns:
+            # Version 4 adds tenants' quotas and secrets to apps (and the tokens table, created
+            # by SCHEMA). Old apps have no limits and no secrets.
+            with self._db:
+                for column in ("max_containers INTEGER", "max_memory_mb INTEGER",
+                               "rate_limit REAL", "burst INTEGER",
+                               "secrets TEXT NOT NULL DEFAULT '{}'"):
+                    self._db.execute(f"ALTER TABLE apps ADD COLUMN {column}")
         version = int(self._db.execute(
             "SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0])
         if version > SCHEMA_VERSION:
@@ -282,10 +324,8 @@ class SqliteStore(Store):
     async def create_app(self, app: App) -> None:
         def work(db: sqlite3.Connection) -> None:
             try:
-                db.execute(
-                    "INSERT INTO apps (name, config, created_at, updated_at) VALUES (?, ?, ?, ?)",
-                    (app.name, json.dumps(dict(app.config)), app.created_at, app.updated_at),
-                )
+                db.execute(f"INSERT INTO apps ({_APP_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                           self._app_row(app))
             except sqlite3.IntegrityError:
                 raise Conflict(f"app {app.name!r} already exists") from None
             self._bump(db)
@@ -293,14 +333,21 @@ class SqliteStore(Store):
         await self._run(work)
 
     @staticmethod
+    def _app_row(app: App) -> tuple:
+        return (app.name, json.dumps(dict(app.config)), app.created_at, app.updated_at,
+                app.max_containers, app.max_memory_mb, app.rate_limit, app.burst,
+                json.dumps(dict(app.secrets)))
+
+    @staticmethod
     def _app(row: Any) -> App:
-        return App(name=row[0], config=json.loads(row[1]), created_at=row[2], updated_at=row[3])
+        return app_from_record({
+            "name": row[0], "config": json.loads(row[1]), "created_at": row[2], "updated_at": row[3],
+            "max_containers": row[4], "max_memory_mb": row[5], "rate_limit": row[6],
+            "burst": row[7], "secrets": json.loads(row[8] or "{}")})
 
     async def get_app(self, name: str) -> App:
         def work(db: sqlite3.Connection) -> App:
-            row = db.execute(
-                "SELECT name, config, created_at, updated_at FROM apps WHERE name = ?", (name,)
-            ).fetchone()
+            row = db.execute(f"SELECT {_APP_COLUMNS} FROM apps WHERE name = ?", (name,)).fetchone()
             if row is None:
                 raise NotFound(f"app {name!r} not found")
             return self._app(row)
@@ -309,16 +356,16 @@ class SqliteStore(Store):
 
     async def list_apps(self) -> list[App]:
         return await self._run(lambda db: [
-            self._app(r) for r in db.execute(
-                "SELECT name, config, created_at, updated_at FROM apps ORDER BY name")
+            self._app(r) for r in db.execute(f"SELECT {_APP_COLUMNS} FROM apps ORDER BY name")
         ])
 
     async def update_app(self, app: App) -> None:
         def work(db: sqlite3.Connection) -> None:
+            row = self._app_row(app)
             cur = db.execute(
-                "UPDATE apps SET config = ?, updated_at = ? WHERE name = ?",
-                (json.dumps(dict(app.config)), app.updated_at, app.name),
-            )
+                "UPDATE apps SET config = ?, created_at = ?, updated_at = ?, max_containers = ?, "
+                "max_memory_mb = ?, rate_limit = ?, burst = ?, secrets = ? WHERE name = ?",
+                row[1:] + row[:1])
             if cur.rowcount == 0:
                 raise NotFound(f"app {app.name!r} not found")
             self._bump(db)
@@ -344,7 +391,8 @@ class SqliteStore(Store):
 
     @staticmethod
     def _spec(route: Route) -> str:
-        return json.dumps(route.to_json())
+        # to_record, not to_json: the write-only fields (secrets, jwt_key) are kept too.
+        return json.dumps(route.to_record())
 
     async def create_route(self, route: Route) -> None:
         def work(db: sqlite3.Connection) -> None:
@@ -584,6 +632,65 @@ class SqliteStore(Store):
 
         return await self._run(work)
 
+    # -- API tokens --
+
+    @staticmethod
+    def _token(row: Any) -> Token | None:
+        token_id, secret_hash, name, scope, apps, expires_at, created_at = row
+        try:
+            apps = json.loads(apps) if apps is not None else None
+        except ValueError:
+            apps = "not JSON"  # refused by token_from_record, which says so
+        return token_from_record({"id": token_id, "secret_hash": secret_hash, "name": name,
+                                  "scope": scope, "apps": apps, "expires_at": expires_at,
+                                  "created_at": created_at})
+
+    async def create_token(self, token: Token) -> None:
+        row = (token.id, token.secret_hash, token.name, token.scope,
+               json.dumps(list(token.apps)) if token.apps is not None else None,
+               token.expires_at, token.created_at)
+
+        def work(db: sqlite3.Connection) -> None:
+            try:
+                db.execute(f"INSERT INTO tokens ({_TOKEN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)", row)
+            except sqlite3.IntegrityError:
+                raise Conflict("a token with this id already exists") from None
+
+        await self._run(work)
+
+    async def list_tokens(self) -> list[Token]:
+        def work(db: sqlite3.Connection) -> list[Token]:
+            rows = db.execute(f"SELECT {_TOKEN_COLUMNS} FROM tokens ORDER BY created_at, id")
+            return [t for t in map(self._token, rows) if t is not None]
+
+        return await self._run(work)
+
+    async def delete_token(self, token_id: str) -> None:
+        def work(db: sqlite3.Connection) -> None:
+            if db.execute("DELETE FROM tokens WHERE id = ?", (token_id,)).rowcount == 0:
+                raise NotFound(f"token {token_id!r} not found")
+
+        await self._run(work)
+
+    async def find_token(self, secret_hash: str) -> Token | None:
+        # On this thread, over the reader connection (see __init__); autocommit, so each read
+        # sees every commit made before it, by any process.
+        try:
+            row = self._reader.execute(f"SELECT {_TOKEN_COLUMNS} FROM tokens WHERE secret_hash = ?",
+                                       (secret_hash,)).fetchone()
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"the store ({self.path}) is failing: {exc}") from exc
+        if row is None:
+            return None
+        # The row is read every time; only its parsing is remembered (the same row, the same
+        # token), which halves the cost of a lookup.
+        token = self._tokens_by_row.get(row, False)
+        if token is False:
+            if len(self._tokens_by_row) >= 1024:
+                self._tokens_by_row.clear()
+            token = self._tokens_by_row[row] = self._token(row)
+        return token
+
     async def check(self) -> None:
         # A real write (a value that changes each time), so that a full disk fails it.
         now = repr(time.time())
@@ -594,6 +701,7 @@ class SqliteStore(Store):
         def work() -> None:
             with self._lock:
                 self._db.close()
+                self._reader.close()
 
         await trio.to_thread.run_sync(work, limiter=self._limiter)
 

@@ -118,3 +118,16 @@ def test_environment_rendering_quotes_values_and_refuses_what_a_shell_cannot_tak
     for bad in ({"é": "1"}, {"1A": "1"}, {"A-B": "1"}, {"HOTFN_GO": "1"}, {"A": "a\0b"}):
         with pytest.raises(ValueError):
             render_env(bad)
+
+
+async def test_no_parked_container_for_an_image_the_policy_no_longer_allows(server_factory, images, tmp_path):
+    db = str(tmp_path / "policy.db")
+    first = await server_factory(db=db)
+    await first.create_app("demo")
+    await first.create_route(path="/c", image=ECHO, format="default")
+    await wait_parked(first.node_id, "/c")
+    await server_factory.stop(first)
+    second = await server_factory(db=db, allowed_images="hotfn-fn/*")
+    await trio.sleep(2.0)  # two rounds of housekeeping
+    assert parked_of(second.node_id) == []
+    assert (await second.call("demo", "/c", b"x")).status == 403

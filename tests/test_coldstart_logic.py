@@ -60,8 +60,8 @@ def cold(path: str, **kw) -> Route:
     return Route(app="demo", path=path, image=kw.pop("image", "img"), format="default", **kw)
 
 
-def manager(engine: FakeEngine, fits=lambda mb: True, **kw) -> ColdStarts:
-    return ColdStarts(engine, spec_for, fits, **kw)
+def manager(engine: FakeEngine, may_park=lambda route: True, **kw) -> ColdStarts:
+    return ColdStarts(engine, spec_for, may_park, **kw)
 
 
 async def test_one_per_cold_route_within_the_bound(autojump_clock):
@@ -108,10 +108,10 @@ async def test_a_dead_one_is_replaced(autojump_clock):
     assert first not in engine.running and len(engine.running) == 1
 
 
-async def test_no_parking_while_a_call_runs_nor_without_capacity(autojump_clock):
+async def test_no_parking_while_a_call_runs_nor_when_the_route_may_not_start_one(autojump_clock):
     engine = FakeEngine()
     room = [False]
-    starts = manager(engine, fits=lambda mb: room[0])
+    starts = manager(engine, may_park=lambda route: room[0])
     await starts.sync([cold("/a")])
     assert not engine.running
     room[0] = True

@@ -255,3 +255,17 @@ async def test_close_waits_for_calls_in_flight_then_removes_everything(nursery, 
         await world.pools.close(grace=10)
     assert len(finished) == 1
     assert not world.driver.running and world.pools.capacity.containers == 0
+
+
+async def test_a_stale_route_never_brings_an_old_revision_back(nursery, autojump_clock):
+    world = World(nursery)
+    r1 = route(config={"V": "1"}, updated_at=1.0)
+    r2 = dataclasses.replace(r1, config={"V": "2"}, updated_at=2.0)
+    new_pool = world.pools.pool_for(r2)
+    # A call that looked its route up before the update asks with the old one (its retry after
+    # "retired while waiting"): it gets the new pool, and the new pool keeps its route.
+    assert world.pools.pool_for(r1) is new_pool
+    assert new_pool.route is r2 and not new_pool.retired
+    r2_timeout = dataclasses.replace(r2, timeout=5.0, updated_at=3.0)
+    assert world.pools.pool_for(r2_timeout) is new_pool and new_pool.route is r2_timeout
+    assert world.pools.pool_for(r2) is new_pool and new_pool.route is r2_timeout

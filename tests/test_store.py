@@ -6,7 +6,7 @@ import pytest
 import trio
 
 from hotfn.models import App, Call, new_app, new_route
-from hotfn.store import Conflict, NotFound, SqliteStore
+from hotfn.store import SCHEMA_VERSION, Conflict, NotFound, SqliteStore
 
 
 @pytest.fixture
@@ -275,5 +275,5 @@ async def test_a_version_2_database_is_migrated_without_losing_data(db):
     assert [c.call.id for c in await store.claim_calls("n", "a", "/job", 5, 100.0, 50.0)] == ["c3"]
     await store.close()
     reopened = sqlite3.connect(db)
-    assert reopened.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("3",)
+    assert reopened.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == (str(SCHEMA_VERSION),)
     reopened.close()

@@ -22,8 +22,8 @@ class EngineUnavailable(DriverError):
 
 
 class ImageNotFound(DriverError):
-    def __init__(self, image: str) -> None:
-        super().__init__(f"image {image!r} is not present on this server")
+    def __init__(self, image: str, why: str = "") -> None:
+        super().__init__(f"image {image!r} is not present on this server" + (f" ({why})" if why else ""))
         self.image = image
 
 
@@ -122,8 +122,8 @@ class Driver(abc.ABC):
 
     @abc.abstractmethod
     async def ensure_image(self, image: str) -> str:
-        """Make the image present (pull where a registry is reachable) and return its id;
-        ImageNotFound if it cannot be had."""
+        """Make the image present and return its id; ImageNotFound if it cannot be had. A
+        driver pulls from a registry only where it was told it may (``--allow-pull``)."""
 
     @abc.abstractmethod
     async def ping(self) -> bool:

@@ -1,5 +1,8 @@
 """Benchmark function (Python): echo the request body; with `x-bench: sum`, parse the body as a
-JSON array of numbers with a hand-written parser and answer their sum (the JIT/warm-up probe)."""
+JSON array of numbers with a hand-written parser and answer their sum (the JIT/warm-up probe);
+with `x-bench: sleep`, sleep `x-sleep-ms` first (a busy tenant that costs no CPU: hotfn_bench.auth)."""
+
+import time
 
 
 def json_sum(data: bytes) -> float:
@@ -23,6 +26,8 @@ def json_sum(data: bytes) -> float:
 
 
 def handler(request):
+    if request.header("x-bench") == "sleep":
+        time.sleep(int(request.header("x-sleep-ms", "0")) / 1000)
     if request.header("x-bench") == "sum":
         return repr(json_sum(request.body))
     return request.body

@@ -88,12 +88,16 @@ def engine_errors(what: str) -> Iterator[None]:
 
 class DockerDriver(Driver):
     def __init__(self, client: docker.APIClient, *, max_threads: int = SDK_POOL_SIZE,
-                 io_dir: str | None = None, wait_client: docker.APIClient | None = None) -> None:
+                 io_dir: str | None = None, allow_pull: bool = False,
+                 wait_client: docker.APIClient | None = None) -> None:
         """``io_dir``: where direct-stdio FIFOs live (on the engine's own host); None: off.
+        ``allow_pull``: fetch a missing image from its registry; off, only images already on
+        the engine run (what an operator built or loaded).
         ``wait_client``: a second client for exit-status requests made ahead of need
         (Container.watch_exit), which block a connection and a thread for a call's length and
         so must not take them from ``client``'s pool; None: no such requests."""
         self.client = client
+        self.allow_pull = allow_pull
         self._limiter = trio.CapacityLimiter(max_threads)
         self._wait_client = wait_client
         self._wait_limiter = trio.CapacityLimiter(WAIT_POOL_SIZE)
@@ -102,7 +106,8 @@ class DockerDriver(Driver):
             os.makedirs(io_dir, mode=0o700, exist_ok=True)
 
     @classmethod
-    def from_env(cls, *, timeout: float = 60.0, io_dir: str | None = None) -> "DockerDriver":
+    def from_env(cls, *, timeout: float = 60.0, io_dir: str | None = None,
+                 allow_pull: bool = False) -> "DockerDriver":
         """A driver for the engine named by DOCKER_HOST (and friends), else the local socket."""
         with engine_errors("connecting"):
             client = docker.APIClient(
@@ -113,7 +118,7 @@ class DockerDriver(Driver):
                 version=client.api_version, timeout=timeout, max_pool_size=WAIT_POOL_SIZE,
                 **docker.utils.kwargs_from_env(),
             )
-        return cls(client, io_dir=io_dir, wait_client=wait_client)
+        return cls(client, io_dir=io_dir, allow_pull=allow_pull, wait_client=wait_client)
 
     async def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         return await trio.to_thread.run_sync(
@@ -141,6 +146,9 @@ class DockerDriver(Driver):
         image_id = await self._image_id(image)
         if image_id is not None:
             return image_id
+        if not self.allow_pull:
+            raise ImageNotFound(image, "this server does not pull images: build or load it on the "
+                                "engine, or start the server with --allow-pull")
         repository, _, tag = image.rpartition(":") if ":" in image.split("/")[-1] else (image, "", "")
         try:
             with engine_errors(f"pulling {image}"):

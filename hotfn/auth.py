@@ -1,0 +1,209 @@
+"""Who may do what: bearer tokens for the API, and per-route auth for invocation.
+
+The API (``/v1/...``) is guarded when the server has an admin token (``--admin-token-file``):
+every request then carries ``Authorization: Bearer <secret>``, either that bootstrap token or
+one made with ``POST /v1/tokens`` and kept (hashed) in the store. With auth off (loopback
+without a token, or ``--no-auth``) everyone acts as admin, as before tokens existed.
+
+Invocation is guarded per route, whatever the server's setting: ``auth: "token"`` takes a
+store token that covers the app (``invoke``, ``deploy`` or ``admin``); ``auth: "jwt"`` an HS256
+JWT signed with the route's ``jwt_key`` (IronFunctions).
+
+Answers never say whether a token exists: missing, malformed, unknown, expired and revoked
+are one 401; a 403 is only for a token that is valid but may not do what was asked.
+
+What each scope may do (README, "Running it in production") is the ``Access`` a handler is
+marked with, checked by ``Authenticator.authorize`` at the one seam in ``Api.handle``.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import time
+import warnings
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable
+
+import jwt
+
+from .store import Store
+from .tokens import MAX_SECRET_LENGTH, Token, hash_secret
+
+log = logging.getLogger(__name__)
+
+# A JWT longer than this is refused before it is decoded (headers are capped far above it).
+MAX_JWT_LENGTH = 8 * 1024
+# JWTs already verified, by (key, JWT): decoding costs tens of microseconds, a hit well under
+# one. A JWT cannot be revoked, so its check is a pure function of the two strings and the clock:
+# only ``exp`` is compared again. Bounded: cleared when full.
+JWT_CACHE_SIZE = 4096
+
+
+class Access:
+    """What an endpoint asks of the token (``Api`` marks each handler with one)."""
+
+    OPEN = "open"  # no token: /health
+    ANY = "any"  # any valid token (the handler narrows the answer to the token's apps)
+    CALLS = "calls"  # call records of an app: invoke, deploy or admin covering the app
+    READ = "read"  # apps, routes and logs of an app: deploy or admin covering the app
+    DEPLOY = "deploy"  # change routes and an app's config and secrets: deploy or admin
+    ADMIN = "admin"  # everything else, and anything not marked: admin only
+
+
+_SCOPES_FOR = {
+    Access.ANY: ("admin", "deploy", "invoke"),
+    Access.CALLS: ("admin", "deploy", "invoke"),
+    Access.READ: ("admin", "deploy"),
+    Access.DEPLOY: ("admin", "deploy"),
+    Access.ADMIN: ("admin",),
+}
+
+
+class AuthError(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+    @property
+    def headers(self) -> list[tuple[str, str]]:
+        if self.status == 401:
+            return [("www-authenticate", 'Bearer realm="hotfn"')]
+        return []
+
+
+def unauthorized() -> AuthError:
+    return AuthError(401, "a valid token is required: send Authorization: Bearer <token>")
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who a request acts as."""
+
+    scope: str
+    apps: tuple[str, ...] | None  # None: every app
+    token_id: str | None = None
+
+    @property
+    def is_admin(self) -> bool:
+        return self.scope == "admin" and self.apps is None
+
+    def covers(self, app: str) -> bool:
+        return self.apps is None or app in self.apps
+
+    def visible(self, apps: Iterable[str]) -> list[str]:
+        return [a for a in apps if self.covers(a)]
+
+
+EVERYONE = Principal("admin", None)  # with auth off
+BOOTSTRAP = "bootstrap"  # the token_id of the admin token from --admin-token-file
+
+
+def bearer(headers: Iterable[tuple[str, str]]) -> str | None:
+    """The credentials of ``Authorization: Bearer <x>``; None without that header. A header
+    of another scheme, or two of them, is refused (never guessed at)."""
+    values = [v for k, v in headers if k == "authorization"]
+    if not values:
+        return None
+    if len(values) > 1:
+        raise unauthorized()
+    scheme, _, credentials = values[0].strip().partition(" ")
+    credentials = credentials.strip()
+    if scheme.lower() != "bearer" or not credentials:
+        raise unauthorized()
+    return credentials
+
+
+class Authenticator:
+    def __init__(self, store: Store, *, admin_token: str | None, enabled: bool,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.store = store
+        self.enabled = enabled
+        self._admin_hash = hash_secret(admin_token) if admin_token else None
+        self._clock = clock
+        self._verified_jwts: dict[tuple[str, str], float] = {}  # (key, JWT) -> its exp
+
+    async def principal(self, credentials: str) -> Principal:
+        """Who ``credentials`` (a bearer secret) are; AuthError 401 if no one."""
+        if len(credentials) > MAX_SECRET_LENGTH:
+            raise unauthorized()
+        digest = hash_secret(credentials)
+        if self._admin_hash is not None and hmac.compare_digest(digest, self._admin_hash):
+            return Principal("admin", None, BOOTSTRAP)
+        token: Token | None = await self.store.find_token(digest)
+        if (token is None or not hmac.compare_digest(digest, token.secret_hash)
+                or token.expired(self._clock())):
+            raise unauthorized()
+        return Principal(token.scope, token.apps, token.id)
+
+    async def authorize(self, headers: Iterable[tuple[str, str]], access: str,
+                        app: str | None) -> Principal:
+        """Who may go on with an API request needing ``access`` (on ``app``, if it names one);
+        AuthError 401 or 403 otherwise."""
+        if access == Access.OPEN or not self.enabled:
+            return EVERYONE
+        credentials = bearer(headers)
+        if credentials is None:
+            raise unauthorized()
+        who = await self.principal(credentials)
+        allowed = who.scope in _SCOPES_FOR.get(access, ("admin",))
+        if access == Access.ADMIN and not who.is_admin:
+            allowed = False
+        if app is not None and not who.covers(app):
+            allowed = False
+        if not allowed:
+            raise AuthError(403, f"this token's scope ({who.scope}) does not allow this"
+                            + (f" on app {app!r}" if app is not None else ""))
+        return who
+
+    async def check_route(self, headers: Iterable[tuple[str, str]], app: str, auth: str,
+                          jwt_key: str) -> None:
+        """Whether a call of a route with ``auth`` (and ``jwt_key``) may go on; AuthError if not."""
+        if auth == "none":
+            return
+        credentials = bearer(headers)
+        if credentials is None:
+            raise unauthorized()
+        if auth == "token":
+            who = await self.principal(credentials)
+            if not who.covers(app):
+                raise AuthError(403, f"this token does not allow calls of app {app!r}")
+            return
+        if auth == "jwt" and jwt_key:
+            now = self._clock()
+            exp = self._verified_jwts.get((jwt_key, credentials))
+            if exp is None:
+                exp = check_jwt(credentials, jwt_key, now)["exp"]
+                if len(self._verified_jwts) >= JWT_CACHE_SIZE:
+                    self._verified_jwts.clear()
+                self._verified_jwts[(jwt_key, credentials)] = exp
+            if now >= exp:
+                raise unauthorized()
+            return
+        # An unknown auth, or "jwt" without a key (a store hand-edited): refuse everyone.
+        raise unauthorized()
+
+
+def check_jwt(credentials: str, key: str, now: float | None = None) -> dict[str, Any]:
+    """The claims of an HS256 JWT signed with ``key`` and not expired; AuthError 401 if it is
+    anything else (malformed, another algorithm such as "none", a bad signature, no numeric
+    exp)."""
+    if len(credentials) > MAX_JWT_LENGTH:
+        raise unauthorized()
+    try:
+        with warnings.catch_warnings():
+            # PyJWT warns about short HMAC keys; IronFunctions routes may have them (README).
+            warnings.simplefilter("ignore")
+            claims = jwt.decode(credentials, key, algorithms=["HS256"],
+                                options={"require": ["exp"]}, leeway=0)
+        exp = claims["exp"]
+        if isinstance(exp, bool) or not isinstance(exp, (int, float)) or (now is not None and now >= exp):
+            raise unauthorized()
+        return claims
+    except jwt.InvalidTokenError:
+        raise unauthorized() from None
+    except Exception:
+        # A library bug must not take the request down with a 500 that hints at anything.
+        log.exception("JWT check failed unexpectedly")
+        raise unauthorized() from None
