@@ -14,6 +14,7 @@ const {
 } = require('./codec');
 const { requestFromFrame } = require('./request');
 const { toResponse } = require('./response');
+const fs = require('node:fs');
 const { logError, writeAllSync } = require('./io');
 
 // Generous for a log, small next to the 6 MiB frame limit: an error frame must always fit.
@@ -129,8 +130,14 @@ function warmUp(maxFrameSize) {
     const request = requestFromFrame(decodePayload(reader.next()));
     request.header('content-type');
     answerParts(request.callId, { failed: false, result: { status: 200, headers: { 'x-a': '1' }, body: 'w' } }, maxFrameSize);
-    answerParts(request.callId, { failed: false, result: request.body }, maxFrameSize);
+    const parts = answerParts(request.callId, { failed: false, result: request.body }, maxFrameSize);
     answerParts(request.callId, { failed: true, error: new Error('warm-up') }, maxFrameSize);
+    const devNull = fs.openSync('/dev/null', 'w');
+    try {
+      writeAllSync(devNull, parts);
+    } finally {
+      fs.closeSync(devNull);
+    }
   } catch (err) {
     // Only a head start: the real calls still work (or fail) on their own.
     logError(`hotfn-node: warm-up failed (calls go on): ${(err && err.message) || err}`);
