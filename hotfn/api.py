@@ -406,7 +406,8 @@ async def create_app(api: Api, request: ApiRequest, match: re.Match) -> ApiRespo
     app = models.new_app(_body(request, "app"))
     await api.store.create_app(app)
     await api.reload_routes()
-    return json_response(201, {"app": app.to_json()})
+    # 200, not 201: IronFunctions' clients treat any other status as an error.
+    return json_response(200, {"app": app.to_json()})
 
 
 @needs(Access.READ)
@@ -456,11 +457,28 @@ async def _with_image_id(api: Api, route: Route) -> Route:
 async def create_route(api: Api, request: ApiRequest, match: re.Match) -> ApiResponse:
     app = match["app"]
     route = models.new_route(app, _body(request, "route"))
-    await api.store.get_app(app)
     route = await _with_image_id(api, route)
+    await _ensure_app(api, request, app)
     await api.store.create_route(route)
     await api.reload_routes()
-    return json_response(201, {"route": route.to_json()})
+    # 200, not 201, as IronFunctions answered (its clients depend on it).
+    return json_response(200, {"message": "Route successfully created", "route": route.to_json()})
+
+
+async def _ensure_app(api: Api, request: ApiRequest, name: str) -> None:
+    """A route created in an app that does not exist creates the app, as in IronFunctions;
+    with auth on, only for a token that may create apps (an admin's)."""
+    try:
+        await api.store.get_app(name)
+        return
+    except NotFound:
+        if not request.principal.is_admin:
+            raise
+    app = models.new_app({"name": name})
+    try:
+        await api.store.create_app(app)
+    except Conflict:
+        pass  # created meanwhile by another request: what was wanted
 
 
 def _route_path(match: re.Match) -> str:
@@ -541,6 +559,14 @@ async def stats(api: Api, request: ApiRequest, match: re.Match) -> ApiResponse:
     return json_response(200, api.pools.stats())
 
 
+@needs(Access.OPEN)
+async def version(api: Api, request: ApiRequest, match: re.Match) -> ApiResponse:
+    """IronFunctions' GET /version (open, as there and as /health): `fn version` shows it as the server's version."""
+    from . import __version__  # looked up on first use (hotfn/__init__.py)
+
+    return json_response(200, {"version": __version__})
+
+
 # -- tokens (admin only: no marks) --
 
 
@@ -566,6 +592,7 @@ async def delete_token(api: Api, request: ApiRequest, match: re.Match) -> ApiRes
 _APP = r"(?P<app>[^/]+)"
 ROUTES: list[tuple[re.Pattern, dict[str, Handler]]] = [
     (re.compile(r"/health"), {"GET": health}),
+    (re.compile(r"/version"), {"GET": version}),
     (re.compile(r"/v1/stats"), {"GET": stats}),
     (re.compile(r"/v1/apps/?"), {"GET": list_apps, "POST": create_app}),
     (re.compile(rf"/v1/apps/{_APP}/?"), {"GET": get_app, "PATCH": patch_app, "DELETE": delete_app}),

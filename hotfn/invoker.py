@@ -18,8 +18,9 @@ import trio
 from . import protocol
 from .coldstart import ColdStarts
 from .drivers import Container, ContainerGone, ContainerSpec, Driver, DriverError, ImageNotFound
+from .httpformat import RequestNotWritable
 from .images import ImagePolicy
-from .models import Route, header_problem
+from .models import Route, config_env, header_env_name, header_problem
 from .pool import CallLog, PoolError, PoolManager
 
 log = logging.getLogger(__name__)
@@ -68,15 +69,18 @@ class Limits:
 def container_spec(route: Route, limits: Limits) -> ContainerSpec:
     """The container every call of ``route`` runs in, hot or cold (cold adds per-call env)."""
     env = {
-        **route.config,
-        **route.secrets,  # as config, after it: a secret of the same name wins
-        "HOTFN_FORMAT": "hot" if route.is_hot else "default",
+        # Names as IronFunctions made them: upper case, '-' as '_' (db-url is DB_URL).
+        **config_env(route.config),
+        **config_env(route.secrets),  # as config, after it: a secret of the same name wins
+        "HOTFN_FORMAT": route.format,
         "HOTFN_PROTOCOL_VERSION": str(protocol.PROTOCOL_VERSION),
         "HOTFN_MAX_FRAME_SIZE": str(limits.max_frame_size),
         "HOTFN_MEMORY_MB": str(route.memory),
         "APP_NAME": route.app,
         "ROUTE": route.path,
     }
+    if route.format == "http":
+        env["FN_FORMAT"] = "http"  # what IronFunctions told its hot containers
     return ContainerSpec(
         # The id, not the name: every container of a revision runs the same build.
         image=route.image_id or route.image,
@@ -97,10 +101,6 @@ def container_spec(route: Route, limits: Limits) -> ContainerSpec:
     )
 
 
-def _env_name(name: str) -> str:
-    return "".join(c if c.isalnum() else "_" for c in name).upper()
-
-
 def cold_env(inv: Invocation, deadline_ms: int) -> dict[str, str]:
     env = {
         "METHOD": inv.method,
@@ -111,9 +111,9 @@ def cold_env(inv: Invocation, deadline_ms: int) -> dict[str, str]:
     }
     joined: dict[str, list[str]] = {}
     for name, value in inv.headers:
-        joined.setdefault(f"HEADER_{_env_name(name)}", []).append(value)
+        joined.setdefault(f"HEADER_{header_env_name(name)}", []).append(value)
     env.update({k: ", ".join(v) for k, v in joined.items()})
-    env.update({f"PARAM_{_env_name(k)}": v for k, v in inv.params.items()})
+    env.update({f"PARAM_{header_env_name(k)}": v for k, v in inv.params.items()})
     return env
 
 
@@ -158,6 +158,8 @@ class Invoker:
             except protocol.FrameTooLarge as exc:
                 return Outcome(413, error=f"request too large for one frame: {exc}",
                                call_status="error", mode="hot")
+            except RequestNotWritable as exc:  # format http: e.g. a parameter holding CR
+                return Outcome(400, error=str(exc), call_status="error", mode="hot")
             except PoolError as exc:
                 if exc.retryable and attempt == 1:
                     continue
@@ -312,4 +314,5 @@ def _with_route_headers(headers: list[tuple[str, str]], route: Route) -> list[tu
     if not route.headers:
         return headers
     have = {k.lower() for k, _ in headers}
-    return headers + [(k, v) for k, v in route.headers.items() if k.lower() not in have]
+    return headers + [(k, v) for k, values in route.headers.items() if k.lower() not in have
+                      for v in values]

@@ -18,13 +18,18 @@ log = logging.getLogger(__name__)
 
 APP_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")
 PATH_SEGMENT = re.compile(r"^(:[A-Za-z_][A-Za-z0-9_]*|[A-Za-z0-9._~!$&'()*+,;=@-]+)$")
-CONFIG_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# Letters, digits, '_' and '-': a key becomes an environment variable upper-cased with '-' as
+# '_' (IronFunctions' rule: ``db-url`` is DB_URL), so two keys must not make the same name.
+CONFIG_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
 HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 # A field value as it may go on the wire (RFC 9110 5.5): visible ISO-8859-1 characters, with
 # spaces and tabs only inside. No CR, LF, NUL or other control character: one of those would
 # split or end the header block.
 HEADER_VALUE = re.compile(r"^(?:[\x21-\x7e\x80-\xff](?:[\t \x21-\x7e\x80-\xff]*[\x21-\x7e\x80-\xff])?)?$")
-FORMATS = ("hot", "default")
+# hot: msgpack frames; http: IronFunctions' hot format, HTTP/1.1 on stdin and stdout
+# (hotfn/httpformat.py); default: one cold container per call.
+FORMATS = ("hot", "http", "default")
+HOT_FORMATS = frozenset({"hot", "http"})
 TYPES = ("sync", "async")
 # Who may call a route: anyone; a bearer token of the store (hotfn.auth); an HS256 JWT signed
 # with the route's jwt_key (IronFunctions).
@@ -85,6 +90,21 @@ MAX_CONFIG_TOTAL = 64 * 1024
 MAX_CONFIG_KEY = 128
 
 
+def env_name(key: str) -> str:
+    """The environment variable a config key becomes, as IronFunctions named it."""
+    return key.upper().replace("-", "_")
+
+
+def header_env_name(name: str) -> str:
+    """A request header's name as part of a variable name: ``x-foo.bar`` is X_FOO_BAR."""
+    return "".join(c if c.isalnum() else "_" for c in name).upper()
+
+
+def config_env(config: Mapping[str, str]) -> dict[str, str]:
+    """Config as environment variables; a later key wins a name (the route's over the app's)."""
+    return {env_name(key): value for key, value in config.items()}
+
+
 def _check_config(field_name: str, value: Any) -> dict[str, str]:
     if value is None:
         return {}
@@ -92,12 +112,17 @@ def _check_config(field_name: str, value: Any) -> dict[str, str]:
         raise ValidationError(field_name, "must be an object of string values")
     out = {}
     total = 0
+    names: dict[str, str] = {}
     for key, item in value.items():
         if not isinstance(key, str) or not CONFIG_KEY.match(key) or len(key) > MAX_CONFIG_KEY:
             raise ValidationError(
-                f"{field_name}.{_field_key(key)}", f"keys must be 1-{MAX_CONFIG_KEY} letters, digits "
-                "and _ (not starting with a digit)"
+                f"{field_name}.{_field_key(key)}", f"keys must be 1-{MAX_CONFIG_KEY} letters, digits, "
+                "_ and - (not starting with a digit or -)"
             )
+        other = names.setdefault(env_name(key), key)
+        if other != key:
+            raise ValidationError(f"{field_name}.{key}", f"makes the same environment variable "
+                                  f"{env_name(key)} as {other}")
         if not isinstance(item, str):
             raise ValidationError(f"{field_name}.{key}", "values must be strings")
         if "\0" in item:
@@ -230,8 +255,7 @@ def patch_app(app: App, body: Mapping[str, Any]) -> App:
     _reject_unknown("app", body, _APP_FIELDS)
     if "name" in body and body["name"] != app.name:
         raise ValidationError("app.name", "cannot be changed")
-    # PATCH merges config; an empty-string value deletes a key (as IronFunctions did).
-    config = _merge(app.config, _check_config("app.config", body.get("config")))
+    config = merge_config(app.config, _check_config("app.config", body.get("config")))
     secrets = _merge(app.secrets, _check_secrets("app.secrets", body.get("secrets")))
     return dataclasses.replace(app, config=config, secrets=secrets, updated_at=now(),
                                **_app_quotas(body))
@@ -252,8 +276,25 @@ def app_from_record(record: Mapping[str, Any]) -> App:
     return App(**fields)
 
 
+def merge_config(old: Mapping[str, str], patch: Mapping[str, str]) -> dict[str, str]:
+    """PATCH merges config; an empty-string value deletes a key (as IronFunctions did). A key
+    replaces (or deletes) any other spelling of its variable: ``DB_URL`` over ``db-url``."""
+    config = dict(old)
+    for key, value in patch.items():
+        for same in [k for k in config if env_name(k) == env_name(key)]:
+            del config[same]
+        if value != "":
+            config[key] = value
+    return config
+
+
+# What the server sets and answers with: a client may send an object back as it read it (GET,
+# change, PATCH), so these are taken and ignored rather than refused as unknown.
+_READ_ONLY = frozenset({"app", "image_id", "created_at", "updated_at", "jwt_key_set"})
+
+
 def _reject_unknown(what: str, body: Mapping[str, Any], known: set[str]) -> None:
-    unknown = sorted(set(body) - known)
+    unknown = sorted(set(body) - known - _READ_ONLY)
     if unknown:
         raise ValidationError(f"{what}.{unknown[0]}", "is not a known field")
 
@@ -298,7 +339,8 @@ class Route:
     max_concurrency: int = 1  # warm containers of this route on one server
     type: str = "sync"
     config: Mapping[str, str] = field(default_factory=dict)
-    headers: Mapping[str, str] = field(default_factory=dict)
+    # name -> values, as IronFunctions' API has them ({"X-Foo": ["bar"]}); each value is sent
+    headers: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     min_warm: int = 0
     startup_timeout: float = 30.0
     queue_timeout: float = 10.0
@@ -313,7 +355,8 @@ class Route:
 
     @property
     def is_hot(self) -> bool:
-        return self.format == "hot"
+        """Warm containers serve call after call: msgpack frames (hot) or HTTP/1.1 (http)."""
+        return self.format in HOT_FORMATS
 
     def revision(self) -> tuple:
         """What a running container depends on: a change here retires warm containers."""
@@ -324,7 +367,7 @@ class Route:
         """Every field, the write-only ones included: what the store keeps."""
         out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         out["config"] = dict(self.config)
-        out["headers"] = dict(self.headers)
+        out["headers"] = {name: list(values) for name, values in self.headers.items()}
         out["secrets"] = dict(self.secrets)
         return out
 
@@ -334,7 +377,16 @@ class Route:
         out["secrets"] = sorted(self.secrets)
         del out["jwt_key"]
         out["jwt_key_set"] = bool(self.jwt_key)
+        # IronFunctions' clients decode timeouts as integers: 30, never 30.0. A fractional
+        # timeout (hotfn accepts one) stays a fraction, which those clients cannot read.
+        for name in _SECONDS:
+            out[name] = whole_seconds(out[name])
         return out
+
+
+def whole_seconds(value: float) -> float:
+    """A number of seconds as JSON should carry it: an integer when it is one."""
+    return int(value) if float(value).is_integer() else value
 
 
 # (field, type, minimum, maximum)
@@ -348,6 +400,7 @@ _NUMBERS = {
     "queue_timeout": ((int, float), 0, 3600),
     "max_attempts": (int, 1, 10),
 }
+_SECONDS = ("timeout", "idle_timeout", "startup_timeout", "queue_timeout")
 _ROUTE_FIELDS = {
     "path", "image", "format", "type", "config", "headers", "network", "auth", "jwt_key",
     "secrets", *_NUMBERS,
@@ -364,7 +417,7 @@ def _route_fields(body: Mapping[str, Any]) -> dict[str, Any]:
         out["image"] = image
     if "format" in body:
         if body["format"] not in FORMATS:
-            raise ValidationError("route.format", "must be 'hot' or 'default'")
+            raise ValidationError("route.format", "must be 'hot', 'http' or 'default'")
         out["format"] = body["format"]
     if "type" in body:
         if body["type"] not in TYPES:
@@ -399,17 +452,36 @@ def _route_fields(body: Mapping[str, Any]) -> dict[str, Any]:
                                   "characters (\"\" or null removes it)")
         out["jwt_key"] = key
     if "headers" in body:
-        headers = body["headers"] or {}
-        if not isinstance(headers, dict):
-            raise ValidationError("route.headers", "must be an object of header names to string values")
-        for name, value in headers.items():
-            # '' deletes a header in a PATCH; any other value must be one HTTP can carry.
-            problem = header_problem(name, value) if value != "" else None
+        out["headers"] = _check_headers(body["headers"])
+    return out
+
+
+def _check_headers(headers: Any) -> dict[str, tuple[str, ...]]:
+    """Route headers in either shape: IronFunctions' name -> list of values, or hotfn's older
+    name -> value. An empty value or list deletes the header in a PATCH (``()``)."""
+    headers = headers or {}
+    if not isinstance(headers, dict):
+        raise ValidationError("route.headers", "must be an object of header names to lists of "
+                              "string values")
+    out: dict[str, tuple[str, ...]] = {}
+    total = 0
+    for name, value in headers.items():
+        values = [value] if isinstance(value, str) else value
+        if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+            raise ValidationError(f"route.headers.{_field_key(name)}",
+                                  "must be a string value or a list of string values")
+        values = [v for v in values if v != ""]
+        for item in values:
+            problem = header_problem(name, item)
             if problem is not None:
                 raise ValidationError(f"route.headers.{_field_key(name)}", problem)
-        if sum(len(k) + len(v) for k, v in headers.items()) > MAX_CONFIG_TOTAL:
-            raise ValidationError("route.headers", f"hold more than {MAX_CONFIG_TOTAL} bytes")
-        out["headers"] = dict(headers)
+        if not isinstance(name, str) or not HEADER_NAME.match(name):
+            raise ValidationError(f"route.headers.{_field_key(name)}",
+                                  f"header name {_brief(name)} is not an HTTP token")
+        total += sum(len(name) + len(v) for v in values)
+        out[name] = tuple(values)
+    if total > MAX_CONFIG_TOTAL:
+        raise ValidationError("route.headers", f"hold more than {MAX_CONFIG_TOTAL} bytes")
     return out
 
 
@@ -441,6 +513,8 @@ def new_route(app: str, body: Mapping[str, Any], path: str | None = None) -> Rou
     fields = _route_fields(body)
     if "image" not in fields:
         raise ValidationError("route.image", "is required")
+    if "headers" in fields:  # nothing to delete in a new route
+        fields["headers"] = {k: v for k, v in fields["headers"].items() if v}
     _route_auth(fields, "none")
     fields["secrets"] = _merge({}, fields.get("secrets", {}))
     t = now()
@@ -452,9 +526,18 @@ def patch_route(route: Route, body: Mapping[str, Any]) -> Route:
         raise ValidationError("route.path", "cannot be changed")
     fields = _route_fields({k: v for k, v in body.items() if k != "path"})
     _route_auth(fields, route.auth)
-    for name in ("config", "headers", "secrets"):
-        if name in fields:  # merge, '' deletes
-            fields[name] = _merge(getattr(route, name), fields[name])
+    if "config" in fields:
+        fields["config"] = merge_config(route.config, fields["config"])
+    if "headers" in fields:  # merge by name, case-insensitively; an empty value deletes
+        merged = dict(route.headers)
+        for name, values in fields["headers"].items():
+            for same in [k for k in merged if k.lower() == name.lower()]:
+                del merged[same]
+            if values:
+                merged[name] = values
+        fields["headers"] = merged
+    if "secrets" in fields:  # merge, '' deletes
+        fields["secrets"] = _merge(route.secrets, fields["secrets"])
     return _check_route(dataclasses.replace(route, updated_at=now(), **fields))
 
 
@@ -468,10 +551,19 @@ def route_from_record(record: Mapping[str, Any]) -> Route:
     if headers:
         if not isinstance(headers, dict):
             headers = {}
-        kept = {k: v for k, v in headers.items() if header_problem(k, v) is None}
-        for name in headers.keys() - kept.keys():
-            log.error("route %s%s: dropped its stored header %s: %s", fields.get("app"),
-                      fields.get("path"), _brief(name, 40), header_problem(name, headers[name]))
+        kept = {}
+        for name, stored in headers.items():
+            # An older hotfn stored one string per name; this one stores lists.
+            values = [stored] if isinstance(stored, str) else stored
+            if not isinstance(values, list):
+                values = [values]
+            problems = [header_problem(name, v) for v in values]
+            problem = next((p for p in problems if p is not None), None)
+            if problem is not None:
+                log.error("route %s%s: dropped its stored header %s: %s", fields.get("app"),
+                          fields.get("path"), _brief(name, 40), problem)
+            elif values:
+                kept[name] = tuple(values)
         fields["headers"] = kept
     owner = f"route {fields.get('app')}{fields.get('path')}"
     fields["secrets"] = secrets_from_record(owner, fields.get("secrets"))

@@ -24,6 +24,7 @@ from typing import Callable, Deque
 import trio
 
 from . import protocol
+from .httpformat import HttpChannel
 from .drivers import Container, ContainerGone, ContainerSpec, Driver, DriverError, ExitStatus
 from .models import Route
 
@@ -224,7 +225,10 @@ class _Slot:
 
 
 class HotWorker:
+    """One warm container speaking msgpack frames (docs/protocol.md section 2)."""
+
     STARTING, IDLE, BUSY, DEAD = "starting", "idle", "busy", "dead"
+    MALFORMED = "sent a malformed frame"
 
     def __init__(self, pool: "RoutePool") -> None:
         self.pool = pool
@@ -268,7 +272,7 @@ class HotWorker:
                     return
                 self._on_stdout(data)
         except protocol.ProtocolError as exc:
-            self.die(f"sent a malformed frame: {exc}")
+            self.die(f"{self.MALFORMED}: {exc}")
 
     async def _read_all(self) -> None:
         """stderr (and stdout, unless it comes directly) until the process ends."""
@@ -288,7 +292,7 @@ class HotWorker:
                 self._decoder.receive_data(b"")
                 self._decoder.next_frame()  # raises if stdout ended inside a frame
         except protocol.ProtocolError as exc:
-            reason = f"sent a malformed frame: {exc}"
+            reason = f"{self.MALFORMED}: {exc}"
         except ContainerGone as exc:
             reason = str(exc)
         if self.state != self.DEAD:
@@ -364,7 +368,7 @@ class HotWorker:
     async def call(self, request: protocol.Request, deadline: float) -> tuple[protocol.Response | protocol.HandlerError, CallLog]:
         """Send one request, wait for its answer until ``deadline`` (trio clock); the call's log."""
         assert self.state == self.BUSY and self.container is not None
-        data = protocol.encode_frame(request, self.pool.max_frame_size)
+        data = self._encode(request)
         slot = self._slot = _Slot(request.call_id)
         if self._log is not None:
             self._log.closed = True
@@ -402,6 +406,46 @@ class HotWorker:
             raise
         finally:
             self._slot = None
+
+    def _encode(self, request: protocol.Request) -> bytes:
+        return protocol.encode_frame(request, self.pool.max_frame_size)
+
+
+class HttpHotWorker(HotWorker):
+    """One warm container of a ``format: "http"`` route: HTTP/1.1 on stdin and stdout
+    (docs/protocol.md section 6). Only the wire differs; limits, timeouts, faults and reuse
+    are the frame worker's."""
+
+    MALFORMED = "sent a malformed HTTP response"
+
+    def __init__(self, pool: "RoutePool") -> None:
+        super().__init__(pool)
+        self._channel = HttpChannel(pool.max_frame_size, pool.max_frame_size)
+        self._decoder = self._channel  # type: ignore[assignment]  # same interface
+        self._sent_any = False
+
+    async def read_output(self) -> None:
+        # The format has no ready frame: as in IronFunctions, a running container is ready,
+        # and its first request waits in the pipe until the function reads it.
+        self.ready.set()
+        self.settled.set()
+        await super().read_output()
+
+    async def call(self, request: protocol.Request, deadline: float) -> tuple[protocol.Response | protocol.HandlerError, CallLog]:
+        if not self._sent_any:
+            # The first request also waits for the function to start: it gets the start-up time too.
+            deadline += self.pool.route.startup_timeout
+        return await super().call(request, deadline)
+
+    def _encode(self, request: protocol.Request) -> bytes:
+        data = self._channel.send_request(request)
+        self._sent_any = True
+        return data
+
+    def _on_frame(self, frame: protocol.Frame) -> None:
+        super()._on_frame(frame)
+        if self._channel.must_close and self.state != self.DEAD:
+            self.die("closed its connection after answering (Connection: close)")
 
 
 # -- one route's pool ---------------------------------------------------------------------------
@@ -461,7 +505,7 @@ class RoutePool:
         self._start_worker()
 
     def _start_worker(self) -> None:
-        worker = HotWorker(self)
+        worker = HttpHotWorker(self) if self.route.format == "http" else HotWorker(self)
         self.workers.add(worker)
         self.manager.nursery.start_soon(self._run_worker, worker)
 

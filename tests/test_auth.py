@@ -66,7 +66,7 @@ async def test_a_network_address_without_a_token_refuses_to_start(server_factory
 
 
 async def test_loopback_without_a_token_stays_open(server):
-    assert (await server.req("POST", "/v1/apps", json={"app": {"name": "open"}})).status == 201
+    assert (await server.req("POST", "/v1/apps", json={"app": {"name": "open"}})).status == 200
     assert (await server.req("GET", "/v1/tokens")).status == 200
     assert "pools" in (await server.req("GET", "/health")).json()
 
@@ -76,8 +76,8 @@ async def test_loopback_without_a_token_stays_open(server):
 
 async def test_every_endpoint_class_with_each_scope(secured):
     s = secured
-    assert (await s.req("POST", "/v1/apps", headers=bearer(ADMIN), json={"app": {"name": "a"}})).status == 201
-    assert (await s.req("POST", "/v1/apps", headers=bearer(ADMIN), json={"app": {"name": "b"}})).status == 201
+    assert (await s.req("POST", "/v1/apps", headers=bearer(ADMIN), json={"app": {"name": "a"}})).status == 200
+    assert (await s.req("POST", "/v1/apps", headers=bearer(ADMIN), json={"app": {"name": "b"}})).status == 200
     tokens = {
         "admin": ADMIN,
         "deploy-a": (await make_token(s, "deploy", ["a"]))["secret"],
@@ -87,9 +87,9 @@ async def test_every_endpoint_class_with_each_scope(secured):
         "bad": "not-a-token-at-all",
     }
     route = {"route": {"path": "/open", "image": IMAGE, "format": "hot"}}
-    assert (await s.req("POST", "/v1/apps/a/routes", headers=bearer(tokens["deploy-a"]), json=route)).status == 201
+    assert (await s.req("POST", "/v1/apps/a/routes", headers=bearer(tokens["deploy-a"]), json=route)).status == 200
     guarded = {"route": {"path": "/guarded", "image": IMAGE, "format": "hot", "auth": "token"}}
-    assert (await s.req("POST", "/v1/apps/a/routes", headers=bearer(ADMIN), json=guarded)).status == 201
+    assert (await s.req("POST", "/v1/apps/a/routes", headers=bearer(ADMIN), json=guarded)).status == 200
     call = await s.req("POST", "/r/a/open", b"x")
     assert call.status == 200
     call_id = call.header("hotfn-call-id")
@@ -97,13 +97,13 @@ async def test_every_endpoint_class_with_each_scope(secured):
     # (method, target, body) -> expected status per token; 401 for none and bad everywhere.
     cases = [
         (("GET", "/v1/apps", None), {"admin": 200, "deploy-a": 200, "deploy-b": 200, "invoke-a": 200}),
-        (("POST", "/v1/apps", {"app": {"name": "c"}}), {"admin": 201, "deploy-a": 403, "deploy-b": 403, "invoke-a": 403}),
+        (("POST", "/v1/apps", {"app": {"name": "c"}}), {"admin": 200, "deploy-a": 403, "deploy-b": 403, "invoke-a": 403}),
         (("GET", "/v1/apps/a", None), {"admin": 200, "deploy-a": 200, "deploy-b": 403, "invoke-a": 403}),
         (("PATCH", "/v1/apps/a", {"app": {"config": {"K": "v"}}}), {"admin": 200, "deploy-a": 200, "deploy-b": 403, "invoke-a": 403}),
         (("PATCH", "/v1/apps/a", {"app": {"rate_limit": 1000}}), {"admin": 200, "deploy-a": 403, "deploy-b": 403, "invoke-a": 403}),
         (("DELETE", "/v1/apps/c", None), {"admin": 200, "deploy-a": 403, "deploy-b": 403, "invoke-a": 403}),
         (("GET", "/v1/apps/a/routes", None), {"admin": 200, "deploy-a": 200, "deploy-b": 403, "invoke-a": 403}),
-        (("POST", "/v1/apps/a/routes", {"route": {"path": "/new", "image": IMAGE}}), {"admin": 409, "deploy-a": 201, "deploy-b": 403, "invoke-a": 403}),
+        (("POST", "/v1/apps/a/routes", {"route": {"path": "/new", "image": IMAGE}}), {"admin": 409, "deploy-a": 200, "deploy-b": 403, "invoke-a": 403}),
         (("GET", "/v1/apps/a/routes/open", None), {"admin": 200, "deploy-a": 200, "deploy-b": 403, "invoke-a": 403}),
         (("PATCH", "/v1/apps/a/routes/open", {"route": {"timeout": 20}}), {"admin": 200, "deploy-a": 200, "deploy-b": 403, "invoke-a": 403}),
         (("GET", "/v1/apps/a/calls", None), {"admin": 200, "deploy-a": 200, "deploy-b": 403, "invoke-a": 200}),

@@ -96,7 +96,7 @@ async def test_a_secret_reaches_the_function_and_nothing_hotfn_shows_or_writes(s
     caplog.set_level(logging.DEBUG)
     created = await server.req("POST", "/v1/apps", json={"app": {
         "name": "s", "config": {"PLAIN": "visible"}, "secrets": {"CONFORMANCE_CONFIG": APP_SECRET}}})
-    assert created.status == 201 and created.json()["app"]["secrets"] == ["CONFORMANCE_CONFIG"]
+    assert created.status == 200 and created.json()["app"]["secrets"] == ["CONFORMANCE_CONFIG"]
     await server.create_route("s", path="/info", image=IMAGE, format=fmt)
     info = await server.call("s", "/info", b"", headers=[("x-hotfn-test", "info")])
     assert info.json()["config_value"] == APP_SECRET  # delivered like config
