@@ -337,7 +337,8 @@ class Api:
         if outcome.error is not None:
             if outcome.retry_after is not None:
                 extra.append(("retry-after", str(outcome.retry_after)))
-            return error_response(outcome.status, outcome.error, extra, call_id=call_id)
+            return error_response(outcome.status, outcome.public_error or outcome.error, extra,
+                                  call_id=call_id)
         return ApiResponse(outcome.status, outcome.headers + extra, outcome.body)
 
 
@@ -450,6 +451,14 @@ async def _with_image_id(api: Api, route: Route) -> Route:
         image_id = await api.driver.ensure_image(route.image)
     except Exception as exc:  # ImageNotFound, or the engine is down
         raise ApiError(400, f"route.image: {exc}", field="route.image") from None
+    try:
+        isolated = await api.driver.isolation_available(route.isolation)
+    except Exception as exc:  # the engine is down
+        raise ApiError(400, f"route.isolation: {exc}", field="route.isolation") from None
+    if not isolated:
+        raise ApiError(400, f"route.isolation: {route.isolation!r} is not available on this server "
+                            "(gVisor's runsc is not registered with the Docker engine: run "
+                            "scripts/ensure-sandbox)", field="route.isolation")
     return replace(route, image_id=image_id)
 
 

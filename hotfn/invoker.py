@@ -50,7 +50,11 @@ class Outcome:
     status: int
     headers: list[tuple[str, str]] = field(default_factory=list)
     body: bytes = b""
-    error: str | None = None  # set: the call failed; the API answers with this message
+    error: str | None = None  # set: the call failed; the call's record says this
+    # What the client is told, when it must be less than ``error``: a function's exception
+    # message or stderr may hold anything (a query, a path, a secret), so it stays in the
+    # call's record and log, and the client gets the kind of failure and the call id.
+    public_error: str | None = None
     call_status: str = "success"  # success | error | timeout
     log: bytes | CallLog = b""  # a hot call's log may still be filling (pool.CallLog)
     container_id: str | None = None
@@ -96,7 +100,10 @@ def container_spec(route: Route, limits: Limits) -> ContainerSpec:
         # CPU weight follows memory, as with Lambda: a route that asks for twice the memory of
         # the default 128 MiB gets twice the share of a contended CPU.
         cpu_shares=max(2, route.memory * 1024 // 128),
+        user=route.user,
+        isolation=route.isolation,
         network=route.network,
+        network_labels={"hotfn": "1", "hotfn.node": limits.node_id, "hotfn.app": route.app},
         direct_stdio=route.is_hot,
     )
 
@@ -169,7 +176,8 @@ class Invoker:
 
     def _failed(self, exc: PoolError, container_id: str | None) -> Outcome:
         outcome = Outcome(
-            exc.status, error=str(exc), log=exc.log, container_id=container_id, mode="hot",
+            exc.status, error=str(exc), public_error=exc.public, log=exc.log,
+            container_id=container_id, mode="hot",
             call_status="timeout" if exc.status == 504 else "error",
         )
         if exc.status == 503:
@@ -179,9 +187,15 @@ class Invoker:
     def _answer(self, frame: protocol.Response | protocol.HandlerError, log: CallLog,
                 container_id: str | None, inv: Invocation) -> Outcome:
         if isinstance(frame, protocol.HandlerError):
+            # The trace says what was raised where; a shim that sent none still gets the message
+            # into the log, which is where a function's own words go.
             log.write(frame.trace.encode("utf-8", "replace"))
+            if not frame.trace:
+                log.write(f"{frame.error_type}: {frame.message}\n".encode("utf-8", "replace"))
+            kind = _brief_kind(frame.error_type)
             return Outcome(
-                502, error=f"function raised {frame.error_type}: {frame.message}",
+                502, error=f"function raised {kind}: {frame.message}",
+                public_error=f"function raised {kind}",
                 call_status="error", log=log, container_id=container_id, mode="hot",
             )
         # The function's answer goes to a client verbatim: anything HTTP cannot carry is
@@ -307,6 +321,12 @@ class Invoker:
                            call_status="error", log=log, container_id=container.id, mode="cold")
         return Outcome(200, headers=_with_route_headers([], route), body=bytes(stdout), log=log,
                        container_id=container.id, mode="cold")
+
+
+def _brief_kind(error_type: str) -> str:
+    """An error's class name as a client may see it: one short line of printable text."""
+    kind = "".join(c for c in error_type if c.isprintable()).strip()
+    return (kind[:77] + "...") if len(kind) > 80 else (kind or "an error")
 
 
 def _with_route_headers(headers: list[tuple[str, str]], route: Route) -> list[tuple[str, str]]:

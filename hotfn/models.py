@@ -31,6 +31,12 @@ HEADER_VALUE = re.compile(r"^(?:[\x21-\x7e\x80-\xff](?:[\t \x21-\x7e\x80-\xff]*[
 FORMATS = ("hot", "http", "default")
 HOT_FORMATS = frozenset({"hot", "http"})
 TYPES = ("sync", "async")
+ISOLATIONS = ("container", "gvisor")
+# Numeric only: a name would be looked up in the image's /etc/passwd, which the image's author
+# controls. 0 to 2**31 - 1, as the kernel and runc take them.
+USER = re.compile(r"^(0|[1-9][0-9]{0,9})(?::(0|[1-9][0-9]{0,9}))?$")
+MAX_ID = 2**31 - 1
+DEFAULT_USER = "1000:1000"
 # Who may call a route: anyone; a bearer token of the store (hotfn.auth); an HS256 JWT signed
 # with the route's jwt_key (IronFunctions).
 ROUTE_AUTH = ("none", "token", "jwt")
@@ -345,6 +351,8 @@ class Route:
     startup_timeout: float = 30.0
     queue_timeout: float = 10.0
     network: bool = False
+    user: str = DEFAULT_USER  # uid[:gid] the function runs as
+    isolation: str = "container"  # or "gvisor": the container under gVisor's kernel (runsc)
     max_attempts: int = 3  # async calls: runs at most this many times (a failure or a crash)
     auth: str = "none"  # one of ROUTE_AUTH
     jwt_key: str = ""  # auth "jwt": the HS256 key; write-only (never in an API answer)
@@ -361,7 +369,8 @@ class Route:
     def revision(self) -> tuple:
         """What a running container depends on: a change here retires warm containers."""
         return (self.image, self.image_id, self.memory, tuple(sorted(self.config.items())),
-                tuple(sorted(self.secrets.items())), self.network, self.format)
+                tuple(sorted(self.secrets.items())), self.network, self.format, self.user,
+                self.isolation)
 
     def to_record(self) -> dict[str, Any]:
         """Every field, the write-only ones included: what the store keeps."""
@@ -402,9 +411,25 @@ _NUMBERS = {
 }
 _SECONDS = ("timeout", "idle_timeout", "startup_timeout", "queue_timeout")
 _ROUTE_FIELDS = {
-    "path", "image", "format", "type", "config", "headers", "network", "auth", "jwt_key",
-    "secrets", *_NUMBERS,
+    "path", "image", "format", "type", "config", "headers", "network", "user", "isolation",
+    "auth", "jwt_key", "secrets", *_NUMBERS,
 }
+
+
+def check_user(value: Any, field_name: str = "route.user") -> str:
+    """A numeric "uid" or "uid:gid" (a bare uid runs with gid = uid, as Fn does)."""
+    match = USER.fullmatch(value) if isinstance(value, str) else None
+    if match is None or any(int(part) > MAX_ID for part in match.groups() if part is not None):
+        raise ValidationError(field_name, f'must be a numeric "uid" or "uid:gid" from 0 to {MAX_ID}, '
+                                          f'such as "1000:1000" or "0"')
+    uid, gid = match.groups()
+    return f"{uid}:{gid if gid is not None else uid}"
+
+
+def check_isolation(value: Any, field_name: str = "route.isolation") -> str:
+    if value not in ISOLATIONS:
+        raise ValidationError(field_name, "must be 'container' or 'gvisor'")
+    return value
 
 
 def _route_fields(body: Mapping[str, Any]) -> dict[str, Any]:
@@ -427,6 +452,10 @@ def _route_fields(body: Mapping[str, Any]) -> dict[str, Any]:
         if not isinstance(body["network"], bool):
             raise ValidationError("route.network", "must be true or false")
         out["network"] = body["network"]
+    if "user" in body:
+        out["user"] = check_user(body["user"])
+    if "isolation" in body:
+        out["isolation"] = check_isolation(body["isolation"])
     for name, (kind, low, high) in _NUMBERS.items():
         if name not in body:
             continue
@@ -503,6 +532,10 @@ def _check_route(route: Route) -> Route:
         raise ValidationError("route.min_warm", "cannot exceed max_concurrency")
     if route.min_warm and not route.is_hot:
         raise ValidationError("route.min_warm", "needs format 'hot' (cold containers serve one call)")
+    if route.network and route.isolation == "gvisor":
+        # gVisor is registered with --network=none (scripts/ensure-sandbox): its own network
+        # stack cannot run on every host, and a sandbox without one has nothing to escape through.
+        raise ValidationError("route.network", "is not available with isolation 'gvisor'")
     return route
 
 
@@ -572,6 +605,16 @@ def route_from_record(record: Mapping[str, Any]) -> Route:
         # Fail closed: a route whose stored auth cannot be trusted admits no one.
         log.error("%s: its stored auth %s is invalid; it refuses every call", owner, _brief(auth, 20))
         fields["auth"], fields["jwt_key"] = "jwt", ""
+    # A stored user or isolation that is not one hotfn accepts would reach the engine: fall
+    # back to the defaults, the most confined choice.
+    for name, check, default in (("user", check_user, DEFAULT_USER),
+                                 ("isolation", check_isolation, "container")):
+        if name in fields:
+            try:
+                fields[name] = check(fields[name])
+            except ValidationError as exc:
+                log.error("%s: stored %s: %s; using %r", owner, name, exc.message, default)
+                fields[name] = default
     return Route(**fields)
 
 

@@ -71,6 +71,9 @@ class PoolError(Exception):
     status = 502
     retryable = False
     log = b""  # what the function wrote to stderr during the failed call, if anything
+    # What the client may read, where the message holds the function's own words (its stderr):
+    # those go to the call's record and log, not to whoever called.
+    public: str | None = None
 
 
 class QueueTimeout(PoolError):
@@ -654,7 +657,11 @@ class RoutePool:
             if why.startswith("retired"):
                 return
             tail = worker.stderr_tail()
-            raise StartFailed(f"function container {why}" + (f"; its stderr: {tail}" if tail else ""))
+            failure = StartFailed(f"function container {why}" + (f"; its stderr: {tail}" if tail else ""))
+            if tail:
+                failure.public = f"function container {why}; its stderr is in the call's log"
+                failure.log = tail.encode() + b"\n"
+            raise failure
 
     def _start_failed(self, exc: StartFailed) -> None:
         log.warning("route %s%s: %s", self.route.app, self.route.path, exc)

@@ -38,6 +38,10 @@ from .store import SqliteStore, Store, StoreError
 
 log = logging.getLogger(__name__)
 
+# A function network no container of ours has used for this long is removed (an app's last
+# network route deleted, or its containers all idle-stopped); the next container makes it again.
+NETWORK_LINGER = 60.0
+
 
 class StartupError(Exception):
     """The server cannot start; the message says why (and what to change)."""
@@ -183,6 +187,13 @@ class Server:
             raise StartupError(str(exc)) from None
         if stale:
             log.warning("removed %d container(s) left behind by an earlier run of node %s", stale, s.node_id)
+        ours = {"hotfn": "1", "hotfn.node": s.node_id}
+        try:
+            if stale_networks := await driver.remove_networks(ours):
+                log.warning("removed %d network(s) left behind by an earlier run of node %s",
+                            stale_networks, s.node_id)
+        except DriverError as exc:
+            log.warning("could not remove the networks of an earlier run: %s", exc)
         try:
             async with trio.open_nursery() as services:
                 async with trio.open_nursery() as calls:
@@ -209,6 +220,7 @@ class Server:
                     await api.reload_routes()
                     await services.start(api.run_background)
                     await services.start(pools.run_housekeeping)
+                    services.start_soon(_prune_networks, driver)
                     if cold_starts is not None:
                         await services.start(functools.partial(
                             cold_starts.run, lambda: [r for r in api.table.all_routes() if not r.is_hot]))
@@ -249,7 +261,22 @@ class Server:
                 services.cancel_scope.cancel()
         finally:
             with trio.CancelScope(shield=True):
+                # Every container is gone by now; their networks go with them.
+                with trio.move_on_after(30):
+                    try:
+                        await driver.remove_networks(ours)
+                    except DriverError as exc:
+                        log.warning("could not remove this node's networks: %s", exc)
                 await store.close()
             if io_dir:
                 shutil.rmtree(io_dir, ignore_errors=True)
         log.info("hotfn stopped")
+
+
+async def _prune_networks(driver: Driver) -> None:
+    while True:
+        await trio.sleep(min(10.0, NETWORK_LINGER / 2))
+        try:
+            await driver.prune_networks(NETWORK_LINGER)
+        except DriverError as exc:
+            log.warning("could not prune networks: %s", exc)

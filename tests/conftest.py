@@ -3,8 +3,9 @@ scripts/test (and CI) start dockerd and build the runtime images before pytest r
 
 from __future__ import annotations
 
-import pathlib
 import itertools
+import os
+import pathlib
 import subprocess
 import uuid
 from typing import Any
@@ -21,6 +22,7 @@ TEST_IMAGES = {
     "hotfn-test/conformance-python": ROOT / "runtime-shims" / "python" / "conformance",
     "hotfn-test/rogue": FUNCTIONS / "rogue",
     "hotfn-test/hog": FUNCTIONS / "hog",
+    "hotfn-test/probe": FUNCTIONS / "probe",
     "hotfn-test/ironhttp-python": FUNCTIONS / "ironhttp-python",
     "hotfn-test/ironhttp-sh": FUNCTIONS / "ironhttp-sh",
 }
@@ -41,6 +43,21 @@ def docker_engine() -> None:
     missing = [r for r in ("hotfn/python",) if _docker("image", "inspect", r).returncode != 0]
     if missing:
         pytest.fail(f"runtime images missing ({', '.join(missing)}): run scripts/build-images")
+
+
+GVISOR_UNAVAILABLE = pathlib.Path(os.environ.get("HOTFN_STATE_DIR", "/var/lib/hotfn")) / "gvisor-unavailable"
+
+
+@pytest.fixture(scope="session")
+def gvisor(docker_engine: None) -> None:
+    """gVisor registered with the engine. Skips only where scripts/ensure-sandbox said it could
+    not be had on this machine (and why); otherwise its absence is a failure."""
+    runtimes = _docker("info", "--format", "{{json .Runtimes}}").stdout
+    if '"runsc"' in runtimes:
+        return
+    if GVISOR_UNAVAILABLE.exists():
+        pytest.skip(f"no gVisor on this machine: {GVISOR_UNAVAILABLE.read_text().strip()}")
+    pytest.fail("gVisor's runsc is not registered with the Docker engine: run scripts/ensure-sandbox")
 
 
 @pytest.fixture(scope="session")
@@ -85,6 +102,18 @@ def no_container_left_behind():
     if left:
         _docker("rm", "-f", *left)
         pytest.fail(f"{len(left)} container(s) labelled hotfn were left behind by the tests")
+    networks = networks_of(NODE_ID)
+    if networks:
+        _docker("network", "rm", *networks)
+        pytest.fail(f"{len(networks)} function network(s) were left behind by the tests")
+
+
+def networks_of(node_prefix: str) -> list[str]:
+    """Names of the function networks whose hotfn.node is ``node_prefix`` or starts with it plus '-'."""
+    out = _docker("network", "ls", "--filter", "label=hotfn.network",
+                  "--format", '{{.Name}} {{.Label "hotfn.node"}}').stdout.split("\n")
+    rows = [line.split(" ") for line in out if line.strip()]
+    return [r[0] for r in rows if len(r) >= 2 and (r[1] == node_prefix or r[1].startswith(node_prefix + "-"))]
 
 
 class Harness:

@@ -2,7 +2,9 @@
 
 Each runtime ships runtime-shims/<runtime>/conformance/, a function that behaves as the table in
 docs/runtimes.md says. This suite builds it with `hotfn build` and speaks to the container
-directly through the Docker driver: frames for hot mode, env + stdin for cold mode.
+directly through the Docker driver: frames for hot mode, env + stdin for cold mode. Every
+check runs as hotfn runs functions (uid 1000, no capabilities, read-only root), once in a
+plain container and once under gVisor (route `isolation`).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import trio
 
 from conftest import NODE_ID, ROOT
 from hotfn import protocol
-from hotfn.drivers import ContainerSpec
+from hotfn.drivers import DEFAULT_USER, ISOLATIONS, ContainerSpec
 from hotfn.drivers.docker import DockerDriver
 
 pytestmark = pytest.mark.docker
@@ -35,18 +37,26 @@ def conformance_images(docker_engine) -> dict[str, str]:
             for rt in RUNTIMES}
 
 
+@pytest.fixture(params=ISOLATIONS)
+def isolation(request) -> str:
+    if request.param == "gvisor":
+        request.getfixturevalue("gvisor")
+    return request.param
+
+
 @pytest.fixture
 async def driver(tmp_path):
     return DockerDriver.from_env(io_dir=str(tmp_path / "io"))
 
 
-def spec(image: str, env: dict[str, str], *, hot: bool) -> ContainerSpec:
+def spec(image: str, env: dict[str, str], *, hot: bool, isolation: str) -> ContainerSpec:
     return ContainerSpec(
         image=image,
         env={"HOTFN_FORMAT": "hot" if hot else "default", "HOTFN_PROTOCOL_VERSION": "1",
              "APP_NAME": "conf", "ROUTE": "/items/:id", **env},
         labels={"hotfn": "1", "hotfn.node": NODE_ID, "hotfn.test": "conformance"},
-        memory_mb=256, direct_stdio=hot,
+        memory_mb=256, direct_stdio=hot, isolation=isolation,
+        user=DEFAULT_USER,  # said here too: the suite must not depend on the spec's default
     )
 
 
@@ -104,11 +114,12 @@ class HotSession:
 
 
 @pytest.fixture
-async def hot(driver, conformance_images, nursery):
+async def hot(driver, conformance_images, nursery, isolation):
     started = []
 
     async def start(runtime: str, env: dict[str, str] | None = None) -> HotSession:
-        container = await driver.start(spec(conformance_images[runtime], env or {}, hot=True))
+        container = await driver.start(spec(conformance_images[runtime], env or {}, hot=True,
+                                            isolation=isolation))
         started.append(container)
         session = HotSession(container, protocol.DEFAULT_MAX_FRAME_SIZE)
         await nursery.start(session.run)
@@ -165,6 +176,8 @@ async def test_hot_handler_error_is_an_error_frame_and_the_loop_goes_on(hot, run
     frame = await session.call(headers=[("x-hotfn-test", "raise")], call_id="bad")
     assert isinstance(frame, protocol.HandlerError), frame
     assert "boom" in frame.message and frame.error_type
+    # The trace travels in the frame, for hotfn to put in the call's log (not in the answer).
+    assert "boom" in frame.trace and frame.trace.count("\n") >= 2, frame.trace
     again = await session.call(b"still here", call_id="good")
     assert isinstance(again, protocol.Response) and again.body == b"still here"
 
@@ -231,8 +244,9 @@ async def test_hot_stdin_closed_is_a_clean_exit(hot, runtime):
     assert (await session.container.exit_status()).code == 0
 
 
-async def cold_call(driver, image: str, body: bytes, env: dict[str, str]) -> tuple[bytes, bytes, int | None]:
-    container = await driver.start(spec(image, env, hot=False))
+async def cold_call(driver, image: str, body: bytes, env: dict[str, str],
+                    isolation: str) -> tuple[bytes, bytes, int | None]:
+    container = await driver.start(spec(image, env, hot=False, isolation=isolation))
     try:
         out, err = bytearray(), bytearray()
         await container.send_all(body)
@@ -254,19 +268,20 @@ COLD_ENV = {
 
 
 @pytest.mark.parametrize("runtime", RUNTIMES)
-async def test_cold_echo_and_print_keep_stdout_the_body(driver, conformance_images, runtime):
+async def test_cold_echo_and_print_keep_stdout_the_body(driver, conformance_images, runtime, isolation):
     image = conformance_images[runtime]
-    out, _, code = await cold_call(driver, image, EVERY_BYTE, COLD_ENV)
+    out, _, code = await cold_call(driver, image, EVERY_BYTE, COLD_ENV, isolation)
     assert (out, code) == (EVERY_BYTE, 0)
-    out, err, code = await cold_call(driver, image, b"body", {**COLD_ENV, "HEADER_X_HOTFN_TEST": "print"})
+    out, err, code = await cold_call(driver, image, b"body",
+                                     {**COLD_ENV, "HEADER_X_HOTFN_TEST": "print"}, isolation)
     assert (out, code) == (b"body", 0)
     assert b"noise" in err
 
 
 @pytest.mark.parametrize("runtime", RUNTIMES)
-async def test_cold_request_comes_from_the_environment(driver, conformance_images, runtime):
+async def test_cold_request_comes_from_the_environment(driver, conformance_images, runtime, isolation):
     out, _, code = await cold_call(driver, conformance_images[runtime], b"abc",
-                                   {**COLD_ENV, "HEADER_X_HOTFN_TEST": "info"})
+                                   {**COLD_ENV, "HEADER_X_HOTFN_TEST": "info"}, isolation)
     assert code == 0
     info = json.loads(out)
     assert info["method"] == "PUT" and info["path"] == "/items/7"
@@ -279,11 +294,14 @@ async def test_cold_request_comes_from_the_environment(driver, conformance_image
 
 
 @pytest.mark.parametrize("runtime", RUNTIMES)
-async def test_cold_handler_error_and_exit_are_nonzero(driver, conformance_images, runtime):
+async def test_cold_handler_error_and_exit_are_nonzero(driver, conformance_images, runtime, isolation):
     image = conformance_images[runtime]
-    _, err, code = await cold_call(driver, image, b"", {**COLD_ENV, "HEADER_X_HOTFN_TEST": "raise"})
-    assert code != 0 and b"boom" in err
-    _, _, code = await cold_call(driver, image, b"", {**COLD_ENV, "HEADER_X_HOTFN_TEST": "exit"})
+    out, err, code = await cold_call(driver, image, b"", {**COLD_ENV, "HEADER_X_HOTFN_TEST": "raise"},
+                                     isolation)
+    # The trace is the call's log (stderr), never the body a client could get.
+    assert code != 0 and b"boom" in err and out == b""
+    _, _, code = await cold_call(driver, image, b"", {**COLD_ENV, "HEADER_X_HOTFN_TEST": "exit"},
+                                 isolation)
     assert code == 3
 
 

@@ -64,7 +64,13 @@ async def test_handler_exception_is_a_clear_error_and_the_container_keeps_servin
     ok = await server.call("demo", "/hot", b"a")
     failed = await server.call("demo", "/hot", headers=[("x-hotfn-test", "raise")])
     assert failed.status == 502
-    assert failed.json()["error"]["message"] == "function raised RuntimeError: boom"
+    # The client hears what kind of failure, and the call id; the function's own words (its
+    # message, its trace) are in the call's record and log only.
+    call_id = failed.header("hotfn-call-id")
+    assert failed.json() == {"error": {"message": "function raised RuntimeError", "call_id": call_id}}
+    assert b"boom" not in failed.body and b"Traceback" not in failed.body
+    record = (await server.req("GET", f"/v1/apps/demo/calls/{call_id}")).json()["call"]
+    assert record["error"] == "function raised RuntimeError: boom"
     again = await server.call("demo", "/hot", b"b")
     assert again.status == 200 and again.body == b"b"
     calls = (await server.req("GET", "/v1/apps/demo/calls")).json()["calls"]

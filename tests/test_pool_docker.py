@@ -130,7 +130,17 @@ async def test_start_up_failures_are_clear_502s(server, mode, message):
     with trio.fail_after(20):
         reply = await server.call("demo", "/bad")
     assert reply.status == 502, reply
-    assert message in reply.json()["error"]["message"]
+    call_id = reply.header("hotfn-call-id")
+    record = (await server.req("GET", f"/v1/apps/demo/calls/{call_id}")).json()["call"]
+    assert message in record["error"]
+    if mode == "exit-before-ready":
+        # What the function wrote to stderr is its log, not the client's answer.
+        assert reply.json()["error"]["message"] == (
+            "function container exited (exit status 1); its stderr is in the call's log")
+        log = await server.req("GET", f"/v1/apps/demo/calls/{call_id}/log")
+        assert b"cannot load the handler" in log.body
+    else:
+        assert message in reply.json()["error"]["message"]
     await wait_until(lambda: not containers(server, "/bad"), timeout=10)
 
 

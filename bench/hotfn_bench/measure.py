@@ -389,3 +389,56 @@ def mitigation(ctx: Context) -> dict[str, Any]:
             row["first_warm"] += warm_first.latencies_ms
         ctx.log(f"mitigation round {r + 1}/{p.mitigation_rounds} done")
     return {key: {name: spread(values) for name, values in row.items()} for key, row in raw.items()}
+
+
+# -- 6. what gVisor costs: the same routes under runc and runsc -----------------------------------
+
+ISOLATIONS = ("container", "gvisor")
+
+
+def gvisor(ctx: Context) -> dict[str, Any]:
+    """For each function, a hot and a cold route under each isolation (runc: "container"; runsc:
+    "gvisor"); in alternation per round: cold calls then hot calls of each. Figures: p50 and
+    p99 of each, and gVisor's p50 over runc's."""
+    p = ctx.profile
+    fns = [fn for fn in ctx.functions if fn.key in p.gvisor_functions]
+
+    def path(mode: str, fn: BenchFunction, isolation: str) -> str:
+        return f"/gv-{mode}-{fn.key}-{isolation}"
+
+    for fn in fns:
+        for isolation in ISOLATIONS:
+            ctx.create_route(path("hot", fn, isolation), fn, min_warm=1, isolation=isolation)
+            ctx.create_route(path("cold", fn, isolation), fn, hot=False, isolation=isolation)
+    for fn in fns:
+        for isolation in ISOLATIONS:
+            ctx.server.wait_idle(APP, path("hot", fn, isolation), timeout=180)
+            calls(ctx, ctx.echo(path("hot", fn, isolation)), 20)  # warm-up, not measured
+            calls(ctx, ctx.echo(path("cold", fn, isolation)), 1)  # the image's files in the page cache
+    samples: dict[tuple[str, str, str], list[list[float]]] = {
+        (fn.key, mode, isolation): [] for fn in fns for mode in ("hot", "cold") for isolation in ISOLATIONS}
+    for r in range(p.gvisor_rounds):
+        ctx.check_budget()
+        for fn in fns:
+            for isolation in ISOLATIONS:
+                cold = calls(ctx, ctx.echo(path("cold", fn, isolation)), p.gvisor_cold_calls)
+                hot = calls(ctx, ctx.echo(path("hot", fn, isolation)), p.gvisor_hot_calls)
+                samples[(fn.key, "cold", isolation)].append(cold.latencies_ms)
+                samples[(fn.key, "hot", isolation)].append(hot.latencies_ms)
+        ctx.log(f"gVisor round {r + 1}/{p.gvisor_rounds} done")
+    out: dict[str, Any] = {}
+    for fn in fns:
+        figures: dict[str, Any] = {}
+        for mode in ("hot", "cold"):
+            for isolation in ISOLATIONS:
+                figures[f"{mode}_{isolation}"] = rounds_summary(samples[(fn.key, mode, isolation)])
+            figures[f"{mode}_ratio_p50"] = (figures[f"{mode}_gvisor"]["round_p50"]["median"]
+                                            / figures[f"{mode}_container"]["round_p50"]["median"])
+        figures["hot_container_memory_mb"] = {
+            isolation: ctx.route_memory_mb(path("hot", fn, isolation)) for isolation in ISOLATIONS}
+        out[fn.key] = figures
+        for isolation in ISOLATIONS:
+            ctx.delete_route(path("hot", fn, isolation))
+            ctx.delete_route(path("cold", fn, isolation))
+    return out
+

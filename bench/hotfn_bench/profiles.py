@@ -37,6 +37,11 @@ class Profile:
     # Cold-start mitigation: rounds of (route without min_warm, route with min_warm: 1).
     mitigation_functions: tuple[str, ...]
     mitigation_rounds: int
+    # gVisor against runc: rounds of (cold calls, hot calls) per function and isolation.
+    gvisor_functions: tuple[str, ...] = ("python", "node", "java")
+    gvisor_rounds: int = 4
+    gvisor_hot_calls: int = 200
+    gvisor_cold_calls: int = 6
     # Measuring stops once this much time has passed (a scenario still running is cut short and
     # says so in the report), so that setup, measuring and report stay within 15 minutes.
     budget_seconds: float = 13.5 * 60
@@ -86,6 +91,10 @@ QUICK = Profile(
     sequential_rounds=1,
     mitigation_functions=("python", "java"),
     mitigation_rounds=1,
+    gvisor_functions=("python", "java"),
+    gvisor_rounds=2,
+    gvisor_hot_calls=100,
+    gvisor_cold_calls=3,
     budget_seconds=4 * 60,
 )
 

@@ -271,6 +271,30 @@ class Report:
         self.add(_table(["runtime", "first request, no min_warm", "next calls (p50)", "min_warm: deploy → idle",
                          "first request, min_warm 1", "cold route call (p50)"], rows))
 
+    def gvisor(self) -> None:
+        gv = self.s.get("gvisor")
+        if not gv:
+            return
+        self.add("## 6. What gVisor costs\n")
+        self.add("The same echo on routes with `isolation: \"container\"` (runc) and `\"gvisor\"` (runsc), hot "
+                 "(one warm container) and cold (a container per call), in alternation in each round. "
+                 "gVisor / runc is the ratio of the round medians of p50.\n")
+        rows = []
+        for key, x in gv.items():
+            memory = x["hot_container_memory_mb"]
+            rows.append([
+                _label(key),
+                _spread(x["cold_container"]["round_p50"]), _spread(x["cold_gvisor"]["round_p50"]),
+                f"{x['cold_ratio_p50']:.2f}×",
+                _spread(x["hot_container"]["round_p50"]), _spread(x["hot_gvisor"]["round_p50"]),
+                f"{x['hot_ratio_p50']:.2f}×",
+                f"{_ms(x['hot_container']['pooled']['p99'])} / {_ms(x['hot_gvisor']['pooled']['p99'])}",
+                " / ".join(", ".join(f"{m:.0f}" for m in memory[i]) or "?" for i in ("container", "gvisor")) + " MiB",
+            ])
+        self.add(_table(["runtime", "cold p50 runc", "cold p50 gVisor", "gVisor / runc", "hot p50 runc",
+                         "hot p50 gVisor", "gVisor / runc", "hot p99 runc / gVisor",
+                         "warm container memory runc / gVisor"], rows))
+
     def memory(self) -> None:
         self.add("## 5. Memory\n")
         r, load = self.r, self.s.get("load", {})
@@ -342,7 +366,7 @@ class Report:
 
     def render(self) -> str:
         for part in (self.head, self.headlines, self.hot_cold, self.jit, self.overhead, self.load, self.mitigation,
-                     self.memory, self.client_check, self.errors):
+                     self.memory, self.gvisor, self.client_check, self.errors):
             part()
         return "\n".join(self.out)
 

@@ -45,6 +45,7 @@ SECTIONS: list[tuple[str, Callable[[Context], Any]]] = [
     ("sequential", measure.sequential),
     ("load", measure.load),
     ("mitigation", measure.mitigation),
+    ("gvisor", measure.gvisor),
 ]
 
 

@@ -7,6 +7,9 @@ from .base import (
     EngineUnavailable,
     ExitStatus,
     ImageNotFound,
+    IsolationUnavailable,
+    DEFAULT_USER,
+    ISOLATIONS,
     NoShell,
 )
 
@@ -19,5 +22,8 @@ __all__ = [
     "EngineUnavailable",
     "ExitStatus",
     "ImageNotFound",
+    "IsolationUnavailable",
+    "DEFAULT_USER",
+    "ISOLATIONS",
     "NoShell",
 ]

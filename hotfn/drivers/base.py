@@ -27,8 +27,19 @@ class ImageNotFound(DriverError):
         self.image = image
 
 
+class IsolationUnavailable(DriverError):
+    """The engine cannot run containers at the isolation level a route asks for."""
+
+
 class ContainerGone(DriverError):
     """The container's stdio is closed: it exited, was killed, or was never fully started."""
+
+
+# Who a function runs as unless its route says otherwise: an unprivileged uid and gid that no
+# image's system accounts use (as Fn does), so a function that escapes its container's mount
+# namespace owns nothing of the host's.
+DEFAULT_USER = "1000:1000"
+ISOLATIONS = ("container", "gvisor")
 
 
 class NoShell(DriverError):
@@ -43,7 +54,15 @@ class ContainerSpec:
     memory_mb: int = 128
     cpu_shares: int = 1024  # relative weight, Docker's default
     pids_limit: int = 256
+    user: str = DEFAULT_USER  # "uid" or "uid:gid", numeric
+    # "container": namespaces, cgroups, no capabilities, seccomp (runc); "gvisor": the same
+    # container behind gVisor's user-space kernel (runsc), so the host kernel sees only runsc.
+    isolation: str = "container"
     network: bool = False
+    # With network: the labels of the network the container joins (one per app and node: its
+    # containers share it, and cannot reach each other on it). The driver names the network
+    # after them and removes it once no container of ours has used it for a while.
+    network_labels: Mapping[str, str] = field(default_factory=dict)
     read_only_root: bool = True
     tmpfs_mb: int = 64
     # Hot containers: carry stdin and stdout over a faster path than the engine's attach
@@ -132,3 +151,16 @@ class Driver(abc.ABC):
     @abc.abstractmethod
     async def remove_containers(self, labels: Mapping[str, str]) -> int:
         """Kill and remove every container carrying all of ``labels``; how many there were."""
+
+    async def isolation_available(self, isolation: str) -> bool:
+        """Whether containers can run at ``isolation`` (one of ISOLATIONS) on this engine."""
+        return isolation == "container"
+
+    async def remove_networks(self, labels: Mapping[str, str]) -> int:
+        """Remove every network of ours carrying all of ``labels`` (after their containers);
+        how many there were. A driver without networks of its own has none."""
+        return 0
+
+    async def prune_networks(self, idle_for: float) -> int:
+        """Remove the networks no container of ours has used for ``idle_for`` seconds."""
+        return 0

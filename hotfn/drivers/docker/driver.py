@@ -16,6 +16,7 @@ import contextlib
 import dataclasses
 import fcntl
 import functools
+import hashlib
 import logging
 import os
 import re
@@ -38,7 +39,9 @@ from ..base import (
     DriverError,
     EngineUnavailable,
     ExitStatus,
+    ISOLATIONS,
     ImageNotFound,
+    IsolationUnavailable,
     NoShell,
 )
 from .demux import Demultiplexer, DemuxError
@@ -71,6 +74,37 @@ PARK_WRAPPER = [
 ]
 # What a parked container's /bin/sh can take as a variable name.
 _SHELL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+_NO_SHELL = (f"image {{image}} has no {IO_WRAPPER[0]}, which hot containers need for direct stdio "
+             "(docs/protocol.md; or run the server with --io-dir '')")
+
+# isolation "gvisor" runs containers with this OCI runtime, registered with dockerd by
+# scripts/ensure-sandbox (/etc/docker/daemon.json "runtimes").
+GVISOR_RUNTIME = "runsc"
+
+# Function networks: one bridge per app and node, its Linux interface named BRIDGE_PREFIX + a
+# hash, so that scripts/ensure-sandbox's iptables rules (matching "hfn+") keep every function
+# network away from the host's own addresses and from private networks. ICC off: containers on
+# the same bridge cannot reach one another either.
+NETWORK_LABEL = "hotfn.network"
+BRIDGE_PREFIX = "hfn-"
+BRIDGE_OPTIONS = {"com.docker.network.bridge.enable_icc": "false"}
+
+
+def network_names(labels: Mapping[str, str]) -> tuple[str, str]:
+    """(Docker network name, bridge interface name) of the network carrying ``labels``."""
+    key = "\0".join(f"{k}={v}" for k, v in sorted(labels.items()))
+    digest = hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
+    app = labels.get("hotfn.app", "")
+    # Linux caps interface names at 15 bytes: "hfn-" and 11 hex digits.
+    return f"hotfn-{app[:40]}-{digest[:12]}", f"{BRIDGE_PREFIX}{digest[:11]}"
+
+
+class _NetworkUse:
+    """How many of our live containers are on a network, and since when none are."""
+
+    def __init__(self) -> None:
+        self.users = 0
+        self.idle_since = 0.0
 
 
 @contextlib.contextmanager
@@ -89,6 +123,7 @@ def engine_errors(what: str) -> Iterator[None]:
 class DockerDriver(Driver):
     def __init__(self, client: docker.APIClient, *, max_threads: int = SDK_POOL_SIZE,
                  io_dir: str | None = None, allow_pull: bool = False,
+                 gvisor_runtime: str = GVISOR_RUNTIME,
                  wait_client: docker.APIClient | None = None) -> None:
         """``io_dir``: where direct-stdio FIFOs live (on the engine's own host); None: off.
         ``allow_pull``: fetch a missing image from its registry; off, only images already on
@@ -102,6 +137,14 @@ class DockerDriver(Driver):
         self._wait_client = wait_client
         self._wait_limiter = trio.CapacityLimiter(WAIT_POOL_SIZE)
         self.io_dir = io_dir
+        self.gvisor_runtime = gvisor_runtime
+        self._gvisor_seen = False
+        # Networks this driver created or joined, by name; a lock per name orders creating
+        # one, the containers joining it and removing it.
+        self._networks: dict[str, _NetworkUse] = {}
+        self._network_locks: dict[str, trio.Lock] = {}
+        # Images known to have IO_WRAPPER's shell (by the id or name a spec gave).
+        self._has_shell: set[str] = set()
         if io_dir is not None:
             os.makedirs(io_dir, mode=0o700, exist_ok=True)
 
@@ -160,7 +203,84 @@ class DockerDriver(Driver):
             raise ImageNotFound(image)
         return image_id
 
-    def _create(self, spec: ContainerSpec, io_path: str | None,
+    async def isolation_available(self, isolation: str) -> bool:
+        if isolation == "container":
+            return True
+        if isolation not in ISOLATIONS:
+            return False
+        if not self._gvisor_seen:  # once registered it stays so; until then ask every time
+            with engine_errors("asking the engine for its runtimes"):
+                info = await self._call(self.client.info)
+            self._gvisor_seen = self.gvisor_runtime in (info.get("Runtimes") or {})
+        return self._gvisor_seen
+
+    # -- networks --
+
+    def _network_lock(self, name: str) -> trio.Lock:
+        return self._network_locks.setdefault(name, trio.Lock())
+
+    async def _join_network(self, labels: Mapping[str, str]) -> str:
+        """The name of the network for ``labels``, made if need be, counted as used."""
+        name, bridge = network_names(labels)
+        async with self._network_lock(name):
+            if name not in self._networks:
+                with engine_errors(f"creating network {name}"):
+                    await self._call(self._create_network, name, bridge, labels)
+                self._networks[name] = _NetworkUse()
+            self._networks[name].users += 1
+        return name
+
+    def _leave_network(self, name: str) -> None:
+        use = self._networks.get(name)
+        if use is not None and use.users > 0:
+            use.users -= 1
+            if use.users == 0:
+                use.idle_since = trio.current_time()
+
+    def _create_network(self, name: str, bridge: str, labels: Mapping[str, str]) -> None:
+        # The names filter matches substrings: look for this exact name.
+        if any(n["Name"] == name for n in self.client.networks(names=[name])):
+            return  # made by an earlier run of this node, or just now by a caller we raced
+        self.client.create_network(
+            name, driver="bridge", check_duplicate=True,
+            options={**BRIDGE_OPTIONS, "com.docker.network.bridge.name": bridge},
+            labels={**labels, NETWORK_LABEL: "1"},
+        )
+
+    async def _remove_network(self, name: str) -> bool:
+        try:
+            with engine_errors(f"removing network {name}"):
+                await self._call(self.client.remove_network, name)
+        except DriverError as exc:
+            if "not found" not in str(exc):
+                log.warning("could not remove network %s: %s", name, exc)
+                return False
+        self._networks.pop(name, None)
+        return True
+
+    async def prune_networks(self, idle_for: float) -> int:
+        removed = 0
+        for name, use in list(self._networks.items()):
+            if use.users or trio.current_time() - use.idle_since < idle_for:
+                continue
+            async with self._network_lock(name):
+                if self._networks.get(name) is use and not use.users:
+                    removed += await self._remove_network(name)
+        return removed
+
+    async def remove_networks(self, labels: Mapping[str, str]) -> int:
+        filters = {"label": [f"{k}={v}" for k, v in {**labels, NETWORK_LABEL: "1"}.items()]}
+        with engine_errors("listing networks"):
+            found = await self._call(self.client.networks, filters=filters)
+        removed = 0
+        for item in found:
+            async with self._network_lock(item["Name"]):
+                removed += await self._remove_network(item["Name"])
+        return removed
+
+    # -- containers --
+
+    def _create(self, spec: ContainerSpec, io_path: str | None, network: str | None,
                 wrapper: list[str] = IO_WRAPPER, stdin_open: bool | None = None) -> str:
         """``io_path``: a host directory mounted at IO_MOUNT, the image's command run behind
         ``wrapper``; stdin then comes through it, unless ``stdin_open`` says otherwise."""
@@ -185,8 +305,11 @@ class DockerDriver(Driver):
             tmpfs={"/tmp": f"rw,nosuid,nodev,size={spec.tmpfs_mb}m"},
             security_opt=["no-new-privileges"],
             cap_drop=["ALL"],
-            network_mode="bridge" if spec.network else "none",
-            init=False,
+            network_mode=network or "none",
+            # An init process (Docker's tini) as pid 1: it reaps the zombies a function's
+            # children leave, and passes signals on.
+            init=True,
+            runtime=self.gvisor_runtime if spec.isolation == "gvisor" else None,
         )
         created = self.client.create_container(
             spec.image,
@@ -198,10 +321,23 @@ class DockerDriver(Driver):
             stdin_open=stdin_open,
             detach=False,
             tty=False,
-            network_disabled=not spec.network,
+            network_disabled=network is None,
+            user=spec.user,
             **extra,
         )
         return created["Id"]
+
+    def _shell_present(self, container_id: str) -> bool:
+        """Whether the created container's image has IO_WRAPPER's shell. Asked before start:
+        behind the init (pid 1) a missing shell is only an exit status 127, not the engine's
+        refusal to start that says why."""
+        try:
+            stream, _ = self.client.get_archive(container_id, IO_WRAPPER[0])
+        except docker.errors.NotFound:
+            return False
+        for _ in stream:  # a symlink, or a small binary: read it to free the connection
+            pass
+        return True
 
     def _attach(self, container_id: str, stdin: bool) -> Any:
         return self.client.attach_socket(
@@ -209,27 +345,49 @@ class DockerDriver(Driver):
         )
 
     async def start(self, spec: ContainerSpec) -> "DockerContainer":
+        if spec.isolation not in ISOLATIONS:
+            raise IsolationUnavailable(f"unknown isolation {spec.isolation!r}")
         fifos = _Fifos.make(self.io_dir) if spec.direct_stdio and self.io_dir else None
         container_id = None
         container = None
+        network = None
         try:
-            with engine_errors(f"creating a container of {spec.image}"):
-                container_id = await self._call(self._create, spec, fifos and fifos.path)
+            if spec.network:
+                network = await self._join_network(spec.network_labels)
+            try:
+                with engine_errors(f"creating a container of {spec.image}"):
+                    container_id = await self._call(self._create, spec, fifos and fifos.path, network)
+            except DriverError as exc:
+                if spec.isolation == "gvisor" and self.gvisor_runtime in str(exc):
+                    self._gvisor_seen = False
+                    raise IsolationUnavailable(
+                        f"isolation 'gvisor' needs the {self.gvisor_runtime!r} runtime registered "
+                        f"with the Docker engine (scripts/ensure-sandbox): {exc}") from exc
+                if network is not None and "not found" in str(exc):
+                    # Someone removed our network behind our back: forget it; the next start
+                    # makes it again.
+                    self._networks.pop(network, None)
+                raise
+            if fifos is not None and spec.image not in self._has_shell:
+                with engine_errors(f"inspecting container {container_id[:12]}"):
+                    if not await self._call(self._shell_present, container_id):
+                        raise DriverError(_NO_SHELL.format(image=spec.image))
+                self._has_shell.add(spec.image)
             with engine_errors(f"starting container {container_id[:12]}"):
                 # Attach before start: output written before we listen would be lost.
                 attached = await self._call(self._attach, container_id, fifos is None)
-                container = DockerContainer(self, container_id, attached, fifos)
+                # Once returned, the container leaves its network when killed.
+                container = DockerContainer(self, container_id, attached, fifos, network)
                 try:
                     await self._call(self.client.start, container_id)
                 except docker.errors.APIError as exc:
                     if fifos is not None and IO_WRAPPER[0] in str(exc.explanation or exc):
-                        raise DriverError(
-                            f"image {spec.image} has no {IO_WRAPPER[0]}, which hot containers need "
-                            "for direct stdio (docs/protocol.md; or run the server with --io-dir '')"
-                        ) from exc
+                        raise DriverError(_NO_SHELL.format(image=spec.image)) from exc
                     raise
             return container
         except BaseException:
+            if network is not None:
+                self._leave_network(network)
             with trio.CancelScope(shield=True):
                 if container_id is not None:
                     await self._remove(container_id)
@@ -245,29 +403,39 @@ class DockerDriver(Driver):
         NoShell if the image has no /bin/sh; DriverError without an io dir."""
         if self.io_dir is None:
             raise DriverError("parking cold containers needs the server's io dir")
+        if spec.isolation not in ISOLATIONS:
+            raise IsolationUnavailable(f"unknown isolation {spec.isolation!r}")
         spec = dataclasses.replace(spec, labels={**spec.labels, "hotfn.parked": "1"})
         env_fifo = _EnvFifo.make(self.io_dir)
         container_id = None
         container = None
+        network = None
         try:
+            if spec.network:
+                network = await self._join_network(spec.network_labels)
             with engine_errors(f"creating a parked container of {spec.image}"):
-                container_id = await self._call(self._create, spec, env_fifo.path, PARK_WRAPPER, True)
+                container_id = await self._call(self._create, spec, env_fifo.path, network,
+                                                PARK_WRAPPER, True)
+            if spec.image not in self._has_shell:
+                with engine_errors(f"inspecting container {container_id[:12]}"):
+                    if not await self._call(self._shell_present, container_id):
+                        raise NoShell(f"image {spec.image} has no {PARK_WRAPPER[0]}")
+                self._has_shell.add(spec.image)
             with engine_errors(f"starting parked container {container_id[:12]}"):
                 attached = await self._call(self._attach, container_id, True)
-                container = DockerContainer(self, container_id, attached)
-                try:
-                    await self._call(self.client.start, container_id)
-                except docker.errors.APIError as exc:
-                    if PARK_WRAPPER[0] in str(exc.explanation or exc):
-                        raise NoShell(f"image {spec.image} has no {PARK_WRAPPER[0]}") from exc
-                    raise
+                # Once returned, the container leaves its network when killed.
+                container = DockerContainer(self, container_id, attached, None, network)
+                await self._call(self.client.start, container_id)
             return ParkedContainer(container, env_fifo)
         except BaseException:
             with trio.CancelScope(shield=True):
                 if container is not None:
                     await container.kill()
-                elif container_id is not None:
-                    await self._remove(container_id)
+                else:
+                    if network is not None:
+                        self._leave_network(network)
+                    if container_id is not None:
+                        await self._remove(container_id)
                 env_fifo.close()
             raise
 
@@ -437,8 +605,9 @@ class DockerContainer(Container):
     written by trio directly."""
 
     def __init__(self, driver: DockerDriver, container_id: str, attached: Any,
-                 fifos: _Fifos | None = None) -> None:
+                 fifos: _Fifos | None = None, network: str | None = None) -> None:
         self.id = container_id
+        self._network = network
         self._driver = driver
         self._fifos = fifos
         self.separate_stdout = fifos is not None
@@ -541,6 +710,8 @@ class DockerContainer(Container):
             if not self._killed:
                 self._killed = True
                 await self._driver._remove(self.id)
+                if self._network is not None:
+                    self._driver._leave_network(self._network)
             self._close_socket()
 
     def _close_socket(self) -> None:

@@ -43,7 +43,7 @@ public final class Runtime {
 
     public static void main(String[] args) {
         OutputStream stdout = new FileOutputStream(FileDescriptor.out);
-        InputStream stdin = new BufferedInputStream(new FileInputStream(FileDescriptor.in), 1 << 16);
+        InputStream stdin = new BufferedInputStream(new NoAvailableInput(FileDescriptor.in), 1 << 16);
         System.out.flush();
         System.setOut(System.err); // user output is log, never protocol
         System.setIn(InputStream.nullInputStream()); // stdin is ours too: a read must not eat frames
@@ -129,6 +129,23 @@ public final class Runtime {
         } catch (ReflectiveOperationException | RuntimeException | ExceptionInInitializerError e) {
             Throwable cause = e instanceof ExceptionInInitializerError ? e.getCause() : e;
             throw new LoadError("cannot construct " + className + ": " + describe(cause), cause);
+        }
+    }
+
+    /**
+     * stdin that never claims bytes are waiting. BufferedInputStream asks available() whether to
+     * read on; on a pipe the JDK answers with FIONREAD, which gVisor does not support for a host
+     * FIFO (hot containers' stdin), and then fails with "Illegal seek". Saying 0 only makes
+     * readNBytes loop on read(), which blocks until data comes, as it should.
+     */
+    static final class NoAvailableInput extends FileInputStream {
+        NoAvailableInput(FileDescriptor fd) {
+            super(fd);
+        }
+
+        @Override
+        public int available() {
+            return 0;
         }
     }
 

@@ -237,6 +237,47 @@ public final class TestMain {
     static void register() {
         int max = ((Long) vectors.get("max_frame_size")).intValue();
 
+        // ------------------------------------------------------------ stdin under gVisor
+        test("stdin: frames read in pieces without ever asking available() (gVisor's FIFOs)", () -> {
+            check(new Runtime.NoAvailableInput(java.io.FileDescriptor.in).available() == 0,
+                    "stdin must claim nothing is waiting");
+            Map<String, Object> v = asMap(asList(vectors.get("valid")).get(0));
+            byte[] bytes = HEX.parseHex((String) v.get("bytes"));
+            // A source that hands out 3 bytes per read and fails available(), as a host FIFO
+            // does under gVisor: BufferedInputStream must not need it.
+            InputStream trickle = new InputStream() {
+                int at = 0;
+
+                @Override
+                public int read() {
+                    return at < bytes.length ? bytes[at++] & 0xff : -1;
+                }
+
+                @Override
+                public int read(byte[] b, int off, int len) {
+                    if (at >= bytes.length) return -1;
+                    int n = Math.min(Math.min(len, 3), bytes.length - at);
+                    System.arraycopy(bytes, at, b, off, n);
+                    at += n;
+                    return n;
+                }
+
+                @Override
+                public int available() throws IOException {
+                    throw new IOException("Illegal seek");
+                }
+            };
+            InputStream stdin = new java.io.BufferedInputStream(new java.io.FilterInputStream(trickle) {
+                @Override
+                public int available() {
+                    return 0;
+                }
+            }, 1 << 16);
+            Frames.Reader reader = new Frames.Reader(stdin, max);
+            eq(knownKeys(asMap(fromJson(v.get("frame")))), reader.next(), "frame read in pieces");
+            check(reader.next() == null, "clean EOF after the frame");
+        });
+
         // ------------------------------------------------------------ codec vs shared vectors
         test("vectors: every valid frame decodes to its frame", () -> {
             List<Object> valid = asList(vectors.get("valid"));
