@@ -131,3 +131,14 @@ async def test_no_parked_container_for_an_image_the_policy_no_longer_allows(serv
     await trio.sleep(2.0)  # two rounds of housekeeping
     assert parked_of(second.node_id) == []
     assert (await second.call("demo", "/c", b"x")).status == 403
+
+
+async def test_a_networked_cold_route_parks_on_its_own_network_as_the_functions_user(server):
+    await server.create_app("demo")
+    await server.create_route(path="/net", image=ECHO, format="default", network=True)
+    (parked,) = await wait_parked(server.node_id, "/net")
+    inspected = json.loads(_docker("inspect", parked).stdout)[0]
+    assert inspected["HostConfig"]["NetworkMode"] not in ("none", "default", "bridge")
+    assert inspected["Config"]["User"] == "1000:1000"
+    reply = await server.call("demo", "/net", b"over the network")
+    assert reply.status == 200 and reply.body == b"over the network", reply
