@@ -17,7 +17,7 @@ from typing import Any, Awaitable, Callable
 
 import trio
 
-from . import models
+from . import models, timeseries, tracecontext, ui
 from .auth import Access, Authenticator, AuthError
 from .drivers import Driver
 from .invoker import Invocation, Invoker, Outcome
@@ -25,8 +25,11 @@ from .models import App, Call, Route, ValidationError
 from .calls import CallRecorder
 from .dispatcher import Dispatcher
 from .images import ImagePolicy
+from .node import STALE_AFTER
 from .pool import PoolManager
+from .routing import RouteSync, RouteTable
 from .store import CallRequest, Conflict, NotFound, Store, StoreError, StoreUnavailable
+from .telemetry import Telemetry
 from .tenants import RateLimiter
 from .tokens import new_token
 
@@ -75,58 +78,6 @@ def error_response(status: int, message: str, headers: Headers | None = None, **
     return json_response(status, {"error": {"message": message, **extra}}, headers)
 
 
-# -- the route table: which route serves a path ------------------------------------------------
-
-
-class RouteTable:
-    """An immutable snapshot of every app and route, for matching without touching the store."""
-
-    def __init__(self, apps: list[App], routes: list[Route], version: int) -> None:
-        self.version = version
-        self.apps = {a.name: a for a in apps}
-        self._exact: dict[tuple[str, str], Route] = {}
-        self._patterns: dict[str, list[tuple[list[str], Route]]] = {}
-        for route in routes:
-            app = self.apps.get(route.app)
-            if app is None:
-                continue
-            # The container sees the app's config overlaid by the route's; secrets likewise.
-            route = replace(route, config={**app.config, **route.config},
-                            secrets={**app.secrets, **route.secrets})
-            if ":" in route.path:
-                segments = route.path.strip("/").split("/")
-                self._patterns.setdefault(route.app, []).append((segments, route))
-            else:
-                self._exact[(route.app, route.path)] = route
-        for patterns in self._patterns.values():
-            # Most literal segments first: /users/me beats /users/:id.
-            patterns.sort(key=lambda p: (-sum(not s.startswith(":") for s in p[0]), -len(p[0])))
-
-    def all_routes(self) -> list[Route]:
-        return list(self._exact.values()) + [r for ps in self._patterns.values() for _, r in ps]
-
-    def match(self, app: str, path: str) -> tuple[Route, dict[str, str]] | None:
-        path = path.rstrip("/") or "/"
-        route = self._exact.get((app, path))
-        if route is not None:
-            return route, {}
-        parts = path.strip("/").split("/")
-        for segments, route in self._patterns.get(app, ()):
-            if len(segments) != len(parts):
-                continue
-            params = {}
-            for seg, part in zip(segments, parts):
-                if seg.startswith(":"):
-                    if not part:
-                        break
-                    params[seg[1:]] = urllib.parse.unquote(part)
-                elif seg != part:
-                    break
-            else:
-                return route, params
-        return None
-
-
 # -- the API ------------------------------------------------------------------------------------
 
 
@@ -134,10 +85,11 @@ class RouteTable:
 class ApiConfig:
     domain: str | None = None  # invocations also by Host: {app}.{domain}
     log_retention: float = 24 * 3600.0
-    route_refresh_interval: float = 2.0
+    route_refresh_interval: float = 1.0  # polling; PostgreSQL's NOTIFY wakes it at once
     node_id: str = "hotfn"  # recorded on the calls this node runs
     call_records: str = "async"  # "sync": a call's record is committed before its answer is sent
     async_retry_delay: float = 1.0  # seconds before an async call's second attempt; doubling
+    async_lease_margin: float = 30.0  # an async call's claim outlasts its longest run by this
 
 
 Handler = Callable[["Api", ApiRequest, re.Match], Awaitable[ApiResponse]]
@@ -146,8 +98,9 @@ Handler = Callable[["Api", ApiRequest, re.Match], Awaitable[ApiResponse]]
 class Api:
     def __init__(self, store: Store, driver: Driver, pools: PoolManager, invoker: Invoker,
                  config: ApiConfig, *, auth: Authenticator | None = None,
-                 images: ImagePolicy | None = None) -> None:
+                 images: ImagePolicy | None = None, telemetry: Telemetry | None = None) -> None:
         self.store = store
+        self.telemetry = telemetry or Telemetry()
         self.auth = auth or Authenticator(store, admin_token=None, enabled=False)
         self.images = images or ImagePolicy()
         self.rates = RateLimiter()
@@ -158,39 +111,34 @@ class Api:
         self.recorder = CallRecorder(store)
         # Runs the async calls; its owner (the server) starts it in the nursery of calls.
         self.dispatcher = Dispatcher(store, invoker, self.recorder, find_route=self.find_route,
-                                     node_id=config.node_id, retry_delay=config.async_retry_delay)
-        self.table = RouteTable([], [], -1)
-        self._reload_lock = trio.Lock()
+                                     node_id=config.node_id, retry_delay=config.async_retry_delay,
+                                     lease_margin=config.async_lease_margin,
+                                     telemetry=self.telemetry)
+        self.routes = RouteSync(store, pools, servable=lambda r: self.images.allows(r.image),
+                                on_apps_changed=self._apps_changed,
+                                on_routes_changed=self.telemetry.routes_changed)
+        # Set when this node begins to stop: /health answers 503 so that balancers go elsewhere.
+        self.draining = False
 
     # -- lifecycle --
 
+    @property
+    def table(self) -> RouteTable:
+        return self.routes.table
+
     async def reload_routes(self) -> None:
-        async with self._reload_lock:
-            version = await self.store.routes_version()
-            if version == self.table.version:
-                return
-            apps = await self.store.list_apps()
-            routes = await self.store.list_routes()
-            old = self.table
-            self.table = RouteTable(apps, routes, version)
-        self.pools.set_app_limits({a.name: (a.max_containers, a.max_memory_mb)
-                                   for a in self.table.apps.values()})
-        self.rates.forget_others({a.name for a in self.table.apps.values() if a.rate_limit})
-        self._sync_pools(old, self.table)
+        """Apply the app and route changes made since the last time (by any node)."""
+        await self.routes.refresh()
 
     def find_route(self, app: str, path: str) -> Route | None:
         """The route whose path (pattern) is ``path``, as it is now (config merged)."""
-        return next((r for r in self.table.all_routes() if r.app == app and r.path == path), None)
+        return self.routes.table.get(app, path)
 
-    def _sync_pools(self, old: RouteTable, new: RouteTable) -> None:
-        new_routes = {(r.app, r.path): r for r in new.all_routes()}
-        for key in {(r.app, r.path) for r in old.all_routes()} - set(new_routes):
-            self.pools.route_removed(*key)
-        for route in new_routes.values():
-            if route.is_hot and self.images.allows(route.image):
-                self.pools.route_changed(route)
-            else:
-                self.pools.route_removed(route.app, route.path)
+    def _apps_changed(self, apps: dict[str, App]) -> None:
+        """Each app's own limits, for the pools and the rate limiter (after any app changed)."""
+        self.pools.set_app_limits({a.name: (a.max_containers, a.max_memory_mb)
+                                   for a in apps.values()})
+        self.rates.forget_others({a.name for a in apps.values() if a.rate_limit})
 
     async def run_background(self, task_status=trio.TASK_STATUS_IGNORED) -> None:
         """Route refresh (other nodes may change the store), call flushing, log purging."""
@@ -202,7 +150,12 @@ class Api:
 
     async def _refresh_routes(self) -> None:
         while True:
-            await trio.sleep(self.config.route_refresh_interval)
+            # Early when the store can tell (PostgreSQL notifies every node of a change).
+            try:
+                await self.store.wait_for_changes(self.config.route_refresh_interval)
+            except Exception:
+                log.exception("could not wait for route changes")
+                await trio.sleep(self.config.route_refresh_interval)
             try:
                 await self.reload_routes()
             except Exception:
@@ -271,9 +224,18 @@ class Api:
     # -- invocation --
 
     async def invoke(self, request: ApiRequest, app: str, path: str, query: str) -> ApiResponse:
-        if app not in self.table.apps:
-            return error_response(404, f"app {app!r} not found")
-        found = self.table.match(app, path)
+        found = self.table.match(app, path) if app in self.table.apps else None
+        if found is None:
+            # A route just created through another node may not have reached this one yet
+            # (NOTIFY or polling): on a miss, read the change feed once before saying 404, so
+            # that a client that was told "created" is never told "not found" after.
+            try:
+                await self.reload_routes()
+            except StoreError as exc:  # the table as it is answers, as it would have anyway
+                log.warning("could not read route changes: %s", exc)
+            if app not in self.table.apps:
+                return error_response(404, f"app {app!r} not found")
+            found = self.table.match(app, path)
         if found is None:
             return error_response(404, f"no route matches {path!r} in app {app!r}")
         route, params = found
@@ -287,11 +249,12 @@ class Api:
                                   [("retry-after", str(max(1, math.ceil(wait))))])
         host = request.header("host") or "localhost"
         call_id = models.new_call_id()
-        headers = tuple(request.headers)
+        headers = request.headers
         if route.auth == "token":
             # The token was for hotfn: the function (and an async call's stored request) never
             # sees it. A JWT goes on, as with IronFunctions: its claims are the function's.
-            headers = tuple(h for h in headers if h[0] != "authorization")
+            headers = [h for h in headers if h[0] != "authorization"]
+        traceparent, headers = tracecontext.resolve(headers, call_id)
         inv = Invocation(
             call_id=call_id, route=route, method=request.method,
             url=f"{request.scheme}://{host}{request.target}", path=path,
@@ -299,7 +262,7 @@ class Api:
             headers=headers, body=request.body, params=params,
         )
         call = Call(id=call_id, app=app, route=route.path, mode="hot" if route.is_hot else "cold",
-                    type=route.type, created_at=time.time())
+                    type=route.type, created_at=time.time(), traceparent=traceparent)
         if route.type == "async":
             # 202 only once the store has it: from then on no crash can lose the call.
             await self.store.enqueue_call(call, CallRequest(
@@ -326,6 +289,7 @@ class Api:
         call.http_status = outcome.status
         call.error = outcome.error
         call.container_id = outcome.container_id
+        self.telemetry.call_done(call, outcome, inv.method, outcome.mode)
         if self.config.call_records == "sync":
             await self.recorder.record_committed(call, outcome.log)
         else:
@@ -372,10 +336,12 @@ def needs(access: str) -> Callable[[Handler], Handler]:
 
 
 @needs(Access.OPEN)
-
 async def health(api: Api, request: ApiRequest, match: re.Match) -> ApiResponse:
     """200 when this node can serve; 503 "degraded" with the reasons when the engine or the
     store fails, so that a load balancer sends its traffic elsewhere."""
+    if api.draining:
+        return json_response(503, {"status": "draining", "problems": ["this node is stopping"]},
+                             [("retry-after", "1")])
     problems = []
     docker_up = await api.driver.ping()
     if not docker_up:
@@ -396,11 +362,34 @@ async def health(api: Api, request: ApiRequest, match: re.Match) -> ApiResponse:
     })
 
 
+def _page(request: ApiRequest) -> tuple[str | None, int] | None:
+    """(cursor, per_page) when the client asks for a page (?cursor= or ?per_page=); None: it
+    wants the whole list, as before paging existed."""
+    q = dict(urllib.parse.parse_qsl(request.target.partition("?")[2], keep_blank_values=True))
+    if "cursor" not in q and "per_page" not in q:
+        return None
+    try:
+        per_page = int(q.get("per_page", "100"))
+    except ValueError:
+        raise ApiError(400, "per_page must be an integer from 1 to 1000") from None
+    if not 1 <= per_page <= 1000:
+        raise ApiError(400, "per_page must be an integer from 1 to 1000")
+    return q.get("cursor") or None, per_page
+
+
 @needs(Access.ANY)
 async def list_apps(api: Api, request: ApiRequest, match: re.Match) -> ApiResponse:
-    # Each token sees the apps it covers.
-    apps = [a for a in await api.store.list_apps() if request.principal.covers(a.name)]
-    return json_response(200, {"apps": [a.to_json() for a in apps]})
+    # Each token sees the apps it covers; a page of them may hold fewer than per_page.
+    page = _page(request)
+    if page is None:
+        apps = [a for a in await api.store.list_apps() if request.principal.covers(a.name)]
+        return json_response(200, {"apps": [a.to_json() for a in apps]})
+    cursor, per_page = page
+    apps = await api.store.list_apps(after=cursor, limit=per_page)
+    return json_response(200, {
+        "apps": [a.to_json() for a in apps if request.principal.covers(a.name)],
+        "next_cursor": apps[-1].name if len(apps) == per_page else None,
+    })
 
 
 async def create_app(api: Api, request: ApiRequest, match: re.Match) -> ApiResponse:
@@ -438,8 +427,16 @@ async def delete_app(api: Api, request: ApiRequest, match: re.Match) -> ApiRespo
 @needs(Access.READ)
 async def list_routes(api: Api, request: ApiRequest, match: re.Match) -> ApiResponse:
     await api.store.get_app(match["app"])
-    routes = await api.store.list_routes(match["app"])
-    return json_response(200, {"routes": [r.to_json() for r in routes]})
+    page = _page(request)
+    if page is None:
+        routes = await api.store.list_routes(match["app"])
+        return json_response(200, {"routes": [r.to_json() for r in routes]})
+    cursor, per_page = page
+    routes = await api.store.list_routes(match["app"], after=cursor, limit=per_page)
+    return json_response(200, {
+        "routes": [r.to_json() for r in routes],
+        "next_cursor": routes[-1].path if len(routes) == per_page else None,
+    })
 
 
 async def _with_image_id(api: Api, route: Route) -> Route:
@@ -462,10 +459,20 @@ async def _with_image_id(api: Api, route: Route) -> Route:
     return replace(route, image_id=image_id)
 
 
+def _within_caps(api: Api, route: Route) -> Route:
+    """A route whose one container would not fit this server could never be served: every call
+    would wait out its queue_timeout for a 503. Refused up front, naming the cap."""
+    cap = api.pools.capacity.max_memory_mb
+    if route.memory > cap:
+        raise ValidationError("route.memory", f"{route.memory} MiB is more than this server's cap of "
+                              f"{cap} MiB for all containers together (hotfn serve --max-memory-mb)")
+    return route
+
+
 @needs(Access.DEPLOY)
 async def create_route(api: Api, request: ApiRequest, match: re.Match) -> ApiResponse:
     app = match["app"]
-    route = models.new_route(app, _body(request, "route"))
+    route = _within_caps(api, models.new_route(app, _body(request, "route")))
     route = await _with_image_id(api, route)
     await _ensure_app(api, request, app)
     await api.store.create_route(route)
@@ -505,7 +512,7 @@ async def get_route(api: Api, request: ApiRequest, match: re.Match) -> ApiRespon
 async def patch_route(api: Api, request: ApiRequest, match: re.Match) -> ApiResponse:
     old = await api.store.get_route(match["app"], _route_path(match))
     # Every PATCH looks the image up again: `hotfn deploy` of a rebuilt function keeps its tag.
-    route = await _with_image_id(api, models.patch_route(old, _body(request, "route")))
+    route = await _with_image_id(api, _within_caps(api, models.patch_route(old, _body(request, "route"))))
     await api.store.update_route(route)
     await api.reload_routes()
     return json_response(200, {"route": route.to_json()})
@@ -564,8 +571,79 @@ async def get_log(api: Api, request: ApiRequest, match: re.Match) -> ApiResponse
     return ApiResponse(200, [("content-type", "text/plain; charset=utf-8")], data)
 
 
+async def list_nodes(api: Api, request: ApiRequest, match: re.Match) -> ApiResponse:
+    """The nodes sharing this store, as they registered themselves (alive: a recent heartbeat)."""
+    now = time.time()
+    return json_response(200, {"nodes": [n.to_json(now, STALE_AFTER)
+                                         for n in await api.store.list_nodes()]})
+
+
+@needs(Access.OPEN)
+async def version(api: Api, request: ApiRequest, match: re.Match) -> ApiResponse:
+    from . import __version__  # looked up on first use (hotfn/__init__.py)
+
+    return json_response(200, {"version": __version__})
+
+
 async def stats(api: Api, request: ApiRequest, match: re.Match) -> ApiResponse:
     return json_response(200, api.pools.stats())
+
+
+MAX_SERIES_POINTS = 600
+
+
+@needs(Access.ANY)
+async def series(api: Api, request: ApiRequest, match: re.Match) -> ApiResponse:
+    """Per route, this node's calls over the last ``window`` seconds in ``step``-second points:
+    calls, rate, errors, p50 and p99 (the dashboard's charts; hotfn.timeseries). Each token
+    sees the routes of the apps it covers."""
+    q = _query(request)
+    try:
+        window = int(q.get("window", "300"))
+        step = int(q.get("step", "1"))
+    except ValueError:
+        raise ApiError(400, "window and step must be whole numbers of seconds") from None
+    if not 1 <= window <= timeseries.SECONDS:
+        raise ApiError(400, f"window must be from 1 to {timeseries.SECONDS} seconds")
+    if not 1 <= step <= window or window // step > MAX_SERIES_POINTS:
+        raise ApiError(400, f"step must be from 1 to window seconds, and give at most "
+                            f"{MAX_SERIES_POINTS} points")
+    route = models.normalize_path(q["route"], "route") if "route" in q else None
+    now = time.time()
+    return json_response(200, {
+        "now": now, "window": window, "step": step,
+        "routes": api.telemetry.series.snapshot(now, window, step, app=q.get("app"), route=route,
+                                                 visible=request.principal.covers),
+    })
+
+
+async def metrics(api: Api, request: ApiRequest, match: re.Match) -> ApiResponse:
+    # Unmarked: admins only once auth is on (it names every app and route); Prometheus sends
+    # the token (README: Observability).
+    exporter = api.telemetry.metrics
+    if exporter is None:
+        return error_response(404, "metrics are off on this server (--no-metrics)")
+    try:
+        # The async queue is the store's (all nodes'): asked at scrape time, one query.
+        exporter.set_queue(await api.store.queue_stats(), time.time())
+    except StoreError as exc:
+        log.warning("metrics without the async queue's figures: %s", exc)
+    body, content_type = exporter.render()
+    return ApiResponse(200, [("content-type", content_type)], body)
+
+
+@needs(Access.OPEN)  # the page's files hold no data; the page asks the API with its token
+async def ui_file(api: Api, request: ApiRequest, match: re.Match) -> ApiResponse:
+    found = ui.asset(match["file"] or "index.html")
+    if found is None:
+        return error_response(404, f"no such file: /ui/{match['file']}")
+    content_type, data = found
+    return ApiResponse(200, [("content-type", content_type), *ui.HEADERS], data)
+
+
+@needs(Access.OPEN)
+async def ui_redirect(api: Api, request: ApiRequest, match: re.Match) -> ApiResponse:
+    return ApiResponse(308, [("location", "/ui/")])
 
 
 @needs(Access.OPEN)
@@ -603,6 +681,12 @@ ROUTES: list[tuple[re.Pattern, dict[str, Handler]]] = [
     (re.compile(r"/health"), {"GET": health}),
     (re.compile(r"/version"), {"GET": version}),
     (re.compile(r"/v1/stats"), {"GET": stats}),
+    (re.compile(r"/v1/nodes/?"), {"GET": list_nodes}),
+    (re.compile(r"/v1/version"), {"GET": version}),
+    (re.compile(r"/v1/stats/series"), {"GET": series}),
+    (re.compile(r"/metrics"), {"GET": metrics}),
+    (re.compile(r"/ui/(?P<file>[A-Za-z0-9_.-]*)"), {"GET": ui_file}),
+    (re.compile(r"/(?:ui)?"), {"GET": ui_redirect}),
     (re.compile(r"/v1/apps/?"), {"GET": list_apps, "POST": create_app}),
     (re.compile(rf"/v1/apps/{_APP}/?"), {"GET": get_app, "PATCH": patch_app, "DELETE": delete_app}),
     (re.compile(rf"/v1/apps/{_APP}/routes/?"), {"GET": list_routes, "POST": create_route}),

@@ -52,8 +52,17 @@ class CallRecorder:
         self._has_work = trio.Event()  # something is buffered
         self._urgent = trio.Event()  # someone waits for the next write, or it is full
         self._batch = _Batch()  # the next write
+        self._oldest_at: float | None = None  # trio clock: when the oldest unsaved record came
+
+    def lag(self) -> tuple[int, float]:
+        """Records waiting to be written, and how long the oldest has waited (seconds)."""
+        if not self._calls or self._oldest_at is None:
+            return len(self._calls), 0.0
+        return len(self._calls), max(0.0, trio.current_time() - self._oldest_at)
 
     def record(self, call: Call, log_data: bytes | CallLog | None = None) -> None:
+        if not self._calls:
+            self._oldest_at = trio.current_time()
         self._calls[call.id] = call
         if log_data is not None:
             self._logs.append((call, log_data))
@@ -114,6 +123,8 @@ class CallRecorder:
             for call in calls:
                 if self._calls.get(call.id) is call:
                     del self._calls[call.id]
+            # What is left came during the write (or is a newer version of a saved record).
+            self._oldest_at = now if self._calls else None
             saved = {id(entry) for entry in ready}
             self._logs = [entry for entry in self._logs if id(entry) not in saved]
 

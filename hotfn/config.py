@@ -27,7 +27,8 @@ def _setting(default: Any, help: str, **kw: Any) -> Any:
 class Settings:
     host: str = _setting("127.0.0.1", "address to listen on")
     port: int = _setting(8080, "TCP port to listen on (0: any free port)")
-    db: str = _setting("hotfn.db", "SQLite file of apps, routes, call records and logs")
+    db: str = _setting("hotfn.db", "where apps, routes, call records and logs live: a SQLite "
+                       "file, or postgresql://user@host:port/dbname, shared by several nodes")
     domain: str = _setting("", "serve Host: {app}.{domain} requests on /{path} too (empty: off)")
     node_id: str = _setting(socket.gethostname, "this server's name; labels its containers, so a "
                             "restart removes only what this node left behind")
@@ -49,6 +50,11 @@ class Settings:
                                     "and when all are busy new ones wait (0: from the open-file limit, "
                                     "which the server raises to its hard limit, less room for containers)")
     shutdown_grace: float = _setting(10.0, "seconds calls in flight may finish on SIGINT/SIGTERM")
+    drain_time: float = _setting(3.0, "seconds a stopping node keeps serving while /health answers "
+                                 "503 (draining), so that a load balancer stops sending to it "
+                                 "before it stops accepting (0: stop at once)")
+    advertise: str = _setting("", "host:port other nodes and the load balancer reach this node "
+                              "at, as the node registry shows it (default: the listening address)")
     max_containers: int = _setting(64, "server-wide cap on running function containers")
     max_memory_mb: int = _setting(default_max_memory_mb, "server-wide cap on the memory limits "
                                   "of running containers, MiB (default: 3/4 of this machine)")
@@ -62,6 +68,9 @@ class Settings:
                                  choices=("async", "sync"))
     async_retry_delay: float = _setting(1.0, "seconds before an async call that failed runs "
                                         "again; doubled for each later attempt")
+    async_lease_margin: float = _setting(30.0, "seconds an async call's claim outlasts the longest "
+                                         "its run can take; a node that dies holds its claimed "
+                                         "calls that much longer before another node takes them")
     log_level: str = _setting("info", "debug, info, warning or error")
     admin_token_file: str = _setting("", "file holding the bootstrap admin token; with it the API "
                                      "needs tokens (README: Running it in production). A server on "
@@ -73,6 +82,14 @@ class Settings:
                                    "run, e.g. 'hotfn-fn/*,hotfn/*'")
     allow_pull: bool = _setting(False, "pull a route's image from a registry when the engine lacks "
                                 "it (otherwise such a route is refused)")
+    log_format: str = _setting("text", "text or json: the access log's lines and, with json, "
+                               "every other log line too, as one JSON object per line",
+                               choices=("text", "json"))
+    no_access_log: bool = _setting(False, "no access log (otherwise one line per call on stderr: "
+                                   "method, app, route, status, duration, mode, call id, "
+                                   "container, trace id)")
+    no_metrics: bool = _setting(False, "no Prometheus metrics (otherwise at GET /metrics); none "
+                                "are kept")
 
     @classmethod
     def add_arguments(cls, parser: argparse.ArgumentParser, env: Mapping[str, str] = os.environ) -> None:

@@ -25,6 +25,7 @@ from .calls import CallRecorder
 from .invoker import Invocation, Invoker, Outcome
 from .models import Call, Route
 from .store import ClaimedCall, Store
+from .telemetry import Telemetry
 
 log = logging.getLogger(__name__)
 
@@ -40,14 +41,18 @@ GONE_ROUTE_BATCH = 16
 class Dispatcher:
     def __init__(self, store: Store, invoker: Invoker, recorder: CallRecorder, *,
                  find_route: Callable[[str, str], Route | None], node_id: str,
-                 retry_delay: float = 1.0, poll_interval: float = 1.0) -> None:
+                 retry_delay: float = 1.0, poll_interval: float = 1.0,
+                 lease_margin: float = LEASE_MARGIN,
+                 telemetry: Telemetry | None = None) -> None:
         self.store = store
+        self.telemetry = telemetry
         self.invoker = invoker
         self.recorder = recorder
         self.find_route = find_route  # (app, route path) -> the route as it is now, or None
         self.node_id = node_id
         self.retry_delay = retry_delay  # before attempt 2; doubled for each later one
         self.poll_interval = poll_interval  # other nodes' calls, and back-offs, are found so
+        self.lease_margin = lease_margin
         self._running: dict[RouteKey, int] = {}
         self._wake = trio.Event()
         self._idle = trio.Event()
@@ -109,8 +114,8 @@ class Dispatcher:
             limit = (route.max_concurrency if route else GONE_ROUTE_BATCH) - self._running.get(key, 0)
             if limit <= 0:
                 continue
-            lease = LEASE_MARGIN + (route.queue_timeout + route.startup_timeout + route.timeout
-                                    if route else 0.0)
+            lease = self.lease_margin + (route.queue_timeout + route.startup_timeout
+                                         + route.timeout if route else 0.0)
             claimed = await self.store.claim_calls(self.node_id, app, path, limit,
                                                    lease_until=now + lease, now=now)
             self._running[key] = self._running.get(key, 0) + len(claimed)
@@ -159,6 +164,8 @@ class Dispatcher:
         call.http_status = outcome.status
         call.container_id = outcome.container_id
         call.completed_at = time.time()
+        if self.telemetry is not None:
+            self.telemetry.call_done(call, outcome, request.method, "async")
         if outcome.log:
             self.recorder.record_log(call, outcome.log)
         if outcome.error is None:

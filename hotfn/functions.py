@@ -8,13 +8,16 @@ the runtime image's ONBUILD steps copy (and compile) the function (docs/runtimes
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
 import pathlib
 import re
 import shutil
-import sys
-from typing import Any
+from typing import Any, Callable
+
+# The runtimes hotfn has images for (hotfn/<runtime>; `hotfn images build` makes them).
+RUNTIMES = ("python", "node", "java", "clojure")
 
 RUNTIME_FILES = [  # first match wins
     ("func.py", "python"),
@@ -45,7 +48,13 @@ def read_meta(directory: str) -> dict[str, Any]:
 def detect_runtime(directory: str) -> str:
     meta = read_meta(directory)
     if "runtime" in meta:
-        return str(meta["runtime"])
+        runtime = meta["runtime"]
+        if runtime not in RUNTIMES:
+            hint = difflib.get_close_matches(str(runtime), RUNTIMES, n=1)
+            raise FunctionError(
+                f"{os.path.join(directory, 'func.json')}: unknown runtime {runtime!r}; known: "
+                f"{', '.join(RUNTIMES)}" + (f" (did you mean {hint[0]!r}?)" if hint else ""))
+        return runtime
     for name, runtime in RUNTIME_FILES:
         if os.path.exists(os.path.join(directory, name)):
             return runtime
@@ -73,23 +82,38 @@ def dockerfile_for(directory: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def default_tag(directory: str) -> str:
-    name = re.sub(r"[^a-z0-9_.-]+", "-", os.path.basename(os.path.abspath(directory)).lower()).strip("-.")
-    return f"hotfn-fn/{name or 'function'}:latest"
+def _tag_component(text: str, fallback: str) -> str:
+    """``text`` as one component of a Docker repository name: [a-z0-9] runs joined by . _ -"""
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or fallback
 
 
-def build_function(directory: str, tag: str | None = None, quiet: bool = True) -> str:
+def default_tag(directory: str, app: str | None = None) -> str:
+    """hotfn-fn/<app>/<dir name>: the app keeps two users' `hello` functions apart on one engine."""
+    name = _tag_component(os.path.basename(os.path.abspath(directory)), "function")
+    scope = _tag_component(app, "app") if app else "local"
+    return f"hotfn-fn/{scope}/{name}:latest"
+
+
+def build_function(directory: str, tag: str | None = None, *, app: str | None = None,
+                   progress: Callable[[str], None] | None = None) -> str:
+    """Build ``directory`` into an image; returns its tag. ``progress`` gets the build's output
+    as it comes; a failure raises FunctionError with the output's tail."""
     from .drivers import DriverError
     from .drivers.docker.images import build_image
 
     if not os.path.isdir(directory):
         raise FunctionError(f"{directory} is not a directory")
-    tag = tag or default_tag(directory)
-    progress = None if quiet else (lambda line: sys.stderr.write(line))
+    tag = tag or default_tag(directory, app)
     try:
         return build_image(directory, tag, dockerfile_for(directory), progress)
     except DriverError as exc:
         raise FunctionError(str(exc)) from None
+
+
+def uses_hotfn_runtime(directory: str) -> bool:
+    """True when the image is built FROM one of hotfn's runtimes (no Dockerfile of its own), so
+    it speaks the hot protocol whatever its route's format."""
+    return not os.path.exists(os.path.join(directory, "Dockerfile"))
 
 
 TEMPLATES_DIR = pathlib.Path(__file__).parent / "templates"

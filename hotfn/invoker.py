@@ -21,7 +21,8 @@ from .drivers import Container, ContainerGone, ContainerSpec, Driver, DriverErro
 from .httpformat import RequestNotWritable
 from .images import ImagePolicy
 from .models import Route, config_env, header_env_name, header_problem
-from .pool import CallLog, PoolError, PoolManager
+from .pool import (CANCELLED, EXITED, PROTOCOL_ERROR, START_FAILED, TIMEOUT, CallLog, PoolError,
+                   PoolManager, exit_cause)
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +61,8 @@ class Outcome:
     container_id: str | None = None
     mode: str = "hot"
     retry_after: int | None = None
+    queue_wait: float | None = None  # seconds waiting for a container (hot) or for room (cold)
+    cold_run: float | None = None  # cold: seconds from the container's start to its end
 
 
 @dataclass(frozen=True)
@@ -155,8 +158,10 @@ class Invoker:
         for attempt in (1, 2):
             pool = self.pools.pool_for(route)
             container_id = None
+            waited_from = trio.current_time()
             try:
                 worker = await pool.acquire()
+                queue_wait = trio.current_time() - waited_from
                 container_id = worker.container_id
                 try:
                     frame, log = await worker.call(request, trio.current_time() + route.timeout)
@@ -171,7 +176,9 @@ class Invoker:
                 if exc.retryable and attempt == 1:
                     continue
                 return self._failed(exc, container_id)
-            return self._answer(frame, log, container_id, inv)
+            outcome = self._answer(frame, log, container_id, inv)
+            outcome.queue_wait = queue_wait
+            return outcome
         raise AssertionError("unreachable")
 
     def _failed(self, exc: PoolError, container_id: str | None) -> Outcome:
@@ -245,12 +252,18 @@ class Invoker:
         base = container_spec(route, self.limits)
         deadline_ms = int((time.time() + route.timeout) * 1000)
         call_env = cold_env(inv, deadline_ms)
+        waited_from = trio.current_time()
         if not await self._reserve_cold(route):
             return Outcome(503, error="server is at its container capacity; try again",
                            call_status="error", mode="cold", retry_after=1)
+        started_at = trio.current_time()
+        events = self.pools.events
+        events.container_starting(route)
         try:
             container = await self._start_cold(base, call_env, route)
         except BaseException as exc:
+            events.container_ended(route, CANCELLED if isinstance(exc, trio.Cancelled)
+                                   else START_FAILED)
             self.pools.capacity.give(route.memory, route.app)
             if isinstance(exc, ImageNotFound):
                 return Outcome(502, error=str(exc), call_status="error", mode="cold")
@@ -258,9 +271,14 @@ class Invoker:
                 return Outcome(502, error=f"could not start the function's container: {exc}",
                                call_status="error", mode="cold")
             raise
+        ended = CANCELLED
         try:
-            return await self._run_cold(container, inv)
+            outcome, ended = await self._run_cold(container, inv)
+            outcome.queue_wait = started_at - waited_from
+            outcome.cold_run = trio.current_time() - started_at
+            return outcome
         finally:
+            events.container_ended(route, ended)
             # Removal takes tens of milliseconds; the client need not wait for it.
             self.nursery.start_soon(self._remove_cold, container, route.memory, route.app)
 
@@ -282,7 +300,8 @@ class Invoker:
             return False
         return True
 
-    async def _run_cold(self, container: Container, inv: Invocation) -> Outcome:
+    async def _run_cold(self, container: Container, inv: Invocation) -> tuple[Outcome, str]:
+        """How the call went, and how its container ended (pool.DEATHS or EXITED)."""
         route = inv.route
         stdout, stderr = bytearray(), CallLog()
         too_big = False
@@ -311,16 +330,19 @@ class Invoker:
         log = stderr.value()
         if scope.cancelled_caught:
             return Outcome(504, error=f"function did not finish within its timeout of {route.timeout:g} s",
-                           call_status="timeout", log=log, container_id=container.id, mode="cold")
+                           call_status="timeout", log=log, container_id=container.id,
+                           mode="cold"), TIMEOUT
         if too_big:
             return Outcome(502, error=f"function wrote more than {self.limits.max_response_size} bytes",
-                           call_status="error", log=log, container_id=container.id, mode="cold")
+                           call_status="error", log=log, container_id=container.id,
+                           mode="cold"), PROTOCOL_ERROR
         assert status is not None
         if status.code != 0:
             return Outcome(502, error=f"function failed: {status.describe()}",
-                           call_status="error", log=log, container_id=container.id, mode="cold")
+                           call_status="error", log=log, container_id=container.id,
+                           mode="cold"), exit_cause(status)
         return Outcome(200, headers=_with_route_headers([], route), body=bytes(stdout), log=log,
-                       container_id=container.id, mode="cold")
+                       container_id=container.id, mode="cold"), EXITED
 
 
 def _brief_kind(error_type: str) -> str:

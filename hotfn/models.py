@@ -18,6 +18,9 @@ log = logging.getLogger(__name__)
 
 APP_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")
 PATH_SEGMENT = re.compile(r"^(:[A-Za-z_][A-Za-z0-9_]*|[A-Za-z0-9._~!$&'()*+,;=@-]+)$")
+# The last segment of a path may be greedy: /api/*rest takes every path under /api (like API
+# Gateway's {proxy+}); the function gets the rest of the path as the parameter "rest".
+GREEDY_SEGMENT = re.compile(r"^\*[A-Za-z_][A-Za-z0-9_]*$")
 # Letters, digits, '_' and '-': a key becomes an environment variable upper-cased with '-' as
 # '_' (IronFunctions' rule: ``db-url`` is DB_URL), so two keys must not make the same name.
 CONFIG_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
@@ -30,6 +33,8 @@ HEADER_VALUE = re.compile(r"^(?:[\x21-\x7e\x80-\xff](?:[\t \x21-\x7e\x80-\xff]*[
 # (hotfn/httpformat.py); default: one cold container per call.
 FORMATS = ("hot", "http", "default")
 HOT_FORMATS = frozenset({"hot", "http"})
+# Other names a client may use for a format; stored as the format they stand for.
+FORMAT_ALIASES = {"cold": "default"}
 TYPES = ("sync", "async")
 ISOLATIONS = ("container", "gvisor")
 # Numeric only: a name would be looked up in the image's /etc/passwd, which the image's author
@@ -319,17 +324,21 @@ def normalize_path(path: Any, field_name: str = "route.path", *, lookup: bool = 
     if path == "/":
         return path
     names = set()
-    for segment in path[1:].split("/"):
+    segments = path[1:].split("/")
+    for i, segment in enumerate(segments):
         if segment in (".", "..") and not lookup:
             raise ValidationError(field_name, f"segment {segment!r} is not allowed (no dot segments)")
-        if not PATH_SEGMENT.match(segment):
+        if GREEDY_SEGMENT.match(segment):
+            if i != len(segments) - 1:
+                raise ValidationError(field_name, f"greedy segment {segment!r} must be the last one")
+        elif segment.startswith("*") or not PATH_SEGMENT.match(segment):
             raise ValidationError(
-                field_name, f"segment {segment!r} must be plain URL characters or ':name'"
+                field_name, f"segment {segment!r} must be plain URL characters, ':name' or (last) '*name'"
             )
-        if segment.startswith(":"):
-            if segment in names:
-                raise ValidationError(field_name, f"parameter {segment} appears twice")
-            names.add(segment)
+        if segment.startswith((":", "*")):
+            if segment[1:] in names:
+                raise ValidationError(field_name, f"parameter {segment[1:]!r} appears twice")
+            names.add(segment[1:])
     return path
 
 
@@ -441,9 +450,10 @@ def _route_fields(body: Mapping[str, Any]) -> dict[str, Any]:
             raise ValidationError("route.image", "must be a Docker image name")
         out["image"] = image
     if "format" in body:
-        if body["format"] not in FORMATS:
-            raise ValidationError("route.format", "must be 'hot', 'http' or 'default'")
-        out["format"] = body["format"]
+        fmt = FORMAT_ALIASES.get(body["format"], body["format"]) if isinstance(body["format"], str) else None
+        if fmt not in FORMATS:
+            raise ValidationError("route.format", "must be 'hot', 'http' or 'default' (also called 'cold')")
+        out["format"] = fmt
     if "type" in body:
         if body["type"] not in TYPES:
             raise ValidationError("route.type", "must be 'sync' or 'async'")
@@ -640,6 +650,7 @@ class Call:
     completed_at: float | None = None
     attempts: int = 0  # runs begun; async calls may run again after a failure or a crash
     node_id: str | None = None  # the node that ran it, or (async) claimed it last
+    traceparent: str | None = None  # W3C trace context the function got (hotfn.tracecontext)
 
     @property
     def duration_ms(self) -> float | None:

@@ -1,4 +1,5 @@
-"""One node id, one server: a host-wide lock per node id.
+"""One node id, one server: a host-wide lock per node id; and the node's entry in the store's
+registry, kept fresh by a heartbeat.
 
 A node id names what a server owns on its engine: its containers carry it as a label and its
 FIFOs live in a directory named after it, and a server removes both at start and stop. Two
@@ -10,10 +11,19 @@ ends, however it ends, so a crashed server never blocks the next one.
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import fcntl
+import logging
 import os
 import re
+import time
+
+import trio
+
+from .store import NodeInfo, Store
+
+log = logging.getLogger(__name__)
 
 LOCK_DIR = "/run/lock/hotfn"
 NODE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
@@ -79,3 +89,48 @@ def _read_pid(fd: int) -> int | None:
         return int(os.pread(fd, 32, 0).decode().strip() or 0) or None
     except (OSError, ValueError):
         return None
+
+
+# Seconds between heartbeats; a node silent for STALE_AFTER is shown as not alive.
+HEARTBEAT_INTERVAL = 2.0
+STALE_AFTER = 3 * HEARTBEAT_INTERVAL
+
+
+class Registration:
+    """This node's row in the store's node registry: written at start, refreshed every
+    HEARTBEAT_INTERVAL (draining or not), removed when the node stops."""
+
+    def __init__(self, store: Store, node_id: str, address: str, capacity: int) -> None:
+        self.store = store
+        self.started_at = time.time()
+        self.node = NodeInfo(id=node_id, address=address, capacity=capacity, version="",
+                             draining=False, started_at=self.started_at, heartbeat_at=0.0)
+
+    async def beat(self, *, draining: bool | None = None) -> None:
+        if draining is not None:
+            self.node = dataclasses.replace(self.node, draining=draining)
+        self.node = dataclasses.replace(self.node, heartbeat_at=time.time())
+        await self.store.register_node(self.node)
+
+    async def run(self, task_status=trio.TASK_STATUS_IGNORED) -> None:
+        # On a thread: the version's lookup (importlib.metadata) takes tens of milliseconds.
+        version = await trio.to_thread.run_sync(lambda: __import__("hotfn").__version__)
+        self.node = dataclasses.replace(self.node, version=version)
+        try:
+            await self.beat()
+        except Exception as exc:  # the store is down: /health says so; keep trying
+            log.warning("could not register node %s: %s", self.node.id, exc)
+        task_status.started()
+        while True:
+            await trio.sleep(HEARTBEAT_INTERVAL)
+            try:
+                await self.beat()
+            except Exception as exc:
+                log.warning("node heartbeat failed: %s", exc)
+
+    async def leave(self) -> None:
+        with trio.CancelScope(shield=True), trio.move_on_after(5):
+            try:
+                await self.store.remove_node(self.node.id)
+            except Exception as exc:
+                log.warning("could not remove node %s from the registry: %s", self.node.id, exc)

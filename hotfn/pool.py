@@ -37,6 +37,42 @@ STDERR_TAIL = 4096  # kept per worker outside calls, to explain a failed start
 LOG_LINGER = 0.1
 
 
+# Why a container ended, as metrics count it. Deaths: it failed (or was cut short); stops:
+# hotfn ended a healthy container.
+CRASH, OOM, KILLED, TIMEOUT, PROTOCOL_ERROR = "crash", "oom", "killed", "timeout", "protocol_error"
+START_FAILED, CANCELLED = "start_failed", "cancelled"
+IDLE, RETIRED, EVICTED, SHUTDOWN = "idle", "retired", "evicted", "shutdown"
+EXITED = "exited"  # ended by itself when done: cold (status 0); http format (Connection: close)
+DEATHS = (CRASH, OOM, KILLED, TIMEOUT, PROTOCOL_ERROR, START_FAILED, CANCELLED)
+STOPS = (IDLE, RETIRED, EVICTED, SHUTDOWN, EXITED)
+
+
+def exit_cause(status: ExitStatus | None) -> str:
+    """The cause a container's own end names: OOM only when the engine says so, a signal
+    (128 + n) as killed, anything else as a crash."""
+    if status is None:
+        return CRASH
+    if status.oom_killed:
+        return OOM
+    if status.code is not None and status.code > 128:
+        return KILLED
+    return CRASH
+
+
+class PoolEvents:
+    """What the pools (and cold calls) report as containers come and go; these do nothing.
+    Called synchronously from the pools' bookkeeping: an implementation must not block."""
+
+    def container_starting(self, route: Route) -> None:
+        pass
+
+    def container_ready(self, route: Route, seconds: float) -> None:
+        """A hot container sent its ready frame ``seconds`` after its start began."""
+
+    def container_ended(self, route: Route, cause: str) -> None:
+        """``cause``: one of DEATHS or STOPS."""
+
+
 class CallLog:
     """One call's stderr. It stays open after the answer (see LOG_LINGER) until the container's
     next call begins or the container dies; ``done`` says when it may be stored."""
@@ -243,10 +279,12 @@ class HotWorker:
         self.settled = trio.Event()  # ready or gone, whichever came first
         self.holds_capacity = True  # taken before the worker was made, given back when it dies
         self.death: str | None = None
+        self.cause: str | None = None  # set with death
         self._decoder = protocol.FrameDecoder(pool.max_frame_size)
         self._slot: _Slot | None = None
         self._log: CallLog | None = None  # the call in flight's, or the last one's
         self._stderr_tail = bytearray()
+        self.started_at: float | None = None  # trio clock: when its container's start began
 
     @property
     def container_id(self) -> str | None:
@@ -275,12 +313,12 @@ class HotWorker:
                     return
                 self._on_stdout(data)
         except protocol.ProtocolError as exc:
-            self.die(f"{self.MALFORMED}: {exc}")
+            self.die(f"{self.MALFORMED}: {exc}", PROTOCOL_ERROR)
 
     async def _read_all(self) -> None:
         """stderr (and stdout, unless it comes directly) until the process ends."""
         assert self.container is not None
-        reason = None
+        reason, cause = None, CRASH
         try:
             while self.state != self.DEAD:
                 output = await self.container.receive_some()
@@ -295,17 +333,17 @@ class HotWorker:
                 self._decoder.receive_data(b"")
                 self._decoder.next_frame()  # raises if stdout ended inside a frame
         except protocol.ProtocolError as exc:
-            reason = f"{self.MALFORMED}: {exc}"
+            reason, cause = f"{self.MALFORMED}: {exc}", PROTOCOL_ERROR
         except ContainerGone as exc:
-            reason = str(exc)
+            reason, cause = str(exc), CRASH
         if self.state != self.DEAD:
             if reason is None:
                 status: ExitStatus | None = None
                 with trio.move_on_after(5):
                     status = await self.container.exit_status(timeout=5)
                 ended = status.describe() if status else "its end is unknown"
-                reason = f"exited ({ended})"
-            self.die(reason)
+                reason, cause = f"exited ({ended})", exit_cause(status)
+            self.die(reason, cause)
 
     def _on_stdout(self, data: bytes) -> None:
         self._decoder.receive_data(data)
@@ -318,9 +356,10 @@ class HotWorker:
     def _on_frame(self, frame: protocol.Frame) -> None:
         if self.state == self.STARTING:
             if not isinstance(frame, protocol.Ready):
-                self.die(f"sent a {type(frame).__name__} frame before its ready frame")
+                self.die(f"sent a {type(frame).__name__} frame before its ready frame", PROTOCOL_ERROR)
             elif frame.version != protocol.PROTOCOL_VERSION:
-                self.die(f"speaks protocol version {frame.version}, not {protocol.PROTOCOL_VERSION}")
+                self.die(f"speaks protocol version {frame.version}, not {protocol.PROTOCOL_VERSION}",
+                         PROTOCOL_ERROR)
             else:
                 self.ready.set()
                 self.settled.set()
@@ -332,7 +371,7 @@ class HotWorker:
             or not isinstance(frame, (protocol.Response, protocol.HandlerError))
             or frame.call_id != slot.call_id
         ):
-            self.die(f"sent an unexpected {type(frame).__name__} frame")
+            self.die(f"sent an unexpected {type(frame).__name__} frame", PROTOCOL_ERROR)
             return
         slot.frame = frame
         slot.done.set()
@@ -347,12 +386,14 @@ class HotWorker:
     def stderr_tail(self) -> str:
         return self._stderr_tail.decode("utf-8", "replace").strip()
 
-    def die(self, reason: str) -> None:
-        """Mark the worker dead (never reused) and fail the call in flight. Idempotent."""
+    def die(self, reason: str, cause: str = CRASH) -> None:
+        """Mark the worker dead (never reused) and fail the call in flight. Idempotent.
+        ``cause``: one of DEATHS or STOPS, for metrics; ``reason`` says it to people."""
         if self.state == self.DEAD:
             return
         self.state = self.DEAD
         self.death = reason
+        self.cause = cause
         if self._log is not None:
             self._log.closed = True
         slot = self._slot
@@ -383,11 +424,11 @@ class HotWorker:
                 try:
                     await self.container.send_all(data)
                 except ContainerGone as exc:
-                    self.die(str(exc))
+                    self.die(str(exc), CRASH)
                     raise NotDelivered(f"function container was gone: {exc}") from None
                 await slot.done.wait()
             if not slot.done.is_set():
-                self.die("timed out")
+                self.die("timed out", TIMEOUT)
                 raise CallTimeout(
                     f"function did not answer within its timeout of {self.pool.route.timeout:g} s"
                 )
@@ -402,7 +443,7 @@ class HotWorker:
         except BaseException as exc:
             if not slot.done.is_set():
                 # Cancelled mid-call: the container's protocol state is unknown.
-                self.die("was abandoned mid-call")
+                self.die("was abandoned mid-call", CANCELLED)
             log.closed = True
             if isinstance(exc, PoolError):
                 exc.log = log.value()
@@ -448,7 +489,7 @@ class HttpHotWorker(HotWorker):
     def _on_frame(self, frame: protocol.Frame) -> None:
         super()._on_frame(frame)
         if self._channel.must_close and self.state != self.DEAD:
-            self.die("closed its connection after answering (Connection: close)")
+            self.die("closed its connection after answering (Connection: close)", EXITED)
 
 
 # -- one route's pool ---------------------------------------------------------------------------
@@ -587,7 +628,7 @@ class RoutePool:
         if worker.state == HotWorker.DEAD:
             self._maybe_start()
         elif self.retired:
-            worker.die("retired (route updated)")
+            worker.die("retired (route updated)", RETIRED)
         else:
             self._offer(worker)
 
@@ -595,7 +636,7 @@ class RoutePool:
         """Stop serving new calls; idle containers go now, busy ones after their call."""
         self.retired = True
         for worker in list(self.idle):
-            worker.die("retired (route updated)")
+            worker.die("retired (route updated)", RETIRED)
         for waiter in self.pending_capacity:
             self.manager.capacity.cancel(waiter)
         self.pending_capacity.clear()
@@ -606,7 +647,7 @@ class RoutePool:
         self.waiters.clear()
         for worker in list(self.workers):
             if worker.state == HotWorker.STARTING:
-                worker.die("retired (route updated)")
+                worker.die("retired (route updated)", RETIRED)
 
     # -- the task behind each worker --
 
@@ -615,15 +656,24 @@ class RoutePool:
             await self._serve(worker)
         except StartFailed as exc:
             self._start_failed(exc)
+            worker.die(str(exc), START_FAILED)
         except DriverError as exc:
             self._start_failed(StartFailed(f"could not start a container of {self.spec.image}: {exc}"))
+            worker.die(str(exc), START_FAILED)
         except Exception as exc:
             # A bug here must not take down every other route's containers with it.
             log.exception("worker of route %s%s failed", self.route.app, self.route.path)
             self._start_failed(StartFailed(f"internal error starting a container: {exc!r}"))
+            worker.die(repr(exc), START_FAILED)
         finally:
             was_ready = worker.ready.is_set()
-            worker.die(worker.death or "stopped")
+            worker.die(worker.death or "stopped", SHUTDOWN)
+            if worker.started_at is not None:
+                # Reported now, not after the removal below (which can take seconds).
+                cause = worker.cause or CRASH
+                if not was_ready and cause not in STOPS:
+                    cause = START_FAILED
+                self.manager.events.container_ended(self.route, cause)
             with trio.CancelScope(shield=True):
                 if worker.container is not None:
                     await worker.container.kill()
@@ -636,6 +686,8 @@ class RoutePool:
 
     async def _serve(self, worker: HotWorker) -> None:
         startup = self.route.startup_timeout
+        worker.started_at = trio.current_time()
+        self.manager.events.container_starting(self.route)
         with trio.move_on_after(startup) as scope:
             worker.container = await self.manager.driver.start(self.spec)
         if scope.cancelled_caught:
@@ -647,13 +699,14 @@ class RoutePool:
             with trio.move_on_after(startup):
                 await worker.settled.wait()
             if worker.ready.is_set() and worker.state != HotWorker.DEAD:
+                self.manager.events.container_ready(self.route, trio.current_time() - worker.started_at)
                 self._offer(worker)
                 await worker.gone.wait()
             nursery.cancel_scope.cancel()
         # Raised out here, not inside the nursery, so that it is not wrapped in a group.
         if not worker.ready.is_set():
             why = worker.death or f"sent no ready frame within its start-up timeout of {startup:g} s"
-            worker.die(why)
+            worker.die(why, START_FAILED)
             if why.startswith("retired"):
                 return
             tail = worker.stderr_tail()
@@ -697,8 +750,10 @@ class PoolManager:
         max_containers: int = 64,
         max_memory_mb: int = 8192,
         max_frame_size: int = protocol.DEFAULT_MAX_FRAME_SIZE,
+        events: PoolEvents | None = None,
     ) -> None:
         self.driver = driver
+        self.events = events or PoolEvents()
         self.nursery = nursery
         self.spec_for = spec_for
         self.capacity = Capacity(max_containers, max_memory_mb)
@@ -774,7 +829,7 @@ class PoolManager:
         if not capacity.server_fits(memory_mb, chosen):
             return False
         for worker in chosen:
-            worker.die("stopped to make room for another route")
+            worker.die("stopped to make room for another route", EVICTED)
         if not capacity.fits(memory_mb, app):
             return False  # what was freed went to someone who had waited longer
         capacity.take(memory_mb, app)
@@ -800,7 +855,7 @@ class PoolManager:
                 break  # the head of the server's FIFO
             if victim is None:
                 return
-            victim.die("stopped to make room for another route")
+            victim.die("stopped to make room for another route", EVICTED)
 
     def worker_gone(self, pool: RoutePool, worker: HotWorker) -> None:
         if pool in self._retired and not pool.workers:
@@ -819,7 +874,7 @@ class PoolManager:
                     if len(pool.workers) <= keep:
                         break
                     if now - worker.idle_since >= pool.route.idle_timeout:
-                        worker.die(f"idle for {pool.route.idle_timeout:g} s")
+                        worker.die(f"idle for {pool.route.idle_timeout:g} s", IDLE)
                 pool._maybe_start()
 
     async def close(self, grace: float = 10.0) -> None:
@@ -834,7 +889,7 @@ class PoolManager:
                 await trio.sleep(0.05)
         for pool in pools:
             for worker in list(pool.workers):
-                worker.die("server shutting down")
+                worker.die("server shutting down", SHUTDOWN)
         with trio.CancelScope(shield=True), trio.move_on_after(30):
             while any(p.workers for p in pools):
                 await trio.sleep(0.05)

@@ -21,6 +21,7 @@ import os
 import resource
 import shutil
 import sqlite3
+from typing import TextIO
 
 import trio
 
@@ -33,8 +34,10 @@ from .drivers import Driver, DriverError
 from .http import HttpConfig, HttpServer
 from .invoker import Invoker, Limits, container_spec
 from .pool import PoolManager
-from .node import NodeIdError, NodeLock
-from .store import SqliteStore, Store, StoreError
+from .node import NodeIdError, NodeLock, Registration
+from .store import Store, StoreError, display_url, is_postgres_url, open_store
+from .telemetry import Telemetry
+from . import accesslog
 
 log = logging.getLogger(__name__)
 
@@ -47,11 +50,12 @@ class StartupError(Exception):
     """The server cannot start; the message says why (and what to change)."""
 
 
-def _open_store(path: str) -> Store:
+def _open_store(location: str) -> Store:
     try:
-        return SqliteStore(path)
+        return open_store(location)
     except (StoreError, OSError, sqlite3.Error) as exc:
-        raise StartupError(f"cannot open the store {path!r}: {exc}") from None
+        shown = display_url(location) if is_postgres_url(location) else repr(location)
+        raise StartupError(f"cannot open the store {shown}: {exc}") from None
 
 
 # Open files kept for all but client connections: the store (SQLite, its journal), the
@@ -129,8 +133,10 @@ def _admin_token(s: Settings) -> str | None:
 
 
 class Server:
-    def __init__(self, settings: Settings, *, driver: Driver | None = None, store: Store | None = None) -> None:
+    def __init__(self, settings: Settings, *, driver: Driver | None = None, store: Store | None = None,
+                 access_log_stream: TextIO | None = None) -> None:
         self.settings = settings
+        self._access_log_stream = access_log_stream  # None: stderr
         self._driver = driver
         self._store = store
         self.address: tuple[str, int] | None = None
@@ -179,6 +185,17 @@ class Server:
         store = self._store or _open_store(s.db)
         limits = Limits(max_frame_size=s.max_frame_size, max_response_size=s.max_frame_size,
                         node_id=s.node_id, images=self._images)
+        if s.log_format == "json":
+            accesslog.use_json_logs()
+        metrics = None
+        if not s.no_metrics:
+            from .metrics import Metrics  # (its import costs ~60 ms: only when it is used)
+
+            metrics = Metrics(s.node_id)
+        telemetry = Telemetry(
+            metrics=metrics,
+            access_log=accesslog.AccessLog(s.log_format, self._access_log_stream)
+            if not s.no_access_log else None)
         try:
             stale = await driver.remove_containers({"hotfn": "1", "hotfn.node": s.node_id})
         except DriverError as exc:
@@ -194,13 +211,14 @@ class Server:
                             stale_networks, s.node_id)
         except DriverError as exc:
             log.warning("could not remove the networks of an earlier run: %s", exc)
+        registration: Registration | None = None
         try:
             async with trio.open_nursery() as services:
                 async with trio.open_nursery() as calls:
                     pools = PoolManager(
                         driver, calls, spec_for=lambda route: container_spec(route, limits),
                         max_containers=s.max_containers, max_memory_mb=s.max_memory_mb,
-                        max_frame_size=s.max_frame_size,
+                        max_frame_size=s.max_frame_size, events=telemetry,
                     )
                     cold_starts = None
                     if s.max_parked > 0 and getattr(driver, "io_dir", None) and hasattr(driver, "park"):
@@ -213,10 +231,11 @@ class Server:
                     invoker = Invoker(driver, pools, calls, limits, cold_starts)
                     api = Api(store, driver, pools, invoker, ApiConfig(
                         domain=s.domain or None, log_retention=s.log_retention, node_id=s.node_id,
-                        call_records=s.call_records, async_retry_delay=s.async_retry_delay),
+                        call_records=s.call_records, async_retry_delay=s.async_retry_delay,
+                        async_lease_margin=s.async_lease_margin),
                         auth=Authenticator(store, admin_token=self._admin_token,
                                            enabled=self._admin_token is not None),
-                        images=self._images)
+                        images=self._images, telemetry=telemetry)
                     await api.reload_routes()
                     await services.start(api.run_background)
                     await services.start(pools.run_housekeeping)
@@ -232,6 +251,11 @@ class Server:
                         keepalive_timeout=s.keepalive_timeout, send_timeout=s.send_timeout,
                         max_connections=_max_connections(s, _raise_open_file_limit()),
                         shutdown_grace=s.shutdown_grace))
+                    if telemetry.metrics is not None:
+                        telemetry.metrics.watch(
+                            pools=pools, record_lag=api.recorder.lag,
+                            connections=lambda: len(http.connections),
+                            async_running=lambda: sum(api.dispatcher.stats().values()))
                     http_done = trio.Event()
 
                     async def serve_http(task_status=trio.TASK_STATUS_IGNORED) -> None:
@@ -247,8 +271,21 @@ class Server:
 
                     self.address = await services.start(serve_http)
                     log.info("hotfn listening on %s (node %s)", self.url, s.node_id)
+                    registration = Registration(
+                        store, s.node_id, s.advertise or "%s:%d" % self.address, s.max_containers)
+                    await services.start(registration.run)
                     task_status.started(self)
                     await self._stop.wait()
+                    if s.drain_time > 0:
+                        log.info("draining: /health answers 503 for %gs before the node stops "
+                                 "accepting", s.drain_time)
+                        api.draining = True
+                        with trio.move_on_after(s.drain_time):
+                            try:
+                                await registration.beat(draining=True)
+                            except Exception as exc:
+                                log.warning("could not mark node %s draining: %s", s.node_id, exc)
+                            await trio.sleep(s.drain_time)
                     log.info("shutting down: finishing calls in flight (up to %gs)", s.shutdown_grace)
                     deadline = trio.current_time() + s.shutdown_grace
                     api.dispatcher.stop_claiming()
@@ -258,6 +295,8 @@ class Server:
                         await api.dispatcher.wait_idle()
                     await pools.close(grace=max(0.0, deadline - trio.current_time()))
                     calls.cancel_scope.cancel()
+                if registration is not None:
+                    await registration.leave()
                 services.cancel_scope.cancel()
         finally:
             with trio.CancelScope(shield=True):

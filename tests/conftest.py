@@ -16,6 +16,9 @@ import trio
 from httpclient import Reply, request
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
+# Servers the tests start (in process or as `hotfn serve`) stop without draining, unless a
+# test asks for it (--drain-time): no balancer is in front of them.
+os.environ.setdefault("HOTFN_DRAIN_TIME", "0")
 FUNCTIONS = pathlib.Path(__file__).resolve().parent / "functions"
 
 TEST_IMAGES = {
@@ -150,10 +153,12 @@ async def server_factory(tmp_path: pathlib.Path, nursery: trio.Nursery):
 
     started: list[tuple[Server, trio.Event]] = []
 
-    async def start(db: str | None = None, node_id: str | None = None, **overrides: Any) -> Harness:
+    async def start(db: str | None = None, node_id: str | None = None, access_log_stream: Any = None,
+                    **overrides: Any) -> Harness:
         settings = Settings(port=0, db=db or str(tmp_path / "hotfn.db"),
-                            node_id=node_id or new_node_id(), shutdown_grace=5.0, **overrides)
-        server = Server(settings)
+                            node_id=node_id or new_node_id(), shutdown_grace=5.0,
+                            **{"drain_time": 0.0, **overrides})
+        server = Server(settings, access_log_stream=access_log_stream)
         done = trio.Event()
 
         async def run(task_status=trio.TASK_STATUS_IGNORED) -> None:
@@ -184,3 +189,39 @@ async def server(server_factory, images) -> Harness:
     harness = await server_factory()
     yield harness
     await server_factory.stop(harness)
+
+
+# -- PostgreSQL ------------------------------------------------------------------------------------
+# scripts/ensure-postgres installs and starts a private server (idempotent; scripts/test runs it
+# too); every test that wants PostgreSQL gets a database of its own, dropped after it.
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> str:
+    """The URL of the server's maintenance database."""
+    result = subprocess.run([str(ROOT / "scripts" / "ensure-postgres")], capture_output=True,
+                            text=True, timeout=300)
+    if result.returncode != 0:
+        pytest.fail(f"no PostgreSQL: scripts/ensure-postgres failed:\n{result.stderr}")
+    return result.stdout.strip().splitlines()[-1]
+
+
+@pytest.fixture
+def postgres_db(postgres_server: str):
+    """The URL of a new, empty database, dropped after the test."""
+    import psycopg
+
+    name = f"hotfn_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(postgres_server, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    yield postgres_server.rsplit("/", 1)[0] + "/" + name
+    with psycopg.connect(postgres_server, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store_location(request, tmp_path: pathlib.Path) -> str:
+    """Where a store lives, for each implementation: a SQLite file, a PostgreSQL database."""
+    if request.param == "sqlite":
+        return str(tmp_path / "store.db")
+    return request.getfixturevalue("postgres_db")

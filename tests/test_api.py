@@ -286,3 +286,47 @@ async def test_subdomain_invocation(server_factory, images):
 async def test_health_reports_docker(server):
     reply = await server.req("GET", "/health")
     assert reply.status == 200 and reply.json()["docker"] == "up"
+
+
+async def test_app_and_route_lists_page_with_a_cursor(server):
+    for name in ("c", "a", "b"):
+        await server.create_app(name)
+    for path in ("/z", "/x", "/y/:id"):
+        await server.create_route("a", path=path, image=IMAGE)
+    # Unpaged: the whole list, as before.
+    assert [a["name"] for a in (await server.req("GET", "/v1/apps")).json()["apps"]] == ["a", "b", "c"]
+    first = (await server.req("GET", "/v1/apps?per_page=2")).json()
+    assert [a["name"] for a in first["apps"]] == ["a", "b"] and first["next_cursor"] == "b"
+    rest = (await server.req("GET", f"/v1/apps?per_page=2&cursor={first['next_cursor']}")).json()
+    assert [a["name"] for a in rest["apps"]] == ["c"] and rest["next_cursor"] is None
+    pages, cursor = [], ""
+    while cursor is not None:
+        page = (await server.req("GET", f"/v1/apps/a/routes?per_page=1&cursor={cursor}")).json()
+        pages += [r["path"] for r in page["routes"]]
+        cursor = page["next_cursor"]
+    assert pages == ["/x", "/y/:id", "/z"]
+    for bad in ("per_page=0", "per_page=1001", "per_page=x", "per_page="):
+        reply = await server.req("GET", f"/v1/apps/a/routes?{bad}")
+        assert reply.status == 400 and "per_page" in reply.json()["error"]["message"], bad
+
+
+async def test_nodes_register_and_a_stopping_node_drains_first(server_factory, images, tmp_path):
+    db = str(tmp_path / "shared.db")
+    first = await server_factory(db=db)
+    second = await server_factory(db=db, drain_time=1.0)
+    nodes = (await first.req("GET", "/v1/nodes")).json()["nodes"]
+    assert {n["id"] for n in nodes} == {first.node_id, second.node_id}
+    mine = next(n for n in nodes if n["id"] == second.node_id)
+    assert mine["alive"] and not mine["draining"] and mine["address"] == second.url.split("//")[1]
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(server_factory.stop, second)
+        with trio.fail_after(5):
+            while (await second.req("GET", "/health")).status != 503:
+                await trio.sleep(0.05)
+        health = await second.req("GET", "/health")
+        assert health.json()["status"] == "draining"
+        # Still serving meanwhile: only the balancer's health check is told to go away.
+        assert (await second.req("GET", "/v1/apps")).status == 200
+        draining = (await first.req("GET", "/v1/nodes")).json()["nodes"]
+        assert next(n for n in draining if n["id"] == second.node_id)["draining"]
+    assert [n["id"] for n in (await first.req("GET", "/v1/nodes")).json()["nodes"]] == [first.node_id]

@@ -1,5 +1,6 @@
 """What survives a crash: `hotfn serve` as a real process, killed (SIGKILL) or stopped (SIGTERM)
-under load, then started again as the same node on the same database.
+under load, then started again as the same node on the same database (the async queue and
+the SIGTERM case on SQLite and PostgreSQL alike).
 
 - An async call answered 202 is in the store; after a crash it runs again, at most the route's
   `max_attempts` times.
@@ -38,8 +39,8 @@ def free_port() -> int:
 class ServeProcess:
     """`python -m hotfn serve` as a child process, started again as the same node and db."""
 
-    def __init__(self, tmp_path, *extra: str) -> None:
-        self.db = str(tmp_path / "durable.db")
+    def __init__(self, tmp_path, *extra: str, db: str | None = None) -> None:
+        self.db = db or str(tmp_path / "durable.db")
         self.node_id = new_node_id()
         self.extra = list(extra)
         self.process: trio.Process | None = None
@@ -81,7 +82,12 @@ class ServeProcess:
                 await self.process.wait()
 
     def recorded(self) -> dict[str, str]:
-        """Every call record on disk: id -> status."""
+        """Every call record in the store: id -> status."""
+        if self.db.startswith("postgresql://"):
+            import psycopg
+
+            with psycopg.connect(self.db) as db:
+                return dict(db.execute("SELECT id, status FROM calls").fetchall())
         with sqlite3.connect(self.db) as db:
             return dict(db.execute("SELECT id, status FROM calls"))
 
@@ -90,8 +96,8 @@ class ServeProcess:
 async def serve(tmp_path, images):
     started: list[ServeProcess] = []
 
-    def make(*extra: str) -> ServeProcess:
-        started.append(ServeProcess(tmp_path, *extra))
+    def make(*extra: str, db: str | None = None) -> ServeProcess:
+        started.append(ServeProcess(tmp_path, *extra, db=db))
         return started[-1]
 
     yield make
@@ -117,8 +123,8 @@ async def wait_for_calls(server: Harness, app: str, ids: list[str], timeout: flo
 # -- async calls ---------------------------------------------------------------------------------
 
 
-async def test_accepted_async_calls_all_run_after_a_sigkill(serve):
-    process = serve()
+async def test_accepted_async_calls_all_run_after_a_sigkill(serve, store_location):
+    process = serve(db=store_location)
     server = await process.start()
     await server.create_app("demo")
     await server.create_route(path="/job", image=IMAGE, format="hot", type="async", max_concurrency=4)
@@ -221,8 +227,8 @@ async def test_sigkill_under_load_loses_no_record_with_call_records_sync(serve):
     assert answered > 500 and lost == 0
 
 
-async def test_sigterm_under_load_loses_no_record_and_no_async_call(serve):
-    process = serve()
+async def test_sigterm_under_load_loses_no_record_and_no_async_call(serve, store_location):
+    process = serve(db=store_location)
     server = await process.start()
     await server.create_app("demo")
     await server.create_route(path="/hot", image=IMAGE, format="hot", max_concurrency=2, min_warm=2)

@@ -257,6 +257,56 @@ async def test_close_waits_for_calls_in_flight_then_removes_everything(nursery, 
     assert not world.driver.running and world.pools.capacity.containers == 0
 
 
+class RecordedEvents:
+    def __init__(self) -> None:
+        self.seen: list[tuple] = []
+
+    def container_starting(self, route):
+        self.seen.append(("starting", route.path))
+
+    def container_ready(self, route, seconds):
+        self.seen.append(("ready", route.path, seconds))
+
+    def container_ended(self, route, cause):
+        self.seen.append(("ended", route.path, cause))
+
+
+async def test_the_pool_reports_starts_and_why_each_container_ended(nursery, autojump_clock):
+    events = RecordedEvents()
+    world = World(nursery, events=events)
+    world.driver.startup_delay = 0.25
+    r = route(idle_timeout=5, timeout=1)
+    housekeeping = trio.CancelScope()
+
+    async def keep_house():
+        with housekeeping:
+            await world.pools.run_housekeeping()
+
+    nursery.start_soon(keep_house)
+    await world.call(r)
+    assert events.seen == [("starting", "/r"), ("ready", "/r", 0.25)]
+    await trio.sleep(7)  # idle past its idle_timeout
+    assert events.seen[-1] == ("ended", "/r", "idle")
+    with pytest.raises(Exception):
+        await world.call(r, delay=5)  # past its timeout: killed
+    await trio.testing.wait_all_tasks_blocked()
+    assert events.seen[-1] == ("ended", "/r", "timeout")
+    await world.call(r)
+    next(iter(world.driver.running)).crash(3)  # exits by itself: a crash
+    await trio.testing.wait_all_tasks_blocked()
+    assert events.seen[-1] == ("ended", "/r", "crash")
+    await world.call(r)
+    world.pools.route_changed(dataclasses.replace(r, memory=256))  # a new revision: retired
+    await trio.testing.wait_all_tasks_blocked()
+    assert events.seen[-1] == ("ended", "/r", "retired")
+    world.driver.images.clear()
+    with pytest.raises(StartFailed):
+        await world.call(dataclasses.replace(r, image="fake/gone"))
+    await trio.testing.wait_all_tasks_blocked()
+    assert events.seen[-1] == ("ended", "/r", "start_failed")
+    housekeeping.cancel()
+
+
 async def test_a_stale_route_never_brings_an_old_revision_back(nursery, autojump_clock):
     world = World(nursery)
     r1 = route(config={"V": "1"}, updated_at=1.0)

@@ -1,4 +1,6 @@
-"""The SQLite store: persistence, conflicts, concurrent writers, paging and purging."""
+"""The stores, SQLite and PostgreSQL alike (each test runs against both): persistence,
+conflicts, concurrent writers, paging, purging, the queue. Migrations of old SQLite files are
+SQLite's own."""
 
 import time
 
@@ -6,20 +8,25 @@ import pytest
 import trio
 
 from hotfn.models import App, Call, new_app, new_route
-from hotfn.store import SCHEMA_VERSION, Conflict, NotFound, SqliteStore
+from hotfn.store import SCHEMA_VERSION, Conflict, NotFound, SqliteStore, open_store
 
 
 @pytest.fixture
-def db(tmp_path):
+def db(store_location):
+    return store_location
+
+
+@pytest.fixture
+def sqlite_db(tmp_path):
     return str(tmp_path / "store.db")
 
 
 async def test_apps_and_routes_survive_reopening(db):
-    store = SqliteStore(db)
+    store = open_store(db)
     await store.create_app(new_app({"name": "a", "config": {"K": "v"}}))
     await store.create_route(new_route("a", {"path": "/r/:id", "image": "img", "format": "hot"}))
     await store.close()
-    again = SqliteStore(db)
+    again = open_store(db)
     assert (await again.get_app("a")).config == {"K": "v"}
     route = await again.get_route("a", "/r/:id")
     assert (route.image, route.format, route.memory) == ("img", "hot", 128)
@@ -27,7 +34,7 @@ async def test_apps_and_routes_survive_reopening(db):
 
 
 async def test_conflicts_and_missing_records(db):
-    store = SqliteStore(db)
+    store = open_store(db)
     await store.create_app(new_app({"name": "a"}))
     with pytest.raises(Conflict):
         await store.create_app(new_app({"name": "a"}))
@@ -46,7 +53,7 @@ async def test_conflicts_and_missing_records(db):
 
 async def test_concurrent_writers_from_two_connections_lose_nothing(db):
     # Two stores on one file stand for two server processes (nodes) sharing a disk.
-    first, second = SqliteStore(db), SqliteStore(db)
+    first, second = open_store(db), open_store(db)
 
     async def writer(store, prefix):
         for i in range(40):
@@ -65,7 +72,7 @@ async def test_concurrent_writers_from_two_connections_lose_nothing(db):
 
 
 async def test_calls_page_newest_first_and_purge(db):
-    store = SqliteStore(db)
+    store = open_store(db)
     now = time.time()
     calls = [Call(id=f"c{i:02d}", app="a", route="/r" if i % 2 else "/s", mode="cold",
                   created_at=now - 100 + i) for i in range(10)]
@@ -88,7 +95,7 @@ async def test_calls_page_newest_first_and_purge(db):
 async def test_recorder_keeps_records_when_a_save_fails(db):
     from hotfn.calls import CallRecorder
 
-    store = SqliteStore(db)
+    store = open_store(db)
     real_save = store.save_calls
     failures = [RuntimeError("disk full")]
 
@@ -108,11 +115,11 @@ async def test_recorder_keeps_records_when_a_save_fails(db):
     await store.close()
 
 
-async def test_a_version_1_database_is_migrated_without_losing_calls(db):
+async def test_a_version_1_database_is_migrated_without_losing_calls(sqlite_db):
     import json
     import sqlite3
 
-    old = sqlite3.connect(db)
+    old = sqlite3.connect(sqlite_db)
     old.executescript("""
         CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
         INSERT INTO meta VALUES ('schema_version', '1'), ('routes_version', '3');
@@ -125,7 +132,7 @@ async def test_a_version_1_database_is_migrated_without_losing_calls(db):
     old.execute("INSERT INTO calls VALUES (?, ?, ?, ?, ?)", ("c1", "a", "/r", json.dumps(record), 1.0))
     old.commit()
     old.close()
-    store = SqliteStore(db)
+    store = SqliteStore(sqlite_db)
     assert (await store.get_call("a", "c1")).to_json()["duration_ms"] == 1500.0
     assert await store.routes_version() == 3
     await store.save_calls([Call(id="c2", app="a", route="/r", mode="cold", created_at=2.0)], [])
@@ -146,7 +153,7 @@ def _queued(call_id, created_at=1.0, route="/job"):
 
 
 async def test_enqueued_calls_are_claimed_oldest_first_with_their_request(db):
-    store = SqliteStore(db)
+    store = open_store(db)
     for i in range(3):
         await store.enqueue_call(*_queued(f"c{i}", created_at=10.0 + i))
     assert (await store.get_call("a", "c0")).status == "queued"
@@ -164,7 +171,7 @@ async def test_enqueued_calls_are_claimed_oldest_first_with_their_request(db):
 
 async def test_a_claim_is_exclusive_across_two_connections(db):
     # Two stores on one file stand for two nodes sharing the queue.
-    first, second = SqliteStore(db), SqliteStore(db)
+    first, second = open_store(db), open_store(db)
     for i in range(40):
         await first.enqueue_call(*_queued(f"c{i:02d}"))
     got: dict[str, list[str]] = {"first": [], "second": []}
@@ -185,7 +192,7 @@ async def test_a_claim_is_exclusive_across_two_connections(db):
 
 
 async def test_an_expired_lease_makes_a_call_claimable_again_and_fences_the_old_claim(db):
-    store = SqliteStore(db)
+    store = open_store(db)
     await store.enqueue_call(*_queued("c1"))
     (old,) = await store.claim_calls("n1", "a", "/job", 5, lease_until=30.0, now=20.0)
     assert await store.claim_calls("n2", "a", "/job", 5, lease_until=90.0, now=29.0) == []
@@ -204,7 +211,7 @@ async def test_an_expired_lease_makes_a_call_claimable_again_and_fences_the_old_
 
 
 async def test_requeue_with_back_off_and_release_at_restart(db):
-    store = SqliteStore(db)
+    store = open_store(db)
     await store.enqueue_call(*_queued("c1"))
     await store.enqueue_call(*_queued("c2"))
     claimed = await store.claim_calls("n1", "a", "/job", 5, lease_until=100.0, now=10.0)
@@ -223,7 +230,7 @@ async def test_requeue_with_back_off_and_release_at_restart(db):
 
 
 async def test_purge_keeps_calls_still_in_the_queue(db):
-    store = SqliteStore(db)
+    store = open_store(db)
     await store.enqueue_call(*_queued("c1", created_at=1.0))
     await store.save_calls([Call(id="c2", app="a", route="/r", mode="hot", created_at=1.0)], [])
     assert await store.purge(older_than=100.0) == 1
@@ -231,10 +238,10 @@ async def test_purge_keeps_calls_still_in_the_queue(db):
     await store.close()
 
 
-async def test_a_version_2_database_is_migrated_without_losing_data(db):
+async def test_a_version_2_database_is_migrated_without_losing_data(sqlite_db):
     import sqlite3
 
-    old = sqlite3.connect(db)
+    old = sqlite3.connect(sqlite_db)
     old.executescript("""
         CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
         CREATE TABLE apps (
@@ -260,7 +267,7 @@ async def test_a_version_2_database_is_migrated_without_losing_data(db):
     """)
     old.commit()
     old.close()
-    store = SqliteStore(db)
+    store = SqliteStore(sqlite_db)
     assert (await store.get_app("a")).config == {"K": "v"}
     route = await store.get_route("a", "/job")
     assert (route.type, route.max_attempts) == ("async", 3)
@@ -274,6 +281,117 @@ async def test_a_version_2_database_is_migrated_without_losing_data(db):
     await store.enqueue_call(*_queued("c3"))
     assert [c.call.id for c in await store.claim_calls("n", "a", "/job", 5, 100.0, 50.0)] == ["c3"]
     await store.close()
-    reopened = sqlite3.connect(db)
+    reopened = sqlite3.connect(sqlite_db)
     assert reopened.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == (str(SCHEMA_VERSION),)
     reopened.close()
+
+
+# -- PostgreSQL's own failure modes ------------------------------------------------------------------
+
+
+async def test_a_postgres_store_that_goes_away_fails_cleanly_and_hides_the_password(postgres_server):
+    import psycopg
+
+    from hotfn.store import StoreError, StoreUnavailable
+    from hotfn.store.postgres import PostgresStore
+
+    with pytest.raises(StoreError) as refused:
+        PostgresStore("postgresql://hotfn:s3cret@127.0.0.1:1/none", connect_timeout=1)
+    assert "s3cret" not in str(refused.value) and "***" in str(refused.value)
+
+    name = f"hotfn_test_gone_{time.time_ns()}"
+    with psycopg.connect(postgres_server, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    store = PostgresStore(postgres_server.rsplit("/", 1)[0] + "/" + name, connect_timeout=2)
+    await store.create_app(new_app({"name": "a"}))
+    with psycopg.connect(postgres_server, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+    with pytest.raises(StoreUnavailable, match="is failing"):
+        await store.create_app(new_app({"name": "b"}))
+    with pytest.raises(StoreUnavailable):
+        await store.check()
+    await store.close()
+
+
+async def test_a_column_added_later_is_added_to_an_older_store_once(db, monkeypatch):
+    from hotfn.store import sql
+
+    store = open_store(db)
+    await store.create_app(new_app({"name": "a"}))
+    await store.close()
+    monkeypatch.setattr(sql, "ADDED_COLUMNS", [("apps", "later INTEGER NOT NULL DEFAULT 7"),
+                                               ("calls", "note TEXT")])
+    for _ in range(2):  # the second opening finds them there
+        store = open_store(db)
+        assert (await store.get_app("a")).name == "a"
+        rows = await store._run(lambda conn: conn.execute("SELECT later FROM apps").fetchall())
+        assert [tuple(r) for r in rows] == [(7,)]
+        await store.close()
+
+
+# -- what other features keep in the store, on both ----------------------------------------------------
+
+
+async def test_tokens_and_app_quotas_and_secrets_on_both_stores(db):
+    from hotfn.tokens import hash_secret, new_token
+
+    store = open_store(db)
+    token, secret = new_token({"name": "ci", "scope": "deploy", "apps": ["a"]})
+    await store.create_token(token)
+    with pytest.raises(Conflict):
+        await store.create_token(token)
+    assert await store.find_token(hash_secret(secret)) == token
+    assert await store.find_token(hash_secret("nope")) is None
+    assert [t.id for t in await store.list_tokens()] == [token.id]
+    await store.delete_token(token.id)
+    with pytest.raises(NotFound):
+        await store.delete_token(token.id)
+    assert await store.find_token(hash_secret(secret)) is None
+
+    app = new_app({"name": "q", "config": {"K": "v"}, "max_containers": 3, "max_memory_mb": 512,
+                   "rate_limit": 2.5, "burst": 5, "secrets": {"API_KEY": "s"}})
+    await store.create_app(app)
+    again = await store.get_app("q")
+    assert (again.max_containers, again.max_memory_mb, again.rate_limit, again.burst,
+            dict(again.secrets)) == (3, 512, 2.5, 5, {"API_KEY": "s"})
+    await store.close()
+
+
+async def test_the_node_registry_keeps_one_row_per_node_and_skips_malformed_ones(db):
+    from hotfn.store import NodeInfo
+
+    store = open_store(db)
+    await store.register_node(NodeInfo("n1", "127.0.0.2:8080", 64, "1.0", False, 1.0, 2.0))
+    await store.register_node(NodeInfo("n1", "127.0.0.2:8080", 64, "1.0", True, 1.0, 3.0))
+    await store.register_node(NodeInfo("n2", "127.0.0.3:8080", 64, "1.0", False, 1.0, 3.0))
+    assert [(n.id, n.draining, n.heartbeat_at) for n in await store.list_nodes()] == [
+        ("n1", True, 3.0), ("n2", False, 3.0)]
+    if isinstance(store, SqliteStore):  # PostgreSQL's column types refuse such a row
+        await store._run(lambda conn: conn.execute("UPDATE nodes SET capacity = 'lots' WHERE id = 'n2'"))
+    await store.remove_node("n1")
+    assert [n.id for n in await store.list_nodes()] == ([] if isinstance(store, SqliteStore) else ["n2"])
+
+
+async def test_a_call_keeps_its_traceparent(db):
+    store = open_store(db)
+    await store.save_calls([Call(id="c1", app="a", route="/r", mode="hot", created_at=1.0)], [])
+    assert (await store.get_call("a", "c1")).traceparent is None
+    traced = Call(id="c2", app="a", route="/r", mode="hot", created_at=2.0,
+                  traceparent="00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")
+    await store.save_calls([traced], [])
+    assert (await store.get_call("a", "c2")).traceparent == traced.traceparent
+    await store.close()
+
+
+async def test_queue_stats_count_queued_and_claimed_calls_per_route(db):
+    store = open_store(db)
+    assert await store.queue_stats() == []
+    await store.enqueue_call(*_queued("c1", created_at=5.0))
+    await store.enqueue_call(*_queued("c2", created_at=7.0))
+    await store.enqueue_call(*_queued("c3", created_at=6.0, route="/other"))
+    await store.claim_calls("n", "a", "/job", 1, lease_until=100.0, now=50.0)
+    assert sorted(await store.queue_stats()) == [("a", "/job", 2, 5.0), ("a", "/other", 1, 6.0)]
+    await store.close()
+
+
+    await store.close()

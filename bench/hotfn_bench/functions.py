@@ -15,7 +15,9 @@ from dataclasses import dataclass
 BENCH_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REPO_DIR = os.path.dirname(BENCH_DIR)
 FUNCTIONS_DIR = os.path.join(BENCH_DIR, "functions")
-PYTHON = os.path.join(REPO_DIR, ".venv", "bin", "python")
+# The interpreter of the servers and builds: the repository's .venv, or another one with hotfn's
+# dependencies (a git worktree shares its checkout's), run from REPO_DIR so this tree's hotfn loads.
+PYTHON = os.environ.get("HOTFN_BENCH_PYTHON") or os.path.join(REPO_DIR, ".venv", "bin", "python")
 
 
 @dataclass(frozen=True)

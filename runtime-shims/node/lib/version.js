@@ -1,6 +1,7 @@
 'use strict';
 
-const SHIM_VERSION = '0.1';
+// One version string: package.json's (the npm package and the ready frame agree).
+const SHIM_VERSION = require('../package.json').version;
 /** The ready frame's `runtime`: "node/<node version> hotfn-node/<shim version>". */
 const RUNTIME = `node/${process.versions.node} hotfn-node/${SHIM_VERSION}`;
 

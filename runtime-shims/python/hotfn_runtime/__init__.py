@@ -9,4 +9,8 @@ The same file serves hot (msgpack frames, docs/protocol.md) and cold (one shot: 
 
 from .types import Request, Response
 
-__all__ = ["Request", "Response"]
+# The one version string: the wheel's metadata (pyproject: dynamic) and the ready frame's
+# runtime ("hotfn-python/<version>") both read it.
+__version__ = "0.1.0"
+
+__all__ = ["Request", "Response", "__version__"]

@@ -13,11 +13,11 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, BinaryIO, Callable, Mapping
 from urllib.parse import parse_qsl, urlsplit
 
-from . import frames
+from . import __version__, frames
 from .loader import Caller, LoadError, load_handler
 from .types import Request, to_response
 
-SHIM_VERSION = "0.1.0"
+SHIM_VERSION = __version__
 RUNTIME_NAME = f"python/{platform.python_version()} hotfn-python/{SHIM_VERSION}"
 
 

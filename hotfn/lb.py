@@ -1,0 +1,172 @@
+"""An HAProxy configuration for several hotfn nodes: ``hotfn lb-config``.
+
+hotfn does not balance load itself; HAProxy does, configured so that:
+- an invocation (``/r/{app}/{route...}``) is hashed on its app and the first segment of its
+  route path (``balance uri`` with a path depth, ``hash-type consistent``): one route's calls
+  land on the node where its containers are warm, and adding or removing a node moves only
+  that node's share;
+- a node that refuses connections, or answers 503 because it is saturated, gets the request
+  retried on another node (``retry-on``, ``option redispatch``): a hot route spills to other
+  nodes only when its own node is full;
+- ``/health`` decides which nodes are in (a draining node answers 503, and is taken out
+  before it stops accepting);
+- every other request (the admin API) goes to any node: they share one store.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from dataclasses import dataclass
+
+_HOST = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\]")
+_NAME = re.compile(r"[^A-Za-z0-9_.-]")
+
+
+class LbConfigError(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class Backend:
+    name: str
+    host: str
+    port: int
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+def parse_address(text: str) -> tuple[str, int]:
+    """``host:port`` as given on the command line or read from the node registry, checked:
+    the result goes into a configuration file, one token of a line."""
+    host, sep, port = text.strip().rpartition(":")
+    if not sep or not _HOST.fullmatch(host) or not port.isdigit() or not 0 < int(port) < 65536:
+        raise LbConfigError(f"{text!r} is not host:port (a host name or address, a port 1-65535)")
+    return host, int(port)
+
+
+def backends(addresses: list[str], names: list[str] | None = None) -> list[Backend]:
+    if not addresses:
+        raise LbConfigError("no nodes: give --nodes host:port,... or --db of a store nodes registered in")
+    result, seen = [], set()
+    for i, text in enumerate(addresses):
+        host, port = parse_address(text)
+        name = _NAME.sub("_", names[i]) if names else f"node{i + 1}"
+        if (host, port) in seen:
+            raise LbConfigError(f"node {host}:{port} is listed twice")
+        seen.add((host, port))
+        result.append(Backend(name[:60] or f"node{i + 1}", host, port))
+    return result
+
+
+def haproxy_config(nodes: list[Backend], *, bind: str = "127.0.0.1:8080",
+                   server_timeout: float = 300.0, health_interval: float = 1.0,
+                   max_connections: int = 4000) -> str:
+    bind_host, bind_port = parse_address(bind)
+    inter = f"{max(100, int(health_interval * 1000))}ms"
+    # A server line per node, the same in both backends (HAProxy tracks health per backend).
+    servers = "\n".join(f"    server {n.name} {n.address} check" for n in nodes)
+    return f"""\
+# Written by `hotfn lb-config` for {len(nodes)} hotfn node(s). See hotfn/lb.py for why each part.
+global
+    maxconn {max_connections}
+
+defaults
+    mode http
+    option http-keep-alive
+    timeout connect 2s
+    timeout client 75s
+    timeout http-keep-alive 75s
+    timeout http-request 10s
+    # Longer than the longest function call: a response timeout is retried elsewhere.
+    timeout server {int(server_timeout)}s
+    timeout queue 10s
+    # Another node when one refuses the connection, closes without an answer, or is saturated
+    # (503). A 503 from a node means the call did not run there.
+    retries 2
+    retry-on conn-failure empty-response response-timeout 503
+    option redispatch 1
+    # /health: 200 serving; 503 degraded or draining (a stopping node says so first).
+    option httpchk GET /health
+    http-check expect status 200
+    # A node whose name does not resolve (yet) starts out down instead of failing HAProxy.
+    # weight 100: a hundred times the default's points on the hash ring, so that each node's
+    # share of it is even (16 points a node leave shares far apart).
+    default-server inter {inter} fall 2 rise 2 maxconn 1000 init-addr last,libc,none weight 100
+
+frontend hotfn
+    bind {bind_host}:{bind_port}
+    use_backend invocations if {{ path_beg /r/ }}
+    default_backend admin
+
+backend invocations
+    # /r/APP/ROUTE: the first three levels of the path, hashed onto a ring of the nodes.
+    balance uri depth 3
+    hash-type consistent
+{servers}
+
+backend admin
+    balance leastconn
+{servers}
+"""
+
+
+# -- the subcommand (cli.py adds it with add_parser) ---------------------------------------
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("lb-config", help="write an HAProxy configuration for several nodes")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--nodes", help="host:port of each node, comma-separated")
+    source.add_argument("--db", help="the nodes' shared store (postgresql://...): its live nodes")
+    p.add_argument("--bind", default="127.0.0.1:8080", help="where HAProxy listens [%(default)s]")
+    p.add_argument("--server-timeout", type=float, default=300.0,
+                   help="seconds a call may take before HAProxy gives up on it [%(default)s]")
+    p.add_argument("-o", "--output", help="file to write (default: standard output)")
+    p.set_defaults(func=run, offline=True)
+
+
+def _registered(db: str) -> tuple[list[str], list[str]]:
+    import time
+
+    import trio
+
+    from .node import STALE_AFTER
+    from .store import StoreError, open_store
+
+    async def read():
+        store = open_store(db)
+        try:
+            return await store.list_nodes()
+        finally:
+            await store.close()
+
+    try:
+        nodes = trio.run(read)
+    except StoreError as exc:
+        raise LbConfigError(str(exc)) from None
+    now = time.time()
+    alive = [n for n in nodes if now - n.heartbeat_at <= STALE_AFTER]
+    return [n.address for n in alive], [n.id for n in alive]
+
+
+def run(args: argparse.Namespace, client: object = None) -> int:
+    try:
+        if args.nodes is not None:
+            addresses, names = [a for a in args.nodes.split(",") if a.strip()], None
+        else:
+            addresses, names = _registered(args.db)
+        text = haproxy_config(backends(addresses, names), bind=args.bind,
+                              server_timeout=args.server_timeout)
+    except LbConfigError as exc:
+        print(f"hotfn lb-config: {exc}", file=sys.stderr)
+        return 2
+    if args.output:
+        with open(args.output, "w") as f:
+            f.write(text)
+    else:
+        sys.stdout.write(text)
+    return 0

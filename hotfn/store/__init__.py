@@ -1,0 +1,30 @@
+"""Where apps, routes, call records and logs live: the ``Store`` interface (base.py) and its
+implementations, SQLite embedded (sqlite.py, the default) and PostgreSQL for several nodes
+(postgres.py), which share their schema and queries (sql.py)."""
+
+from __future__ import annotations
+
+from .base import (CallRequest, Change, ChangeFeed, Claim, ClaimedCall, Conflict, NodeInfo,
+                   NotFound, Store, StoreError, StoreUnavailable, display_url)
+from .sql import SCHEMA_VERSION
+from .sqlite import SqliteStore
+
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+
+
+def is_postgres_url(location: str) -> bool:
+    return location.startswith(POSTGRES_SCHEMES)
+
+
+def open_store(location: str) -> Store:
+    """The store at ``location``: a postgresql:// URL, or else a SQLite file path."""
+    if is_postgres_url(location):
+        from .postgres import PostgresStore  # psycopg is needed only by those who use it
+
+        return PostgresStore(location)
+    return SqliteStore(location)
+
+
+__all__ = ["SCHEMA_VERSION", "CallRequest", "Change", "ChangeFeed", "Claim", "ClaimedCall", "Conflict", "NodeInfo",
+           "NotFound", "SqliteStore", "Store", "StoreError", "StoreUnavailable", "display_url", "is_postgres_url",
+           "open_store"]

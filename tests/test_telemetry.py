@@ -1,0 +1,229 @@
+"""Trace context, the per-route time series, the access log's lines and the metrics' label
+bookkeeping: pure code, no server."""
+
+import io
+import json
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from hotfn import models, tracecontext
+from hotfn.accesslog import AccessLog, JsonFormatter
+from hotfn.drivers import ExitStatus
+from hotfn.invoker import Outcome
+from hotfn.metrics import Metrics
+from hotfn.models import Call, Route
+from hotfn.pool import CRASH, KILLED, OOM, exit_cause
+from hotfn.telemetry import Telemetry
+from hotfn.timeseries import SECONDS, RouteSeries
+
+VALID = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+
+
+# -- trace context ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("value, expected", [
+    (VALID, VALID),
+    (" " + VALID + "\t", VALID),
+    ("01-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00-what-comes-later",
+     "01-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00-what-comes-later"),
+    (None, None),
+    ("", None),
+    ("garbage", None),
+    (VALID.upper(), None),  # lower-case hex only
+    (VALID + "-extra", None),  # version 00 has exactly four fields
+    ("ff-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", None),
+    ("00-00000000000000000000000000000000-b7ad6b7169203331-01", None),
+    ("00-0af7651916cd43dd8448eb211c80319c-0000000000000000-01", None),
+    ("00-0af7651916cd43dd8448eb211c80319-b7ad6b7169203331-01", None),
+    ("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01\r\nx-evil: 1", None),
+    ("00-" + "a" * 600, None),
+])
+def test_traceparent_parse(value, expected):
+    assert tracecontext.parse(value) == expected
+
+
+def test_a_new_traceparent_is_the_call_id_in_w3c_form():
+    call_id = models.new_call_id()
+    new = tracecontext.from_call_id(call_id)
+    assert tracecontext.parse(new) == new
+    version, trace_id, parent_id, flags = new.split("-")
+    assert (version, flags) == ("00", "01")
+    # The trace id is the ULID's 128 bits: the call can be found from the trace, and back.
+    value = int(trace_id, 16)
+    alphabet = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+    assert "".join(alphabet[(value >> s) & 31] for s in range(125, -1, -5)) == call_id
+    assert parent_id == trace_id[16:]
+    assert tracecontext.trace_id(new) == trace_id
+
+
+def test_resolve_keeps_a_valid_one_and_replaces_the_rest():
+    headers = [("host", "h"), ("traceparent", VALID), ("tracestate", "k=v")]
+    assert tracecontext.resolve(headers, "01ARZ3NDEKTSV4RRFFQ69G5FAV") == (VALID, tuple(headers))
+    new = tracecontext.from_call_id("01ARZ3NDEKTSV4RRFFQ69G5FAV")
+    for bad in ([("traceparent", "nope"), ("tracestate", "k=v")],
+                [("traceparent", VALID), ("traceparent", VALID)],  # twice: invalid (spec 3.2)
+                []):
+        traceparent, passed = tracecontext.resolve([("host", "h")] + bad, "01ARZ3NDEKTSV4RRFFQ69G5FAV")
+        assert traceparent == new
+        assert passed == (("host", "h"), ("traceparent", new))
+
+
+# -- the time series ------------------------------------------------------------------------------
+
+
+def test_series_counts_per_second_and_reads_percentiles_within_a_bin():
+    series = RouteSeries()
+    for i in range(100):
+        series.add(1000.2, (i + 1) / 1000, failed=i >= 98)  # 1 ms .. 100 ms
+    series.add(1002.5, 0.004, failed=False)
+    points = series.points(now=1002.9, window=3, step=1)
+    assert [p["t"] for p in points] == [1000, 1001, 1002]
+    assert [p["calls"] for p in points] == [100, 0, 1]
+    assert points[0]["errors"] == 2 and points[1]["p50_ms"] is None
+    assert 50 / 1.26 <= points[0]["p50_ms"] <= 50 * 1.26
+    assert 99 / 1.26 <= points[0]["p99_ms"] <= 99 * 1.26
+    merged = series.points(now=1002.9, window=4, step=2)
+    assert [(p["t"], p["calls"], p["rate"]) for p in merged] == [(998, 0, 0.0), (1000, 100, 50.0),
+                                                                   (1002, 1, 0.5)]
+
+
+def test_series_memory_is_a_ring_old_seconds_fall_out():
+    series = RouteSeries()
+    series.add(50.0, 0.001, False)
+    series.add(50.0 + SECONDS, 0.001, False)  # the same slot, a ring later
+    assert sum(p["calls"] for p in series.points(now=50.0 + SECONDS, window=SECONDS, step=1)) == 1
+    # A second older than the window, still in its slot, is not shown.
+    series = RouteSeries()
+    series.add(10.0, 0.001, False)
+    assert sum(p["calls"] for p in series.points(now=10.0 + SECONDS, window=SECONDS, step=10)) == 0
+    series.add(5.0, -1.0, False)  # a clock step back: a negative duration lands in the first bin
+    series.add(6.0, 10 ** 6, False)  # and a huge one in the last
+
+
+# -- the access log ---------------------------------------------------------------------------------
+
+
+def _fields(**over):
+    fields = dict(at=1764666342.1234, method="POST", app="demo", route="/users/:id", status=200,
+                  duration_ms=0.512, mode="hot", call_id="01KB", container="3f2a9c1b7d0e99887766",
+                  trace_id="0af7651916cd43dd8448eb211c80319c")
+    fields.update(over)
+    return fields
+
+
+def test_access_log_text_line():
+    line = AccessLog("text").line(**_fields())
+    assert line == ("2025-12-02T09:05:42.123Z access POST demo /users/:id 200 0.512ms hot "
+                    "call=01KB container=3f2a9c1b7d0e trace=0af7651916cd43dd8448eb211c80319c\n")
+    failed = AccessLog("text").line(**_fields(status=502, container=None,
+                                               error='function raised ValueError: "x"\nsecond line'))
+    assert failed.count("\n") == 1  # one line, whatever the error says
+    assert 'container=- trace=' in failed
+    assert failed.endswith('error="function raised ValueError: \\"x\\"\\nsecond line"\n')
+
+
+def test_access_log_json_line_and_other_records_as_json():
+    stream = io.StringIO()
+    AccessLog("json", stream).write(**_fields(error="boom"))
+    entry = json.loads(stream.getvalue())
+    assert entry == {"time": "2025-12-02T09:05:42.123Z", "level": "info", "logger": "hotfn.access",
+                     "method": "POST", "app": "demo", "route": "/users/:id", "status": 200,
+                     "duration_ms": 0.512, "mode": "hot", "call_id": "01KB",
+                     "container": "3f2a9c1b7d0e", "trace_id": "0af7651916cd43dd8448eb211c80319c",
+                     "error": "boom"}
+    import logging
+
+    record = logging.LogRecord("hotfn.pool", logging.WARNING, "f", 1, "route %s: %s", ("/x", "bad\nthing"), None)
+    assert json.loads(JsonFormatter().format(record))["message"] == "route /x: bad\nthing"
+    with pytest.raises(ValueError):
+        AccessLog("xml")
+
+
+def test_access_log_survives_a_broken_stream():
+    stream = io.StringIO()
+    stream.close()
+    AccessLog("text", stream).write(**_fields())  # no exception: a call never fails for its log line
+
+
+# -- metrics ---------------------------------------------------------------------------------------
+
+
+def _scrape(metrics: Metrics) -> dict[tuple, float]:
+    body, _ = metrics.render()
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(body.decode()) for s in family.samples}
+
+
+def _call(app="a", route="/r", status=200, **over):
+    call = Call(id=models.new_call_id(), app=app, route=route, mode="hot", created_at=10.0,
+                started_at=10.0, completed_at=10.002, attempts=1)
+    for k, v in over.items():
+        setattr(call, k, v)
+    return call
+
+
+def test_metrics_count_calls_by_route_mode_and_status_class_and_forget_deleted_routes():
+    metrics = Metrics("node-1", "1.2.3")
+    telemetry = Telemetry(metrics=metrics)
+    telemetry.routes_changed({("a", "/r"), ("a", "/s")})
+    route = Route(app="a", path="/r", image="img", format="hot")
+    telemetry.call_done(_call(), Outcome(200, queue_wait=0.001), "GET", "hot")
+    telemetry.call_done(_call(), Outcome(502, error="x"), "GET", "hot")
+    telemetry.call_done(_call(route="/s"), Outcome(200, mode="cold", cold_run=0.2), "GET", "cold")
+    telemetry.call_done(_call(created_at=9.0, attempts=1), Outcome(200, queue_wait=0.5), "POST", "async")
+    telemetry.container_starting(route)
+    telemetry.container_ready(route, 0.3)
+    telemetry.container_ended(route, "oom")
+    telemetry.container_ended(route, "idle")
+    # A route the table no longer has (a call of it ended after its delete): no series for it.
+    telemetry.call_done(_call(route="/gone"), Outcome(200), "GET", "hot")
+    telemetry.container_ended(Route(app="a", path="/gone", image="i"), "crash")
+    seen = _scrape(metrics)
+    r = (("app", "a"), ("route", "/r"))
+
+    def get(name, *labels):
+        return seen.get((name, tuple(sorted(r + labels))))
+
+    assert get("hotfn_calls_total", ("mode", "hot"), ("status", "2xx")) == 1
+    assert get("hotfn_calls_total", ("mode", "hot"), ("status", "5xx")) == 1
+    assert get("hotfn_calls_total", ("mode", "async"), ("status", "2xx")) == 1
+    assert get("hotfn_call_duration_seconds_count", ("mode", "hot")) == 2
+    # The async call's first run waited 1 s in the queue and 0.5 s for a container.
+    assert get("hotfn_call_queue_wait_seconds_sum", ("mode", "async")) == pytest.approx(1.5)
+    assert get("hotfn_container_starts_total") == 1
+    assert get("hotfn_container_start_seconds_sum") == pytest.approx(0.3)
+    assert get("hotfn_container_deaths_total", ("cause", "oom")) == 1
+    assert get("hotfn_container_stops_total", ("reason", "idle")) == 1
+    assert seen[("hotfn_cold_run_seconds_count", (("app", "a"), ("route", "/s")))] == 1
+    assert seen[("hotfn_info", (("node", "node-1"), ("version", "1.2.3")))] == 1
+    assert not any(dict(labels).get("route") == "/gone" for _, labels in seen)
+
+    telemetry.routes_changed({("a", "/s")})
+    after = _scrape(metrics)
+    assert not any(dict(labels).get("route") == "/r" for _, labels in after)
+    assert any(dict(labels).get("route") == "/s" for _, labels in after)
+    assert "a/r" not in telemetry.series.snapshot(11.0, 10, 1)
+    # Another server in the same process has registries of its own.
+    assert not any(name.startswith("hotfn_calls") for name, _ in _scrape(Metrics("node-2")))
+
+
+def test_metrics_queue_and_lag_read_at_scrape_time():
+    metrics = Metrics("n")
+    metrics.watch(record_lag=lambda: (7, 0.25), connections=lambda: 3)
+    metrics.set_queue([("a", "/job", 4, 100.0)], now=160.0)
+    seen = _scrape(metrics)
+    assert seen[("hotfn_call_records_buffered", ())] == 7
+    assert seen[("hotfn_call_records_lag_seconds", ())] == 0.25
+    assert seen[("hotfn_http_connections", ())] == 3
+    assert seen[("hotfn_async_queue_depth", (("app", "a"), ("route", "/job")))] == 4
+    assert seen[("hotfn_async_queue_oldest_age_seconds", (("app", "a"), ("route", "/job")))] == 60
+
+
+@pytest.mark.parametrize("status, cause", [
+    (None, CRASH), (ExitStatus(1), CRASH), (ExitStatus(137, oom_killed=True), OOM),
+    (ExitStatus(137), KILLED), (ExitStatus(None), CRASH),
+])
+def test_exit_cause(status, cause):
+    assert exit_cause(status) == cause
