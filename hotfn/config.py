@@ -58,6 +58,9 @@ class Settings:
     max_containers: int = _setting(64, "server-wide cap on running function containers")
     max_memory_mb: int = _setting(default_max_memory_mb, "server-wide cap on the memory limits "
                                   "of running containers, MiB (default: 3/4 of this machine)")
+    max_parked: int = _setting(8, "cold containers started ahead of their calls (one per cold "
+                               "route at most; a call then skips the engine's create and start; "
+                               "needs --io-dir and /bin/sh in the image); 0: off")
     log_retention: float = _setting(24 * 3600.0, "seconds call records and logs are kept")
     call_records: str = _setting("async", "async: a sync call's record is committed within "
                                  "about 100 ms of its answer, in batches; sync: before its answer "

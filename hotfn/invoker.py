@@ -8,6 +8,7 @@ for a function's misbehaviour. Which status means what is decided here and only 
 from __future__ import annotations
 
 import dataclasses
+import logging
 import time
 from dataclasses import dataclass, field
 from typing import Mapping
@@ -15,12 +16,15 @@ from typing import Mapping
 import trio
 
 from . import protocol
+from .coldstart import ColdStarts
 from .drivers import Container, ContainerGone, ContainerSpec, Driver, DriverError, ImageNotFound
 from .httpformat import RequestNotWritable
 from .images import ImagePolicy
 from .models import Route, config_env, header_env_name, header_problem
 from .pool import (CANCELLED, EXITED, PROTOCOL_ERROR, START_FAILED, TIMEOUT, CallLog, PoolError,
                    PoolManager, exit_cause)
+
+log = logging.getLogger(__name__)
 
 HOP_BY_HOP = frozenset({
     "connection", "keep-alive", "transfer-encoding", "content-length", "upgrade", "te",
@@ -124,11 +128,13 @@ def cold_env(inv: Invocation, deadline_ms: int) -> dict[str, str]:
 
 
 class Invoker:
-    def __init__(self, driver: Driver, pools: PoolManager, nursery: trio.Nursery, limits: Limits) -> None:
+    def __init__(self, driver: Driver, pools: PoolManager, nursery: trio.Nursery, limits: Limits,
+                 cold_starts: ColdStarts | None = None) -> None:
         self.driver = driver
         self.pools = pools
         self.nursery = nursery  # owns the removal of finished cold containers
         self.limits = limits
+        self.cold_starts = cold_starts  # cold containers started ahead; None: none
 
     async def invoke(self, inv: Invocation) -> Outcome:
         if not self.limits.images.allows(inv.route.image):
@@ -225,10 +231,27 @@ class Invoker:
     # -- cold --
 
     async def _invoke_cold(self, inv: Invocation) -> Outcome:
+        if self.cold_starts is None:
+            return await self._invoke_cold_now(inv)
+        with self.cold_starts.calling(inv.route):
+            return await self._invoke_cold_now(inv)
+
+    async def _start_cold(self, base: ContainerSpec, call_env: dict[str, str], route: Route) -> Container:
+        """A container running the call: a parked one given the call's environment if the
+        route has one, else one created and started now."""
+        parked = await self.cold_starts.take(route, base) if self.cold_starts is not None else None
+        if parked is not None:
+            try:
+                return await parked.release(call_env)
+            except (ValueError, DriverError) as exc:  # discarded; start one the usual way
+                log.info("parked container not used for %s%s: %s", route.app, route.path, exc)
+        return await self.driver.start(dataclasses.replace(base, env={**base.env, **call_env}))
+
+    async def _invoke_cold_now(self, inv: Invocation) -> Outcome:
         route = inv.route
         base = container_spec(route, self.limits)
         deadline_ms = int((time.time() + route.timeout) * 1000)
-        spec = dataclasses.replace(base, env={**base.env, **cold_env(inv, deadline_ms)})
+        call_env = cold_env(inv, deadline_ms)
         waited_from = trio.current_time()
         if not await self._reserve_cold(route):
             return Outcome(503, error="server is at its container capacity; try again",
@@ -237,7 +260,7 @@ class Invoker:
         events = self.pools.events
         events.container_starting(route)
         try:
-            container = await self.driver.start(spec)
+            container = await self._start_cold(base, call_env, route)
         except BaseException as exc:
             events.container_ended(route, CANCELLED if isinstance(exc, trio.Cancelled)
                                    else START_FAILED)
@@ -282,6 +305,7 @@ class Invoker:
         route = inv.route
         stdout, stderr = bytearray(), CallLog()
         too_big = False
+        self.nursery.start_soon(container.watch_exit, route.timeout + 10)
 
         async def feed_stdin() -> None:
             try:

@@ -14,6 +14,7 @@ flushed and no container outlives us.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import logging
 import os
@@ -26,6 +27,7 @@ import trio
 
 from .api import Api, ApiConfig
 from .auth import Authenticator
+from .coldstart import ColdStarts
 from .images import ImagePolicy
 from .config import Settings
 from .drivers import Driver, DriverError
@@ -218,7 +220,15 @@ class Server:
                         max_containers=s.max_containers, max_memory_mb=s.max_memory_mb,
                         max_frame_size=s.max_frame_size, events=telemetry,
                     )
-                    invoker = Invoker(driver, pools, calls, limits)
+                    cold_starts = None
+                    if s.max_parked > 0 and getattr(driver, "io_dir", None) and hasattr(driver, "park"):
+                        cold_starts = ColdStarts(
+                            driver, lambda route: container_spec(route, limits),
+                            lambda route: (pools.capacity.fits(route.memory, route.app)
+                                           and not pools.capacity.waiting
+                                           and limits.images.allows(route.image)),
+                            max_parked=s.max_parked)
+                    invoker = Invoker(driver, pools, calls, limits, cold_starts)
                     api = Api(store, driver, pools, invoker, ApiConfig(
                         domain=s.domain or None, log_retention=s.log_retention, node_id=s.node_id,
                         call_records=s.call_records, async_retry_delay=s.async_retry_delay,
@@ -230,6 +240,9 @@ class Server:
                     await services.start(api.run_background)
                     await services.start(pools.run_housekeeping)
                     services.start_soon(_prune_networks, driver)
+                    if cold_starts is not None:
+                        await services.start(functools.partial(
+                            cold_starts.run, lambda: [r for r in api.table.all_routes() if not r.is_hot]))
                     # After the routes are loaded: it runs again what this node left unfinished.
                     await calls.start(api.dispatcher.run)
                     http = HttpServer(api.handle, HttpConfig(

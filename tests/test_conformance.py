@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import struct
+import subprocess
 import time
 
 import pytest
@@ -302,3 +303,64 @@ async def test_cold_handler_error_and_exit_are_nonzero(driver, conformance_image
     _, _, code = await cold_call(driver, image, b"", {**COLD_ENV, "HEADER_X_HOTFN_TEST": "exit"},
                                  isolation)
     assert code == 3
+
+
+# -- many calls per container (docs/protocol.md 2.2.1): HOTFN_CONCURRENCY in every shim
+
+
+async def _send(session: HotSession, call_id: str, headers) -> None:
+    request = protocol.Request(
+        call_id=call_id, method="POST", url="http://localhost:8080/r/conf/items/7", path="/items/7",
+        query=(), headers=tuple(headers), body=call_id.encode(),
+        deadline=int(time.time() * 1000) + 30000, app="conf", route="/items/:id", params={"id": "7"},
+    )
+    await session.container.send_all(protocol.encode_frame(request))
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+async def test_hot_concurrency_answers_calls_in_flight_by_call_id_in_any_order(hot, runtime):
+    session = await hot(runtime, {"HOTFN_CONCURRENCY": "16"})
+    started = time.monotonic()
+    # c0 is sent first and waits longest: one call at a time would answer it first, after 2 s,
+    # and the other 15 in 3 s more.
+    for i in range(16):
+        await _send(session, f"c{i}", [("x-hotfn-test", "sleep"), ("x-sleep-ms", "2000" if i == 0 else "200")])
+    answers = [await session.next_frame() for _ in range(15)]
+    fifteen = time.monotonic() - started
+    answers.append(await session.next_frame())
+    assert all(isinstance(a, protocol.Response) and a.body == a.call_id.encode() for a in answers), answers
+    assert sorted(a.call_id for a in answers) == sorted(f"c{i}" for i in range(16))
+    assert answers[-1].call_id == "c0"
+    assert fifteen < 1.6, f"15 calls of 200 ms took {fifteen:.2f} s"
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+async def test_hot_a_crash_with_calls_in_flight_ends_the_container_with_whole_frames(hot, runtime):
+    session = await hot(runtime, {"HOTFN_CONCURRENCY": "8"})
+    for i in range(7):
+        await _send(session, f"s{i}", [("x-hotfn-test", "sleep"), ("x-sleep-ms", "300")])
+    await _send(session, "crash", [("x-hotfn-test", "exit")])
+    with trio.fail_after(30):
+        await session.ended.wait()
+    # The decoder raised on nothing: whatever came out before the crash is whole frames.
+    assert all(isinstance(f, protocol.Response) for f in session.frames), session.frames
+    assert len(session.frames) < 8
+    assert (await session.container.exit_status()).code == 3
+
+
+# -- JVM start-up: the function's own class-data-sharing archive (runtime-shims/java/bin/hotfn-java-cds)
+
+
+@pytest.mark.parametrize("runtime, first_class", [("java", "Func"), ("clojure", "func__init")])
+def test_jvm_function_classes_come_from_its_archive_even_as_another_user(conformance_images, runtime,
+                                                                          first_class):
+    run = subprocess.run(
+        ["docker", "run", "--rm", "-i", "--user", "1000", "--read-only", "--network", "none",
+         "--label", "hotfn=1", "--label", f"hotfn.node={NODE_ID}",
+         "-e", "HOTFN_FORMAT=hot", "-e", "HOTFN_JAVA_OPTS=-Xlog:class+load=info:stderr",
+         conformance_images[runtime]], input=b"", capture_output=True, timeout=120)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert f"] {first_class} source: shared objects file (top)".encode() in run.stderr, run.stderr[-3000:]
+    decoder = protocol.FrameDecoder()
+    decoder.receive_data(run.stdout)
+    assert isinstance(decoder.next_frame(), protocol.Ready)

@@ -10,6 +10,7 @@ from .base import (
     IsolationUnavailable,
     DEFAULT_USER,
     ISOLATIONS,
+    NoShell,
 )
 
 __all__ = [
@@ -24,4 +25,5 @@ __all__ = [
     "IsolationUnavailable",
     "DEFAULT_USER",
     "ISOLATIONS",
+    "NoShell",
 ]

@@ -42,6 +42,10 @@ DEFAULT_USER = "1000:1000"
 ISOLATIONS = ("container", "gvisor")
 
 
+class NoShell(DriverError):
+    """The image has no /bin/sh, which a container started ahead of its call needs."""
+
+
 @dataclass(frozen=True)
 class ContainerSpec:
     image: str
@@ -122,6 +126,10 @@ class Container(abc.ABC):
     @abc.abstractmethod
     async def exit_status(self, timeout: float = 10.0) -> ExitStatus:
         """Wait (up to ``timeout``) for the process to end and say how it ended."""
+
+    async def watch_exit(self, timeout: float) -> None:
+        """Optional, in a task of its own once the container runs: ask for the exit status
+        ahead of need, so exit_status() answers as soon as the process ends. Default: no-op."""
 
     @abc.abstractmethod
     async def kill(self) -> None:

@@ -17,13 +17,16 @@ from __future__ import annotations
 
 import array
 import contextlib
+import dataclasses
 import fcntl
 import functools
 import hashlib
 import json
 import logging
 import os
+import re
 import shutil
+import socket
 import sys
 import tempfile
 import termios
@@ -43,6 +46,7 @@ from ..base import (
     ISOLATIONS,
     ImageNotFound,
     IsolationUnavailable,
+    NoShell,
 )
 from .demux import Demultiplexer, DemuxError
 from .engine import EngineSocket, socket_path_from_env
@@ -53,6 +57,9 @@ T = TypeVar("T")
 # The SDK's default urllib3 pool size; more threads than connections would only queue inside it.
 SDK_POOL_SIZE = 10
 RECEIVE_SIZE = 256 * 1024
+# Exit-status requests made ahead of need (watch_exit) at once; more cold calls than this wait
+# for their status the ordinary way, after their output ended.
+WAIT_POOL_SIZE = 16
 
 # Direct stdio: the process's stdin and stdout become two FIFOs in a host directory mounted at
 # IO_MOUNT, opened by a /bin/sh wrapper before it execs the image's own command. A frame then
@@ -60,6 +67,18 @@ RECEIVE_SIZE = 256 * 1024
 # drops from about 0.33 ms to about 0.08 ms here.
 IO_MOUNT = "/hotfn/io"
 IO_WRAPPER = ["/bin/sh", "-c", f'exec <{IO_MOUNT}/in >{IO_MOUNT}/out && exec "$@"', "hotfn-io"]
+
+# A parked cold container (DockerDriver.park): started ahead of its call, it waits in /bin/sh,
+# blocked reading the call's environment from a FIFO, and execs the image's own command only
+# once that is complete. The last line of what hotfn writes sets HOTFN_GO: without it (hotfn
+# died mid-write, or the FIFO was closed empty) the function never runs.
+PARK_WRAPPER = [
+    "/bin/sh", "-c",
+    f'set -a; . {IO_MOUNT}/env; set +a; [ "${{HOTFN_GO-}}" = 1 ] || exit 125; unset HOTFN_GO; exec "$@"',
+    "hotfn-park",
+]
+# What a parked container's /bin/sh can take as a variable name.
+_SHELL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _NO_SHELL = (f"image {{image}} has no {IO_WRAPPER[0]}, which hot containers need for direct stdio "
              "(docs/protocol.md; or run the server with --io-dir '')")
 
@@ -123,18 +142,26 @@ class DockerDriver(Driver):
     def __init__(self, client: Any = None, *, max_threads: int = SDK_POOL_SIZE,
                  io_dir: str | None = None, engine: EngineSocket | None = None,
                  timeout: float = 60.0, allow_pull: bool = False,
-                 gvisor_runtime: str = GVISOR_RUNTIME) -> None:
+                 gvisor_runtime: str = GVISOR_RUNTIME, wait_client: Any = None,
+                 early_exit_status: bool = True) -> None:
         """``client``: a docker.APIClient, or None to make one when first needed; ``engine``:
         the engine's unix socket for the calls an idle server makes (None: the SDK's);
         ``io_dir``: where direct-stdio FIFOs live (on the engine's own host); None: off.
         ``allow_pull``: fetch a missing image from its registry; off, only images already on
-        the engine run (what an operator built or loaded)."""
+        the engine run (what an operator built or loaded).
+        ``wait_client``: a second client for exit-status requests made ahead of need
+        (Container.watch_exit), which block a connection and a thread for a call's length and
+        so must not take them from ``client``'s pool; None: made when first needed, if
+        ``early_exit_status`` (off: no such requests)."""
         self._client = client
         self._client_lock = threading.Lock()
         self._engine = engine
         self._timeout = timeout
         self.allow_pull = allow_pull
         self._limiter = trio.CapacityLimiter(max_threads)
+        self._wait_client_made = wait_client
+        self._early_exit_status = early_exit_status or wait_client is not None
+        self._wait_limiter = trio.CapacityLimiter(WAIT_POOL_SIZE)
         self.io_dir = io_dir
         self.gvisor_runtime = gvisor_runtime
         self._gvisor_seen = False
@@ -173,6 +200,24 @@ class DockerDriver(Driver):
                         **docker.utils.kwargs_from_env(),
                     )
             return self._client
+
+    @property
+    def _wait_client(self) -> Any:
+        """The second client (see ``__init__``), made on first use like ``client``: call this
+        from a worker thread. None when exit statuses are not asked for ahead."""
+        if not self._early_exit_status:
+            return None
+        client = self.client  # first: its lock is not re-entrant
+        with self._client_lock:
+            if self._wait_client_made is None:
+                import docker
+
+                with engine_errors("connecting"):
+                    self._wait_client_made = docker.APIClient(
+                        version=client.api_version, timeout=self._timeout,
+                        max_pool_size=WAIT_POOL_SIZE, **docker.utils.kwargs_from_env(),
+                    )
+            return self._wait_client_made
 
     async def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         return await trio.to_thread.run_sync(
@@ -304,15 +349,20 @@ class DockerDriver(Driver):
 
     # -- containers --
 
-    def _create(self, spec: ContainerSpec, io_path: str | None, network: str | None) -> str:
+    def _create(self, spec: ContainerSpec, io_path: str | None, network: str | None,
+                wrapper: list[str] = IO_WRAPPER, stdin_open: bool | None = None) -> str:
+        """``io_path``: a host directory mounted at IO_MOUNT, the image's command run behind
+        ``wrapper``; stdin then comes through it, unless ``stdin_open`` says otherwise."""
         extra: dict[str, Any] = {}
         binds = None
+        if stdin_open is None:
+            stdin_open = io_path is None
         if io_path is not None:
             config = self.client.inspect_image(spec.image)["Config"] or {}
             command = list(config.get("Entrypoint") or []) + list(config.get("Cmd") or [])
             if not command:
                 raise DriverError(f"image {spec.image} has neither an entrypoint nor a command")
-            extra = {"entrypoint": IO_WRAPPER, "command": command, "volumes": [IO_MOUNT]}
+            extra = {"entrypoint": wrapper, "command": command, "volumes": [IO_MOUNT]}
             binds = {io_path: {"bind": IO_MOUNT, "mode": "rw"}}
         host_config = self.client.create_host_config(
             binds=binds,
@@ -337,7 +387,7 @@ class DockerDriver(Driver):
             host_config=host_config,
             # With detach=False the SDK also sets StdinOnce: our half-close of the attach
             # socket then closes the process's stdin.
-            stdin_open=io_path is None,
+            stdin_open=stdin_open,
             detach=False,
             tty=False,
             network_disabled=network is None,
@@ -419,6 +469,48 @@ class DockerDriver(Driver):
                     fifos.close()
             raise
 
+    async def park(self, spec: ContainerSpec) -> "ParkedContainer":
+        """A cold container created, attached and started ahead of its call, waiting (in
+        /bin/sh, before the image's command) for the call's environment: see PARK_WRAPPER.
+        NoShell if the image has no /bin/sh; DriverError without an io dir."""
+        if self.io_dir is None:
+            raise DriverError("parking cold containers needs the server's io dir")
+        if spec.isolation not in ISOLATIONS:
+            raise IsolationUnavailable(f"unknown isolation {spec.isolation!r}")
+        spec = dataclasses.replace(spec, labels={**spec.labels, "hotfn.parked": "1"})
+        env_fifo = _EnvFifo.make(self.io_dir)
+        container_id = None
+        container = None
+        network = None
+        try:
+            if spec.network:
+                network = await self._join_network(spec.network_labels)
+            with engine_errors(f"creating a parked container of {spec.image}"):
+                container_id = await self._call(self._create, spec, env_fifo.path, network,
+                                                PARK_WRAPPER, True)
+            if spec.image not in self._has_shell:
+                with engine_errors(f"inspecting container {container_id[:12]}"):
+                    if not await self._call(self._shell_present, container_id):
+                        raise NoShell(f"image {spec.image} has no {PARK_WRAPPER[0]}")
+                self._has_shell.add(spec.image)
+            with engine_errors(f"starting parked container {container_id[:12]}"):
+                attached = await self._call(self._attach, container_id, True)
+                # Once returned, the container leaves its network when killed.
+                container = DockerContainer(self, container_id, attached, None, network)
+                await self._call(self.client.start, container_id)
+            return ParkedContainer(container, env_fifo)
+        except BaseException:
+            with trio.CancelScope(shield=True):
+                if container is not None:
+                    await container.kill()
+                else:
+                    if network is not None:
+                        self._leave_network(network)
+                    if container_id is not None:
+                        await self._remove(container_id)
+                env_fifo.close()
+            raise
+
     async def _remove(self, container_id: str) -> None:
         try:
             with engine_errors(f"removing container {container_id[:12]}"):
@@ -445,10 +537,17 @@ class DockerDriver(Driver):
                 nursery.start_soon(self._remove, item["Id"])
         return len(found)
 
-    async def _exit_status(self, container_id: str, timeout: float) -> ExitStatus:
+    async def _exit_status(self, container_id: str, timeout: float, early: bool = False) -> ExitStatus:
         with engine_errors(f"waiting for container {container_id[:12]}"):
             try:
-                result = await self._sdk("wait", container_id, timeout=timeout)
+                if early:
+                    # Abandoned if cancelled: the request ends with the container anyway.
+                    # The client is looked up on the worker thread: it may be made there.
+                    result = await trio.to_thread.run_sync(
+                        lambda: self._wait_client.wait(container_id, timeout=timeout),
+                        limiter=self._wait_limiter, abandon_on_cancel=True)
+                else:
+                    result = await self._sdk("wait", container_id, timeout=timeout)
             except Exception as exc:
                 if _sdk_error(exc, "requests.exceptions.ReadTimeout"):
                     return ExitStatus(None)
@@ -490,6 +589,100 @@ class _Fifos:
         shutil.rmtree(self.path, ignore_errors=True)
 
 
+def render_env(env: Mapping[str, str]) -> bytes:
+    """``env`` as the lines a parked container's /bin/sh reads (PARK_WRAPPER), HOTFN_GO last.
+
+    Values are single-quoted, so the shell expands nothing in them. ValueError for what an
+    environment (or the shell) cannot hold: a name that is not a portable shell name, a NUL.
+    """
+    lines = []
+    for name, value in env.items():
+        if not _SHELL_NAME.match(name) or name == "HOTFN_GO":
+            raise ValueError(f"{name!r} cannot be passed to a parked container")
+        if "\0" in value:
+            raise ValueError(f"the value of {name} holds a NUL")
+        lines.append(f"{name}='" + value.replace("'", "'\\''") + "'\n")
+    lines.append("HOTFN_GO=1\n")
+    return "".join(lines).encode("utf-8", "surrogateescape")
+
+
+class _EnvFifo:
+    """A parked container's environment FIFO, in a private directory mounted at IO_MOUNT."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        # O_RDWR, as for _Fifos: opening never blocks, and the reader sees EOF only when we close.
+        self.stream = trio.lowlevel.FdStream(os.open(f"{path}/env", os.O_RDWR | os.O_CLOEXEC))
+
+    @classmethod
+    def make(cls, io_dir: str) -> "_EnvFifo":
+        os.makedirs(io_dir, mode=0o700, exist_ok=True)
+        path = tempfile.mkdtemp(prefix="p-", dir=io_dir)
+        os.chmod(path, 0o755)  # the function may run as any user; the parent stays 0700
+        os.mkfifo(f"{path}/env", 0o644)
+        os.chmod(f"{path}/env", 0o644)
+        return cls(path)
+
+    def unread(self) -> int:
+        pending = array.array("i", [0])
+        fcntl.ioctl(self.stream.fileno(), termios.FIONREAD, pending)
+        return pending[0]
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.stream.close()
+        shutil.rmtree(self.path, ignore_errors=True)
+
+
+class ParkedContainer:
+    """A started cold container that runs its function once given a call's environment."""
+
+    # How long a parked shell may take to read its environment before it counts as dead.
+    RELEASE_TIMEOUT = 2.0
+
+    def __init__(self, container: "DockerContainer", env_fifo: _EnvFifo) -> None:
+        self.container = container
+        self._env_fifo = env_fifo
+
+    @property
+    def id(self) -> str:
+        return self.container.id
+
+    def alive(self) -> bool:
+        return not self.container._output_ended()
+
+    async def release(self, env: Mapping[str, str]) -> "DockerContainer":
+        """Hand the call's environment over and let the function start; the container is
+        then an ordinary cold one. ValueError if ``env`` cannot be passed (render_env), and
+        ContainerGone if the container no longer reads it; either way it is discarded."""
+        try:
+            data = render_env(env)
+            if self.container._output_ended():
+                raise ContainerGone(f"parked container {self.id[:12]} has ended")
+            with trio.fail_after(self.RELEASE_TIMEOUT):
+                await self._env_fifo.stream.send_all(data)
+                # Closing before the shell has read everything would lose the rest: the FIFO's
+                # buffer goes with its last open end. Read all means the shell is reading.
+                while self._env_fifo.unread():
+                    if self.container._output_ended():
+                        raise ContainerGone(f"parked container {self.id[:12]} has ended")
+                    await trio.sleep(0.0005)
+        except BaseException as exc:
+            with trio.CancelScope(shield=True):
+                await self.discard()
+            if isinstance(exc, (trio.TooSlowError, trio.BrokenResourceError, OSError)):
+                raise ContainerGone(f"parked container {self.id[:12]} did not take its call") from exc
+            raise
+        self._env_fifo.close()
+        return self.container
+
+    async def discard(self) -> None:
+        """Kill and remove it unused (its function never started). Idempotent."""
+        with trio.CancelScope(shield=True):
+            await self.container.kill()
+            self._env_fifo.close()
+
+
 class DockerContainer(Container):
     """A started container and its attach stream (and FIFOs, with direct stdio), read and
     written by trio directly."""
@@ -509,6 +702,8 @@ class DockerContainer(Container):
         self._demux = Demultiplexer()
         self._killed = False
         self._send_lock = trio.Lock()
+        self._exit_watched: trio.Event | None = None
+        self._exit_early: ExitStatus | None = None
 
     async def send_all(self, data: bytes) -> None:
         try:
@@ -608,8 +803,39 @@ class DockerContainer(Container):
         except DemuxError as exc:
             raise ContainerGone(f"container {self.id[:12]}: {exc}") from exc
 
+    async def watch_exit(self, timeout: float) -> None:
+        """The engine answers a wait request when the process ends: asked ahead, its answer
+        is there as stdout reaches EOF instead of one round trip (~6 ms) later."""
+        driver = self._driver
+        if not driver._early_exit_status or self._exit_watched is not None:
+            return
+        if driver._wait_limiter.available_tokens < 1:
+            return  # all busy: exit_status() asks after EOF rather than queue behind long calls
+        self._exit_watched = watched = trio.Event()
+        try:
+            self._exit_early = await driver._exit_status(self.id, timeout, early=True)
+        except DriverError:
+            pass  # exit_status() asks again
+        finally:
+            watched.set()
+
     async def exit_status(self, timeout: float = 10.0) -> ExitStatus:
+        if self._exit_watched is not None:
+            with trio.move_on_after(timeout):
+                await self._exit_watched.wait()
+            early = self._exit_early
+            if early is not None and early.code is not None:
+                return early
         return await self._driver._exit_status(self.id, timeout)
+
+    def _output_ended(self) -> bool:
+        """Whether the attach stream is at EOF (the container has ended), without reading."""
+        try:
+            return self._attached._sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+        except BlockingIOError:
+            return False
+        except OSError:
+            return True
 
     async def kill(self) -> None:
         with trio.CancelScope(shield=True):

@@ -219,7 +219,13 @@ function frameFromMap(map) {
         trace: str(map, 'trace'),
       };
     case 'ready':
-      return { type: 'ready', version: int(map, 'version'), runtime: str(map, 'runtime') };
+      return {
+        type: 'ready',
+        version: int(map, 'version'),
+        runtime: str(map, 'runtime'),
+        // Optional (protocol 2.2.1): how many calls the container takes at once.
+        ...(map.concurrency !== undefined ? { concurrency: int(map, 'concurrency') } : {}),
+      };
     case undefined:
       throw new MalformedFrame("frame lacks 'type'");
     default:
@@ -306,8 +312,11 @@ function encodeFrame(frame, maxFrameSize = DEFAULT_MAX_FRAME_SIZE) {
   return Buffer.concat(parts, size);
 }
 
-function readyFrame(runtime) {
-  return { type: 'ready', version: PROTOCOL_VERSION, runtime: wellFormed(runtime) };
+/** The ready frame; a concurrency above 1 is announced (protocol 2.2.1), 1 is not. */
+function readyFrame(runtime, concurrency = 1) {
+  const frame = { type: 'ready', version: PROTOCOL_VERSION, runtime: wellFormed(runtime) };
+  if (concurrency > 1) frame.concurrency = concurrency;
+  return frame;
 }
 
 function responseFrame(callId, status, headers, body) {

@@ -14,6 +14,7 @@ const {
 } = require('./codec');
 const { requestFromFrame } = require('./request');
 const { toResponse } = require('./response');
+const fs = require('node:fs');
 const { logError, writeAllSync } = require('./io');
 
 // Generous for a log, small next to the 6 MiB frame limit: an error frame must always fit.
@@ -98,15 +99,63 @@ function answerParts(callId, outcome, maxFrameSize) {
 }
 
 /**
+ * How many calls the container takes at once: HOTFN_CONCURRENCY, a positive int; 1 when unset.
+ * Anything else is said on stderr and 1 is used (an old server sends one at a time anyway).
+ */
+function concurrencyFromEnv(env = process.env) {
+  const raw = env.HOTFN_CONCURRENCY;
+  if (raw === undefined || raw.trim() === '') return 1;
+  const value = /^\s*\d+\s*$/.test(raw) ? Number(raw) : NaN;
+  if (value >= 1 && value <= MAX_CONCURRENCY) return value;
+  logError(`hotfn-node: HOTFN_CONCURRENCY=${raw} is not an int from 1 to ${MAX_CONCURRENCY}; serving one call at a time`);
+  return 1;
+}
+const MAX_CONCURRENCY = 1024;
+
+/**
+ * Runs the shim's own per-call code once before the ready frame, so the first real call does
+ * not pay for it (lazy compilation of the codec, request and response paths): a request frame
+ * encoded and decoded, a Request built, a response and an error frame encoded, all in memory.
+ * The handler is never called: it may have side effects.
+ */
+function warmUp(maxFrameSize) {
+  try {
+    const frame = {
+      type: 'request', call_id: 'warm-up', method: 'POST', url: 'http://localhost/r/warm/up?a=1',
+      path: '/up', query: [['a', '1']], headers: [['content-type', 'text/plain']],
+      body: Buffer.from('w'), deadline: Date.now(), app: 'warm', route: '/up', params: { a: '1' },
+    };
+    const reader = new FrameReader(maxFrameSize);
+    reader.push(Buffer.concat(encodeFrameParts(frame, maxFrameSize).parts));
+    const request = requestFromFrame(decodePayload(reader.next()));
+    request.header('content-type');
+    answerParts(request.callId, { failed: false, result: { status: 200, headers: { 'x-a': '1' }, body: 'w' } }, maxFrameSize);
+    const parts = answerParts(request.callId, { failed: false, result: request.body }, maxFrameSize);
+    answerParts(request.callId, { failed: true, error: new Error('warm-up') }, maxFrameSize);
+    const devNull = fs.openSync('/dev/null', 'w');
+    try {
+      writeAllSync(devNull, parts);
+    } finally {
+      fs.closeSync(devNull);
+    }
+  } catch (err) {
+    // Only a head start: the real calls still work (or fail) on their own.
+    logError(`hotfn-node: warm-up failed (calls go on): ${(err && err.message) || err}`);
+  }
+}
+
+/**
  * Serve `handler` over frames until EOF; resolves with the exit status.
  *
  * input: a readable stream (process.stdin); write(parts): writes a frame's buffers whole and in
- * order, synchronously (default: fd 1). The process is expected to exit with the status.
+ * order, synchronously (default: fd 1), so two answers can never interleave. concurrency: how
+ * many calls may be in flight (announced in the ready frame when above 1); answers leave as
+ * calls end, in any order. The process is expected to exit with the status.
  */
-function serveHot(handler, { input, write = (parts) => writeAllSync(1, parts), maxFrameSize, runtime }) {
+function serveHot(handler, { input, write = (parts) => writeAllSync(1, parts), maxFrameSize, runtime, concurrency = 1 }) {
   const reader = new FrameReader(maxFrameSize);
   return new Promise((resolve) => {
-    let busy = false;
+    let inFlight = 0; // calls awaiting a handler's promise
     let finished = false;
 
     const finish = (status) => {
@@ -116,46 +165,63 @@ function serveHot(handler, { input, write = (parts) => writeAllSync(1, parts), m
       resolve(status);
     };
 
-    // Decodes and answers every complete frame buffered, one at a time. Re-entered on every
-    // chunk; the `busy` flag keeps a second call from starting while a handler is awaited
-    // (the running call picks the new data up when it loops).
-    const pump = async () => {
-      if (busy || finished) return;
-      busy = true;
+    const reply = (callId, outcome) => {
+      if (finished) return;
       try {
-        for (;;) {
+        write(answerParts(callId, outcome, maxFrameSize));
+      } catch (err) {
+        // Writing to stdout failed (hotfn went away): nobody to answer any more.
+        logError(`hotfn-node: cannot write a frame, exiting: ${(err && err.stack) || err}`);
+        finish(EXIT_IO_ERROR);
+      }
+    };
+
+    // Starts one call. A sync handler is answered at once (no extra tick on the hot path); a
+    // promise counts as in flight until it settles, then the reading goes on.
+    const start = (frame) => {
+      let result;
+      try {
+        result = handler(requestFromFrame(frame));
+        if (result === null || typeof result !== 'object' || typeof result.then !== 'function') {
+          reply(frame.call_id, { failed: false, result });
+          return;
+        }
+      } catch (err) {
+        reply(frame.call_id, { failed: true, error: err });
+        return;
+      }
+      inFlight++;
+      Promise.resolve(result)
+        .then(
+          (value) => reply(frame.call_id, { failed: false, result: value }),
+          (err) => reply(frame.call_id, { failed: true, error: err }),
+        )
+        .finally(() => {
+          inFlight--;
+          pump();
+        });
+    };
+
+    // Starts every buffered request while fewer than `concurrency` calls are in flight.
+    // Re-entered on every chunk and every settled call; never awaits, so never overlaps itself.
+    const pump = () => {
+      if (finished) return;
+      try {
+        while (inFlight < concurrency && !finished) {
           const payload = reader.next();
           if (payload === null) break;
           const frame = decodePayload(payload);
           if (frame.type !== 'request') {
             throw new MalformedFrame(`expected a request frame, got a ${frame.type} frame`);
           }
-          const outcome = { failed: false, result: undefined, error: undefined };
-          try {
-            let result = handler(requestFromFrame(frame));
-            // Sync handlers skip the await: no extra tick on the hot path.
-            if (result !== null && typeof result === 'object' && typeof result.then === 'function') {
-              result = await result;
-            }
-            outcome.result = result;
-          } catch (err) {
-            outcome.failed = true;
-            outcome.error = err;
-          }
-          write(answerParts(frame.call_id, outcome, maxFrameSize));
+          start(frame);
         }
-        if (reader.closed) finish(EXIT_OK);
+        // EOF: the calls in flight are answered first.
+        if (reader.closed && inFlight === 0) finish(EXIT_OK);
       } catch (err) {
-        if (err instanceof ProtocolError) {
-          logError(`hotfn-node: protocol error, exiting: ${err.message}`);
-          finish(EXIT_PROTOCOL_ERROR);
-        } else {
-          // Writing to stdout failed (hotfn went away): nobody to answer any more.
-          logError(`hotfn-node: cannot write a frame, exiting: ${(err && err.stack) || err}`);
-          finish(EXIT_IO_ERROR);
-        }
-      } finally {
-        busy = false;
+        if (!(err instanceof ProtocolError)) throw err;
+        logError(`hotfn-node: protocol error, exiting: ${err.message}`);
+        finish(EXIT_PROTOCOL_ERROR);
       }
     };
 
@@ -173,7 +239,7 @@ function serveHot(handler, { input, write = (parts) => writeAllSync(1, parts), m
     });
 
     try {
-      write(encodeFrameParts(readyFrame(runtime), maxFrameSize).parts);
+      write(encodeFrameParts(readyFrame(runtime, concurrency), maxFrameSize).parts);
     } catch (err) {
       logError(`hotfn-node: cannot send the ready frame, exiting: ${err.message}`);
       finish(EXIT_IO_ERROR);
@@ -181,4 +247,4 @@ function serveHot(handler, { input, write = (parts) => writeAllSync(1, parts), m
   });
 }
 
-module.exports = { serveHot, describeError, answerParts, EXIT_OK, EXIT_IO_ERROR, EXIT_PROTOCOL_ERROR };
+module.exports = { serveHot, warmUp, concurrencyFromEnv, describeError, answerParts, EXIT_OK, EXIT_IO_ERROR, EXIT_PROTOCOL_ERROR };

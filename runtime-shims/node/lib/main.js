@@ -4,7 +4,7 @@
 const { redirectStdoutToStderr, logError } = require('./io');
 const { maxFrameSizeFromEnv } = require('./codec');
 const { loadHandler } = require('./loader');
-const { serveHot } = require('./hot');
+const { serveHot, warmUp, concurrencyFromEnv } = require('./hot');
 const { serveCold } = require('./cold');
 const { RUNTIME } = require('./version');
 
@@ -19,10 +19,13 @@ async function run(env) {
     return 1;
   }
   if (env.HOTFN_FORMAT === 'hot') {
+    const maxFrameSize = maxFrameSizeFromEnv(env);
+    if (env.HOTFN_WARMUP !== 'off') warmUp(maxFrameSize); // off: to measure what it gains
     return serveHot(handler, {
       input: process.stdin,
-      maxFrameSize: maxFrameSizeFromEnv(env),
+      maxFrameSize,
       runtime: RUNTIME,
+      concurrency: concurrencyFromEnv(env),
     });
   }
   return serveCold(handler, { input: process.stdin, env });

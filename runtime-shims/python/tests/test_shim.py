@@ -7,6 +7,7 @@ import pathlib
 import struct
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -175,3 +176,83 @@ def test_lambda_event_shape():
     assert from_result({"statusCode": 200, "body": base64.b64encode(b"\x00").decode(),
                         "isBase64Encoded": True}).body == b"\x00"
     assert adapt(lambda e, c: "plain")(request).body == "plain"
+
+
+# -- many calls per container (docs/protocol.md 2.2.1): raw frames, answers matched by call id
+
+
+def _send_sleepy(p: Process, call_id: str, ms: int, kind: str = "") -> None:
+    frame = {"type": "request", "call_id": call_id, "method": "POST", "url": "http://h/r/a/p",
+             "path": "/p", "query": [], "headers": [["x-sleep-ms", str(ms)], ["x-kind", kind]],
+             "body": b"", "deadline": 0, "app": "a", "route": "/p", "params": {}}
+    p.proc.stdin.write(frames.encode(frame))
+    p.proc.stdin.flush()
+
+
+def _burst(p: Process, waits: list[int], prefix: str) -> tuple[list[dict], float]:
+    start = time.perf_counter()
+    for i, ms in enumerate(waits):
+        _send_sleepy(p, f"{prefix}{i}", ms)
+    answers = [p.reader.read_frame() for _ in waits]
+    return answers, (time.perf_counter() - start) * 1000
+
+
+@pytest.mark.parametrize("handler", ["func:sleepy", "func:sleepy_sync"])
+def test_sixteen_calls_in_flight_answered_in_one_wait_by_call_id_in_any_order(handler):
+    p = Process(handler, HOTFN_CONCURRENCY="16")
+    assert p.reader.read_frame()["concurrency"] == 16
+    # c0 waits longest: it must come back after the calls sent after it.
+    answers, _ = _burst(p, [600] + [50] * 15, "c")
+    assert answers[-1]["call_id"] == "c0"
+    assert sorted(a["call_id"] for a in answers) == sorted(f"c{i}" for i in range(16))
+    assert all(a["type"] == "response" and a["body"] == b"body " + a["call_id"].encode() for a in answers)
+    _, elapsed = _burst(p, [50] * 16, "d")
+    assert elapsed < 400, f"16 calls of 50 ms took {elapsed:.0f} ms (one at a time: >= 800 ms)"
+    code, stderr = p.finish()
+    assert code == 0, stderr
+
+
+def test_concurrency_is_one_by_default_and_calls_stay_in_order():
+    p = Process("func:sleepy")
+    assert "concurrency" not in p.reader.read_frame()
+    answers, _ = _burst(p, [40, 1], "o")
+    assert [a["call_id"] for a in answers] == ["o0", "o1"]
+    p.finish()
+
+
+def test_no_more_than_concurrency_calls_run_at_once():
+    p = Process("func:sleepy", HOTFN_CONCURRENCY="4")
+    p.reader.read_frame()
+    _, elapsed = _burst(p, [50] * 8, "q")
+    assert elapsed >= 95, f"8 calls of 50 ms, 4 at a time, took only {elapsed:.0f} ms"
+    p.finish()
+
+
+def test_eof_with_calls_in_flight_answers_them_all_then_exits_0():
+    p = Process("func:sleepy", HOTFN_CONCURRENCY="4")
+    p.reader.read_frame()
+    for i in range(4):
+        _send_sleepy(p, f"e{i}", 30)
+    p.proc.stdin.close()
+    assert {p.reader.read_frame()["call_id"] for _ in range(4)} == {f"e{i}" for i in range(4)}
+    assert p.proc.wait(timeout=10) == 0
+
+
+def test_a_crash_mid_flight_ends_the_process_leaving_only_whole_frames():
+    p = Process("func:sleepy", HOTFN_CONCURRENCY="16")
+    p.reader.read_frame()
+    for i in range(16):
+        _send_sleepy(p, f"x{i}", 5 if i == 8 else 5 + (i % 3) * 20, "exit" if i == 8 else "")
+    answers = []
+    while (frame := p.reader.read_frame()) is not None:  # a torn frame raises ProtocolError
+        answers.append(frame)
+    assert p.proc.wait(timeout=10) == 3
+    assert len(answers) < 16 and all(a["type"] == "response" for a in answers)
+
+
+def test_a_bad_concurrency_setting_serves_one_at_a_time_and_says_so():
+    p = Process(HOTFN_CONCURRENCY="lots")
+    assert "concurrency" not in p.reader.read_frame()
+    assert p.call(b"x")["body"] == b"x"
+    code, stderr = p.finish()
+    assert code == 0 and b"HOTFN_CONCURRENCY=lots" in stderr

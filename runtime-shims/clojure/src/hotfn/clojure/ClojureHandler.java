@@ -31,7 +31,7 @@ import java.util.Map;
  * byte array, {@code :params} a map of string to string) and returns a string, a byte array, nil
  * or a map {@code {:status :headers :body}}.
  */
-public final class ClojureHandler implements Handler {
+public final class ClojureHandler implements Handler, hotfn.WarmUp {
     private static final Keyword METHOD = Keyword.intern("method");
     private static final Keyword URL = Keyword.intern("url");
     private static final Keyword PATH = Keyword.intern("path");
@@ -86,6 +86,20 @@ public final class ClojureHandler implements Handler {
             flush(RT.OUT.deref()); // (print "x") without a newline: into this call's log
             flush(RT.ERR.deref());
         }
+    }
+
+    /**
+     * Before the ready frame: the request map and every kind of return value converted once,
+     * without calling the function (it may have side effects).
+     */
+    @Override
+    public void warmUp(Request sample) {
+        toMap(sample);
+        toResponse(PersistentHashMap.create(STATUS, 200L, HEADERS, RT.vector(RT.vector("x-a", "1")), BODY, "w"));
+        toResponse(PersistentHashMap.create(HEADERS, PersistentHashMap.create("x-a", "1"), BODY, new byte[1]));
+        toResponse("w");
+        toResponse(new byte[1]);
+        toResponse(null);
     }
 
     private static void flush(Object writer) {

@@ -89,6 +89,7 @@ final class Frames {
             out.put("type", type);
             integer(m, out, "version");
             str(m, out, "runtime");
+            if (m.containsKey("concurrency")) integer(m, out, "concurrency"); // optional
         } else if (type == null && !m.containsKey("type")) {
             throw ProtocolException.malformed("frame lacks 'type'");
         } else {
@@ -226,14 +227,23 @@ final class Frames {
         }
 
         void ready(String runtime) throws ProtocolException {
+            ready(runtime, 1);
+        }
+
+        /** The ready frame; {@code concurrency} above 1 is announced (protocol 2.2.1), 1 is not. */
+        void ready(String runtime, int concurrency) throws ProtocolException {
             begin(0);
-            w.mapHeader(3);
+            w.mapHeader(concurrency > 1 ? 4 : 3);
             w.str("type");
             w.str("ready");
             w.str("version");
             w.integer(PROTOCOL_VERSION);
             w.str("runtime");
             w.str(runtime);
+            if (concurrency > 1) {
+                w.str("concurrency");
+                w.integer(concurrency);
+            }
             end();
         }
 

@@ -17,6 +17,9 @@ import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.TreeMap;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Semaphore;
 
 /**
  * The process around a {@link Handler}: {@code java hotfn.Runtime}.
@@ -60,7 +63,9 @@ public final class Runtime {
         int status;
         if ("hot".equals(System.getenv("HOTFN_FORMAT"))) {
             int max = Frames.maxFrameSize(System.getenv("HOTFN_MAX_FRAME_SIZE"));
-            status = serveHot(handler, stdin, stdout, max);
+            int concurrency = concurrency(System.getenv("HOTFN_CONCURRENCY"));
+            if (!"off".equals(System.getenv("HOTFN_WARMUP"))) warmUp(handler, max); // off: to measure what it gains
+            status = serveHot(handler, stdin, stdout, max, concurrency);
         } else {
             status = serveCold(handler, System.getenv(), stdin, stdout);
         }
@@ -159,15 +164,97 @@ public final class Runtime {
      * stdout is gone.
      */
     static int serveHot(Handler handler, InputStream in, OutputStream out, int maxFrameSize) {
+        return serveHot(handler, in, out, maxFrameSize, 1);
+    }
+
+    /**
+     * How many calls the container takes at once: {@code HOTFN_CONCURRENCY}, a positive int;
+     * 1 when unset. Anything else is a mistake of the function's configuration: said on stderr,
+     * and 1 is used, so an old server (which sends one call at a time anyway) still works.
+     */
+    static int concurrency(String value) {
+        if (value == null || value.isBlank()) return 1;
+        try {
+            int n = Integer.parseInt(value.trim());
+            if (n >= 1 && n <= MAX_CONCURRENCY) return n;
+        } catch (NumberFormatException ignored) {
+            // reported below
+        }
+        System.err.println("hotfn-java: HOTFN_CONCURRENCY=" + value + " is not an int from 1 to "
+                + MAX_CONCURRENCY + "; serving one call at a time");
+        return 1;
+    }
+
+    /** One thread per call in flight: more than this is a misconfiguration, not a workload. */
+    static final int MAX_CONCURRENCY = 1024;
+
+    /**
+     * Runs the shim's own per-call code once before the ready frame, so its classes are loaded
+     * and its first-use costs paid then, not by the first real call: a request frame encoded,
+     * read back, turned into a Request, a Response built and checked, response and error frames
+     * encoded, all into memory. The handler is never called: it may have side effects; one that
+     * implements {@link WarmUp} warms its own paths itself, with the sample request.
+     */
+    static void warmUp(Handler handler, int maxFrameSize) {
+        Request sample = warmUp(maxFrameSize);
+        if (sample != null && handler instanceof WarmUp) {
+            try {
+                ((WarmUp) handler).warmUp(sample);
+            } catch (Exception | LinkageError e) {
+                System.err.println("hotfn-java: the handler's warm-up failed (calls go on): " + describe(e));
+            }
+        }
+    }
+
+    /** The shim's part of the warm-up; the sample request, or null if it failed. */
+    static Request warmUp(int maxFrameSize) {
+        try {
+            Frames.Writer writer = new Frames.Writer(maxFrameSize);
+            Map<String, Object> f = new java.util.LinkedHashMap<>();
+            f.put("type", "request");
+            f.put("call_id", "warm-up");
+            f.put("method", "POST");
+            f.put("url", "http://localhost/r/warm/up?a=1");
+            f.put("path", "/up");
+            f.put("query", List.of(List.of("a", "1")));
+            f.put("headers", List.of(List.of("content-type", "text/plain")));
+            f.put("body", new byte[] {'w'});
+            f.put("deadline", System.currentTimeMillis());
+            f.put("app", "warm");
+            f.put("route", "/up");
+            f.put("params", Map.of("a", "1"));
+            writer.map(f);
+            Frames.Reader reader = new Frames.Reader(
+                    new java.io.ByteArrayInputStream(writer.toByteArray()), maxFrameSize);
+            Request request = Request.fromFrame(reader.next());
+            Response response = Response.ok(request.body()).header("content-type", request.header("Content-Type"));
+            response.check();
+            writer.response(request.callId(), response.status(), response.wireHeaders(), response.body());
+            writer.writeTo(OutputStream.nullOutputStream());
+            writer.error(request.callId(), "java.lang.Exception", "warm-up", trace(new Exception("warm-up")));
+            return request;
+        } catch (Exception | LinkageError e) {
+            // Only a head start: the real calls still work (or fail) on their own.
+            System.err.println("hotfn-java: warm-up failed (calls go on): " + describe(e));
+            return null;
+        }
+    }
+
+    /**
+     * The frame loop: ready, then request -> response (or error) until EOF, with up to
+     * {@code concurrency} calls in flight (answered as each ends, in any order).
+     */
+    static int serveHot(Handler handler, InputStream in, OutputStream out, int maxFrameSize, int concurrency) {
         Frames.Reader reader = new Frames.Reader(in, maxFrameSize);
         Frames.Writer writer = new Frames.Writer(maxFrameSize);
         try {
-            writer.ready(runtimeName());
+            writer.ready(runtimeName(), concurrency);
             writer.writeTo(out);
         } catch (ProtocolException | IOException e) {
             System.err.println("hotfn-java: cannot send the ready frame: " + e.getMessage());
             return 1;
         }
+        if (concurrency > 1) return serveConcurrently(handler, reader, out, maxFrameSize, concurrency);
         while (true) {
             Request request;
             try {
@@ -193,6 +280,65 @@ public final class Runtime {
                 return 1;
             }
         }
+    }
+
+    /**
+     * The loop for {@code concurrency} above 1: this thread reads requests and hands each to a
+     * pool of {@code concurrency} threads, waiting for a free one first (hotfn sends no more
+     * than that anyway). Each thread encodes its answer in its own writer; the write itself
+     * holds {@code out}'s lock, so frames never interleave. After EOF, the calls in flight
+     * finish and are answered before the exit status is returned.
+     */
+    static int serveConcurrently(Handler handler, Frames.Reader reader, OutputStream out,
+                                 int maxFrameSize, int concurrency) {
+        Semaphore free = new Semaphore(concurrency);
+        ThreadLocal<Frames.Writer> writers = ThreadLocal.withInitial(() -> new Frames.Writer(maxFrameSize));
+        ExecutorService calls = Executors.newFixedThreadPool(concurrency, task -> {
+            Thread t = new Thread(task, "hotfn-call");
+            t.setDaemon(true); // System.exit ends the process, whatever a call is doing
+            return t;
+        });
+        while (true) {
+            Request request;
+            try {
+                Map<String, Object> frame = reader.next();
+                if (frame == null) break;
+                if (!"request".equals(frame.get("type"))) {
+                    throw ProtocolException.malformed("expected a request frame, got '" + frame.get("type") + "'");
+                }
+                request = Request.fromFrame(frame);
+                free.acquire();
+            } catch (ProtocolException e) {
+                System.err.println("hotfn-java: protocol error, exiting: " + e.getMessage());
+                return EXIT_PROTOCOL;
+            } catch (IOException e) {
+                System.err.println("hotfn-java: cannot read stdin, exiting: " + e);
+                return 1;
+            } catch (InterruptedException e) {
+                return 1;
+            }
+            calls.execute(() -> {
+                try {
+                    Frames.Writer writer = writers.get();
+                    answer(handler, request, writer);
+                    System.err.flush();
+                    synchronized (out) {
+                        writer.writeTo(out);
+                    }
+                } catch (IOException e) {
+                    System.err.println("hotfn-java: cannot write stdout, exiting: " + e);
+                    System.exit(1);
+                } catch (RuntimeException | Error e) { // the shim's own failure, as in the one-at-a-time loop
+                    e.printStackTrace(System.err);
+                    System.exit(1);
+                } finally {
+                    free.release();
+                }
+            });
+        }
+        free.acquireUninterruptibly(concurrency); // every call in flight has been answered
+        calls.shutdown();
+        return 0;
     }
 
     /** Calls the handler and encodes its response, or an error frame, into {@code writer}. */

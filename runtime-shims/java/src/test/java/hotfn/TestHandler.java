@@ -4,10 +4,16 @@ import java.nio.charset.StandardCharsets;
 import java.util.Map;
 
 /** The handler the child-process tests run, selected per request by header {@code x-test}. */
-public class TestHandler implements Handler {
+public class TestHandler implements Handler, WarmUp {
     public TestHandler() {
         // Output before the ready frame must not reach the real stdout either.
         System.out.println("TestHandler constructed");
+    }
+
+    @Override
+    public void warmUp(Request sample) {
+        System.err.println("TestHandler warm-up with " + sample.callId());
+        if ("throw".equals(System.getenv("TEST_WARMUP"))) throw new IllegalStateException("warm-up boom");
     }
 
     @Override
@@ -45,6 +51,9 @@ public class TestHandler implements Handler {
                 });
                 t.setDaemon(false);
                 t.start();
+                break;
+            case "sleep": // a call waiting on I/O, for the concurrency tests
+                Thread.sleep(Long.parseLong(r.header("x-sleep-ms", "10")));
                 break;
             case "info":
                 return Response.ok(info(r));

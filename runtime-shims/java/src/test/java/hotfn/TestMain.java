@@ -747,6 +747,102 @@ public final class TestMain {
             }
         });
 
+        test("concurrency: 16 calls in flight answered in about one wait, by call id, in any order", () -> {
+            try (Child c = Child.hot("HOTFN_CONCURRENCY", "16")) {
+                eq(16L, c.read().get("concurrency"), "ready frame's concurrency");
+                double[] elapsed = new double[2];
+                for (int round = 0; round < 2; round++) { // the first round also starts the threads
+                    long start = System.nanoTime();
+                    for (int i = 0; i < 16; i++) {
+                        Map<String, Object> req = requestFrame("call-" + i, ("body " + i).getBytes(StandardCharsets.UTF_8));
+                        // call-0 waits longest in round 0: it must come back after those sent after it.
+                        String wait = round == 0 && i == 0 ? "600" : "50";
+                        req.put("headers", List.of(List.of("x-test", "sleep"), List.of("x-sleep-ms", wait)));
+                        c.send(req);
+                    }
+                    java.util.Set<Object> seen = new java.util.HashSet<>();
+                    List<Object> order = new ArrayList<>();
+                    for (int i = 0; i < 16; i++) {
+                        Map<String, Object> f = c.read();
+                        String id = (String) f.get("call_id");
+                        eq("response", f.get("type"), "type of " + id);
+                        eq("body " + id.substring(5), new String((byte[]) f.get("body"), StandardCharsets.UTF_8), "body of " + id);
+                        check(seen.add(id), "answered twice: " + id);
+                        order.add(id);
+                    }
+                    elapsed[round] = (System.nanoTime() - start) / 1e6;
+                    if (round == 0) eq("call-0", order.get(15), "the slow call answered last; order " + order);
+                }
+                System.out.printf("     16 calls of 50 ms at concurrency 16: %.1f ms (one at a time: >= 800 ms)%n", elapsed[1]);
+                check(elapsed[1] < 400, "16 calls of 50 ms took " + elapsed[1] + " ms");
+                c.closeStdin();
+                eq(0, c.waitFor(), "exit status after EOF");
+            }
+        });
+
+        test("warm-up: before the ready frame, the handler's own (WarmUp) too; a failure only noted", () -> {
+            try (Child c = Child.hot()) {
+                eq("ready", c.read().get("type"), "first frame");
+                check(c.stderr().contains("TestHandler warm-up with warm-up"), c.stderr());
+            }
+            try (Child c = Child.hot("TEST_WARMUP", "throw")) {
+                c.read();
+                eq("call-w", c.call(requestFrame("call-w", new byte[0])).get("call_id"), "call after a failed warm-up");
+                check(c.stderr().contains("warm-up failed (calls go on)") && c.stderr().contains("warm-up boom"), c.stderr());
+            }
+            try (Child c = Child.hot("HOTFN_WARMUP", "off")) {
+                c.read();
+                check(!c.stderr().contains("TestHandler warm-up"), c.stderr());
+            }
+        });
+
+        test("concurrency: EOF with calls in flight answers them all, then exits 0", () -> {
+            try (Child c = Child.hot("HOTFN_CONCURRENCY", "4")) {
+                c.read();
+                for (int i = 0; i < 4; i++) {
+                    Map<String, Object> req = requestFrame("call-" + i, new byte[0]);
+                    req.put("headers", List.of(List.of("x-test", "sleep"), List.of("x-sleep-ms", "50")));
+                    c.send(req);
+                }
+                c.closeStdin();
+                java.util.Set<Object> ids = new java.util.HashSet<>();
+                for (int i = 0; i < 4; i++) ids.add(c.read().get("call_id"));
+                eq(4, ids.size(), "answers");
+                eq(0, c.waitFor(), "exit status");
+            }
+        });
+
+        test("concurrency: a crash mid-flight ends the process; what came out is whole frames", () -> {
+            try (Child c = Child.hot("HOTFN_CONCURRENCY", "16")) {
+                c.read();
+                for (int i = 0; i < 16; i++) {
+                    Map<String, Object> req = requestFrame("call-" + i, new byte[100_000]);
+                    req.put("headers", i == 15 ? List.of(List.of("x-test", "exit"))
+                            : List.of(List.of("x-test", "sleep"), List.of("x-sleep-ms", String.valueOf(i % 3))));
+                    c.send(req);
+                }
+                int answered = 0;
+                Map<String, Object> f;
+                while ((f = c.reader.next()) != null) { // a torn frame would throw here
+                    eq("response", f.get("type"), "type");
+                    eq(100_000, ((byte[]) f.get("body")).length, "body length");
+                    answered++;
+                }
+                check(answered < 16, "answers: " + answered);
+                eq(3, c.waitFor(), "exit status");
+            }
+        });
+
+        test("concurrency: HOTFN_CONCURRENCY not a positive int -> one at a time, said on stderr", () -> {
+            try (Child c = Child.hot("HOTFN_CONCURRENCY", "lots")) {
+                check(!c.read().containsKey("concurrency"), "ready frame announces no concurrency");
+                eq("call-1", c.call(requestFrame("call-1", new byte[0])).get("call_id"), "call id");
+                c.closeStdin();
+                eq(0, c.waitFor(), "exit status");
+                check(c.stderr().contains("HOTFN_CONCURRENCY=lots"), c.stderr());
+            }
+        });
+
         test("hot: 2000 echo round trips over pipes (median, p99)", () -> {
             try (Child c = Child.hot()) {
                 c.read();
