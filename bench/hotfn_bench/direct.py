@@ -257,7 +257,7 @@ class DirectWorker:
         body, spec = self._cold_spec(cmd)
         d = self.driver
         marks = [("begin", time.perf_counter_ns())]
-        container_id = await d._call(d._create, spec, None)
+        container_id = await d._call(d._create, spec, None, None)
         marks.append(("create", time.perf_counter_ns()))
         container = None
         try:
