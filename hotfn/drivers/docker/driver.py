@@ -560,6 +560,19 @@ class DockerDriver(Driver):
             return ExitStatus(code, oom)
 
 
+def _fifo_dir(io_dir: str, prefix: str, fifos: Mapping[str, int]) -> str:
+    """A private directory under ``io_dir`` holding the named FIFOs (name -> mode)."""
+    # The node's directory may have been removed under us (a tmp cleaner, an operator):
+    # make it again rather than fail every start from now on.
+    os.makedirs(io_dir, mode=0o700, exist_ok=True)
+    path = tempfile.mkdtemp(prefix=prefix, dir=io_dir)
+    os.chmod(path, 0o755)  # the function may run as any user; the parent stays 0700
+    for name, mode in fifos.items():
+        os.mkfifo(f"{path}/{name}", mode)
+        os.chmod(f"{path}/{name}", mode)  # past the umask
+    return path
+
+
 class _Fifos:
     """A container's direct stdin and stdout: two FIFOs in a private directory."""
 
@@ -572,15 +585,7 @@ class _Fifos:
 
     @classmethod
     def make(cls, io_dir: str) -> "_Fifos":
-        # The node's directory may have been removed under us (a tmp cleaner, an operator):
-        # make it again rather than fail every start from now on.
-        os.makedirs(io_dir, mode=0o700, exist_ok=True)
-        path = tempfile.mkdtemp(prefix="c-", dir=io_dir)
-        os.chmod(path, 0o755)  # the function may run as any user; the parent stays 0700
-        for name in ("in", "out"):
-            os.mkfifo(f"{path}/{name}", 0o666)
-            os.chmod(f"{path}/{name}", 0o666)
-        return cls(path)
+        return cls(_fifo_dir(io_dir, "c-", {"in": 0o666, "out": 0o666}))
 
     def close(self) -> None:
         for stream in (self.stdin, self.stdout):
@@ -616,12 +621,7 @@ class _EnvFifo:
 
     @classmethod
     def make(cls, io_dir: str) -> "_EnvFifo":
-        os.makedirs(io_dir, mode=0o700, exist_ok=True)
-        path = tempfile.mkdtemp(prefix="p-", dir=io_dir)
-        os.chmod(path, 0o755)  # the function may run as any user; the parent stays 0700
-        os.mkfifo(f"{path}/env", 0o644)
-        os.chmod(f"{path}/env", 0o644)
-        return cls(path)
+        return cls(_fifo_dir(io_dir, "p-", {"env": 0o644}))
 
     def unread(self) -> int:
         pending = array.array("i", [0])
