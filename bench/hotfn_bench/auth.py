@@ -29,6 +29,7 @@ import jwt
 
 from .functions import ECHO_BODY, FUNCTIONS, build_images
 from .server import HotfnServer, free_port, remove_containers
+from .stats import percentile
 
 APP = "bench"
 # "none+jwt": the public route, sent the JWT's Authorization header all the same: what carrying
@@ -129,11 +130,6 @@ def noise(port: int, clients: int, stop: threading.Event) -> list[threading.Thre
     return threads
 
 
-def _p(samples: list[float], q: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, int(len(ordered) * q / 100))] if ordered else float("nan")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=3)
@@ -183,14 +179,14 @@ def main() -> None:
                 for connection in connections.values():
                     connection.close()
             for kind in KINDS:
-                results[f"{kind}_p50"].append(_p(samples[kind], 50))
-                results[f"{kind}_p99"].append(_p(samples[kind], 99))
-            results["quiet_p50_idle"].append(_p(sequential(port, "/r/quiet/echo", args.calls), 50))
+                results[f"{kind}_p50"].append(percentile(samples[kind], 50))
+                results[f"{kind}_p99"].append(percentile(samples[kind], 99))
+            results["quiet_p50_idle"].append(percentile(sequential(port, "/r/quiet/echo", args.calls), 50))
             stop = threading.Event()
             threads = noise(port, args.noisy_clients, stop)
             try:
                 time.sleep(1.0)  # the noisy app at its cap, its queue full
-                results["quiet_p50_saturated"].append(_p(sequential(port, "/r/quiet/echo", args.calls), 50))
+                results["quiet_p50_saturated"].append(percentile(sequential(port, "/r/quiet/echo", args.calls), 50))
             finally:
                 stop.set()
                 for t in threads:
