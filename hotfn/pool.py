@@ -704,8 +704,11 @@ class RoutePool:
         self.waiters.append(waiter)
         self._maybe_start()
         try:
-            if not waiter.granted.is_set():
+            if (not waiter.granted.is_set()
+                    and len(self.workers) + len(self.pending_capacity) < self.route.max_concurrency):
                 # Busy containers may free up soon: start more only if this call had to wait.
+                # (A pool at its max_concurrency skips this wait and its cancel scope: under
+                # load every queued call would pay for one.)
                 with trio.move_on_after(SCALE_AFTER):
                     await waiter.granted.wait()
                 if not waiter.granted.is_set():
