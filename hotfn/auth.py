@@ -25,8 +25,6 @@ import warnings
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
-import jwt
-
 from .store import Store
 from .tokens import MAX_SECRET_LENGTH, Token, hash_secret
 
@@ -191,6 +189,8 @@ def check_jwt(credentials: str, key: str, now: float | None = None) -> dict[str,
     exp)."""
     if len(credentials) > MAX_JWT_LENGTH:
         raise unauthorized()
+    import jwt  # here: only a route with auth "jwt" needs PyJWT (~1 MiB), and only on a miss of the cache above
+
     try:
         with warnings.catch_warnings():
             # PyJWT warns about short HMAC keys; IronFunctions routes may have them (README).
