@@ -189,7 +189,9 @@ def check_jwt(credentials: str, key: str, now: float | None = None) -> dict[str,
     exp)."""
     if len(credentials) > MAX_JWT_LENGTH:
         raise unauthorized()
-    import jwt  # here: only a route with auth "jwt" needs PyJWT (~1 MiB), and only on a miss of the cache above
+    # Imported here: only a route with auth "jwt" needs PyJWT (~1 MiB), and only when
+    # check_route's cache of verified tokens misses.
+    import jwt
 
     try:
         with warnings.catch_warnings():
