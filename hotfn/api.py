@@ -17,7 +17,7 @@ from typing import Any, Awaitable, Callable
 
 import trio
 
-from . import models, timeseries, tracecontext, ui
+from . import __version__, models, timeseries, tracecontext, ui
 from .auth import Access, Authenticator, AuthError
 from .drivers import Driver
 from .invoker import Invocation, Invoker, Outcome
@@ -580,13 +580,6 @@ async def list_nodes(api: Api, request: ApiRequest, match: re.Match) -> ApiRespo
                                          for n in await api.store.list_nodes()]})
 
 
-@needs(Access.OPEN)
-async def version(api: Api, request: ApiRequest, match: re.Match) -> ApiResponse:
-    from . import __version__  # looked up on first use (hotfn/__init__.py)
-
-    return json_response(200, {"version": __version__})
-
-
 async def stats(api: Api, request: ApiRequest, match: re.Match) -> ApiResponse:
     return json_response(200, api.pools.stats())
 
@@ -650,9 +643,8 @@ async def ui_redirect(api: Api, request: ApiRequest, match: re.Match) -> ApiResp
 
 @needs(Access.OPEN)
 async def version(api: Api, request: ApiRequest, match: re.Match) -> ApiResponse:
-    """IronFunctions' GET /version (open, as there and as /health): `fn version` shows it as the server's version."""
-    from . import __version__  # looked up on first use (hotfn/__init__.py)
-
+    """GET /v1/version, and IronFunctions' GET /version (open, as there and as /health): `fn
+    version` shows it as the server's version."""
     return json_response(200, {"version": __version__})
 
 

@@ -25,8 +25,6 @@ import warnings
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
-import jwt
-
 from .store import Store
 from .tokens import MAX_SECRET_LENGTH, Token, hash_secret
 
@@ -191,6 +189,10 @@ def check_jwt(credentials: str, key: str, now: float | None = None) -> dict[str,
     exp)."""
     if len(credentials) > MAX_JWT_LENGTH:
         raise unauthorized()
+    # Imported here: only a route with auth "jwt" needs PyJWT (~1 MiB), and only when
+    # check_route's cache of verified tokens misses.
+    import jwt
+
     try:
         with warnings.catch_warnings():
             # PyJWT warns about short HMAC keys; IronFunctions routes may have them (README).

@@ -24,6 +24,7 @@ from prometheus_client import (CONTENT_TYPE_LATEST, CollectorRegistry, Counter, 
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from . import __version__
 from .pool import DEATHS, HotWorker, PoolManager
 
 # Seconds. Calls: from a hot call's fraction of a millisecond to a long timeout.
@@ -183,9 +184,6 @@ class _LiveCollector(Collector):
         info = GaugeMetricFamily("hotfn_info", "This server: version and node id",
                                  labels=("version", "node"))
         if self.version is None:
-            # Looked up at the first scrape, not at start-up (hotfn.__version__ is lazy: costly).
-            from . import __version__
-
             self.version = __version__
         info.add_metric((self.version, self.node_id), 1)
         yield info

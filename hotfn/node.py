@@ -21,6 +21,7 @@ import time
 
 import trio
 
+from . import __version__
 from .store import NodeInfo, Store
 
 log = logging.getLogger(__name__)
@@ -113,9 +114,7 @@ class Registration:
         await self.store.register_node(self.node)
 
     async def run(self, task_status=trio.TASK_STATUS_IGNORED) -> None:
-        # On a thread: the version's lookup (importlib.metadata) takes tens of milliseconds.
-        version = await trio.to_thread.run_sync(lambda: __import__("hotfn").__version__)
-        self.node = dataclasses.replace(self.node, version=version)
+        self.node = dataclasses.replace(self.node, version=__version__)
         try:
             await self.beat()
         except Exception as exc:  # the store is down: /health says so; keep trying

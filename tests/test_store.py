@@ -395,3 +395,28 @@ async def test_queue_stats_count_queued_and_claimed_calls_per_route(db):
 
 
     await store.close()
+
+
+def test_batches_of_any_size_use_a_few_statement_sizes():
+    """Each chunk size is one prepared statement kept by the connection: batches of every size
+    from 1 to 2,000 rows must need only a few (SQLite held one per batch size, ~17 MB)."""
+    from hotfn.store.sql import _chunks
+
+    sizes = set()
+    for n in range(1, 2001):
+        rows = list(range(n))
+        chunks = list(_chunks(rows))
+        assert [r for chunk in chunks for r in chunk] == rows
+        assert len(chunks) <= n // 256 + 2
+        sizes.update(len(chunk) for chunk in chunks)
+    assert len(sizes) <= 31
+
+
+async def test_a_batch_of_odd_size_is_saved_whole(db):
+    store = open_store(db)
+    calls = [Call(id=f"c{i:04d}", app="a", route="/r", mode="hot", created_at=float(i))
+             for i in range(531)]  # 256 + 256 + 16 + 3
+    await store.save_calls(calls, [(c.id, "a", c.id.encode()) for c in calls])
+    assert (await store.get_call("a", "c0530")).created_at == 530.0
+    assert await store.get_log("a", "c0272") == b"c0272"
+    await store.close()

@@ -4,8 +4,6 @@ API token a user saved in the page, once the API asks for one)."""
 
 from __future__ import annotations
 
-from importlib import resources
-
 _TYPES = {
     ".html": "text/html; charset=utf-8",
     ".js": "text/javascript; charset=utf-8",
@@ -23,6 +21,8 @@ _assets: dict[str, tuple[str, bytes]] | None = None
 
 
 def _load() -> dict[str, tuple[str, bytes]]:
+    from importlib import resources  # here: a server nobody opens the dashboard of never loads it
+
     found = {}
     for entry in resources.files(__name__).iterdir():
         suffix = "." + entry.name.rpartition(".")[2]
