@@ -1,16 +1,21 @@
-"""Prometheus metrics, with prometheus_client: the only module that imports it.
+"""Prometheus metrics: what a server counts, and the scrape that GET /metrics answers (written
+by hotfn.promtext).
 
-Each server has its own CollectorRegistry (never the library's global one), so several
-servers in one process (the tests) keep apart. Two kinds of figures:
+Two kinds of figures:
 
-- Counted on the way (calls, latencies, container starts and ends): label children are bound
-  once per route and kept in a RouteMetrics, so a call costs a dict lookup and a few
-  increments. The labels are app, route (its path pattern, never the request path), mode,
-  status class, cause: bounded by apps x routes. A deleted route's series are removed.
+- Counted on the way (calls, latencies, container starts and ends): each route has a
+  RouteMetrics holding its counts and histograms, so a call costs a few dict lookups and
+  additions: plain arithmetic, no lock (everything that counts runs on the server's one trio
+  thread; the Docker SDK's worker threads never report here). The labels are app, route (its
+  path pattern, never the request path), mode, status class, cause: bounded by apps x routes,
+  and a RouteMetrics by modes x status classes and the fixed causes. A deleted route's
+  RouteMetrics is dropped, and its series with it.
 - Read at scrape time (containers per route and state, capacity, connections, the record
-  writer's lag, the async queue): a collector asks the live objects, so nothing is kept up to
-  date on the hot path. The async queue is asked of the store by the /metrics handler just
-  before it renders (one grouped query; see Store.queue_stats).
+  writer's lag, the async queue): asked of the live objects as the scrape is written, so
+  nothing is kept up to date on the hot path. The async queue is asked of the store by the
+  /metrics handler just before it renders (one grouped query; see Store.queue_stats).
+
+Each server has its own Metrics, so several servers in one process (the tests) keep apart.
 """
 
 from __future__ import annotations
@@ -19,13 +24,9 @@ import time
 from collections import Counter as Tally
 from typing import Callable, Iterable
 
-from prometheus_client import (CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram,
-                               disable_created_metrics, generate_latest)
-from prometheus_client.core import GaugeMetricFamily
-from prometheus_client.registry import Collector
-
 from . import __version__
 from .pool import DEATHS, HotWorker, PoolManager
+from .promtext import CONTENT_TYPE, Exposition, Histogram
 
 # Seconds. Calls: from a hot call's fraction of a millisecond to a long timeout.
 CALL_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
@@ -35,119 +36,91 @@ WAIT_BUCKETS = (0.0001, 0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
 START_BUCKETS = (0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 2.0, 3.0, 5.0, 10.0, 30.0, 60.0)
 STATUS_CLASSES = {n: f"{n}xx" for n in range(1, 6)}
 
-ROUTE = ("app", "route")
+# (name, type, help) of the counted families, in the order a scrape lists them.
+CALLS = ("hotfn_calls_total", "counter", "Calls run, by app, route, mode (hot, cold, async: each "
+         "run of an async call) and status class of the answer")
+DURATION = ("hotfn_call_duration_seconds", "histogram", "Calls from their start to their answer "
+            "(waiting for a container included)")
+QUEUE_WAIT = ("hotfn_call_queue_wait_seconds", "histogram", "Time a call waited for a warm "
+              "container (hot) or for room (cold); async: also its time in the queue before its "
+              "first run")
+START_SECONDS = ("hotfn_container_start_seconds", "histogram", "Hot containers: from the start of "
+                 "their creation to their ready frame")
+COLD_RUN = ("hotfn_cold_run_seconds", "histogram", "Cold calls: from their container's start to "
+            "its end")
+STARTS = ("hotfn_container_starts_total", "counter", "Containers started (hot and cold)")
+DEATHS_FAMILY = ("hotfn_container_deaths_total", "counter", "Containers that failed: crash, oom, "
+                 "killed (a signal), timeout, protocol_error, start_failed, cancelled (its call "
+                 "was abandoned)")
+STOPS = ("hotfn_container_stops_total", "counter", "Healthy containers ended: idle, retired "
+         "(route changed), evicted (room for another route), shutdown, exited (by itself when "
+         "done: a cold one with status 0, an http-format one after Connection: close)")
 
 
 class RouteMetrics:
-    """One route's label children, bound on first use and remembered so that they can all be
-    removed with the route."""
+    """One route's counts and histograms. A series appears once it has counted something."""
 
-    __slots__ = ("metrics", "labels", "_calls", "_durations", "_waits", "_bound")
+    __slots__ = ("labels", "calls", "durations", "queue_waits", "starts", "start_seconds",
+                 "cold_runs", "deaths", "stops")
 
-    def __init__(self, metrics: "Metrics", app: str, route: str) -> None:
-        self.metrics = metrics
-        self.labels = (app, route)
-        self._calls: dict[tuple[str, int], Callable[[], None]] = {}
-        self._durations: dict[str, Callable[[float], None]] = {}
-        self._waits: dict[str, Callable[[float], None]] = {}
-        self._bound: set[tuple[object, tuple[str, ...]]] = set()  # (family, label values)
-
-    def _child(self, family, *extra: str):
-        values = self.labels + extra
-        self._bound.add((family, values))
-        return family.labels(*values)
+    def __init__(self, app: str, route: str) -> None:
+        self.labels = (("app", app), ("route", route))
+        self.calls: dict[tuple[str, str], int] = {}  # (mode, status class) -> calls
+        self.durations: dict[str, Histogram] = {}  # by mode
+        self.queue_waits: dict[str, Histogram] = {}  # by mode
+        self.starts = 0
+        self.start_seconds: Histogram | None = None
+        self.cold_runs: Histogram | None = None
+        self.deaths: dict[str, int] = {}  # by cause
+        self.stops: dict[str, int] = {}  # by reason
 
     def call(self, mode: str, status: int, duration: float | None, queue_wait: float | None) -> None:
-        key = (mode, status // 100)
-        inc = self._calls.get(key)
-        if inc is None:
-            inc = self._calls[key] = self._child(self.metrics.calls, mode,
-                                                 STATUS_CLASSES.get(key[1], "other")).inc
-        inc()
+        key = (mode, STATUS_CLASSES.get(status // 100, "other"))
+        calls = self.calls
+        calls[key] = calls.get(key, 0) + 1
         if duration is not None:
-            observe = self._durations.get(mode)
-            if observe is None:
-                observe = self._durations[mode] = self._child(self.metrics.duration, mode).observe
-            observe(duration)
+            histogram = self.durations.get(mode)
+            if histogram is None:
+                histogram = self.durations[mode] = Histogram(CALL_BUCKETS)
+            histogram.observe(duration)
         if queue_wait is not None:
-            observe = self._waits.get(mode)
-            if observe is None:
-                observe = self._waits[mode] = self._child(self.metrics.queue_wait, mode).observe
-            observe(queue_wait)
+            histogram = self.queue_waits.get(mode)
+            if histogram is None:
+                histogram = self.queue_waits[mode] = Histogram(WAIT_BUCKETS)
+            histogram.observe(queue_wait)
 
     def container_starting(self) -> None:
-        self._child(self.metrics.container_starts).inc()
+        self.starts += 1
 
     def container_ready(self, seconds: float) -> None:
-        self._child(self.metrics.container_start_seconds).observe(seconds)
+        if self.start_seconds is None:
+            self.start_seconds = Histogram(START_BUCKETS)
+        self.start_seconds.observe(seconds)
 
     def container_ended(self, cause: str) -> None:
-        if cause in DEATHS:
-            self._child(self.metrics.container_deaths, cause).inc()
-        else:
-            self._child(self.metrics.container_stops, cause).inc()
+        counts = self.deaths if cause in DEATHS else self.stops
+        counts[cause] = counts.get(cause, 0) + 1
 
     def cold_run(self, seconds: float) -> None:
-        self._child(self.metrics.cold_run).observe(seconds)
-
-    def remove(self) -> None:
-        for family, values in self._bound:
-            try:
-                family.remove(*values)
-            except KeyError:
-                pass
-        self._bound.clear()
-        self._calls.clear()
-        self._durations.clear()
-        self._waits.clear()
+        if self.cold_runs is None:
+            self.cold_runs = Histogram(CALL_BUCKETS)
+        self.cold_runs.observe(seconds)
 
 
 class Metrics:
     def __init__(self, node_id: str, version: str | None = None) -> None:
-        # No *_created series beside each counter and histogram: they double the output and
-        # say only when a series was first seen. (A switch of the library, not of a registry.)
-        disable_created_metrics()
-        self.registry = CollectorRegistry(auto_describe=False)
-        r = self.registry
-        self.calls = Counter("hotfn_calls", "Calls run, by app, route, mode (hot, cold, async: "
-                             "each run of an async call) and status class of the answer",
-                             ROUTE + ("mode", "status"), registry=r)
-        self.duration = Histogram("hotfn_call_duration_seconds", "Calls from their start to "
-                                  "their answer (waiting for a container included)",
-                                  ROUTE + ("mode",), buckets=CALL_BUCKETS, registry=r)
-        self.queue_wait = Histogram("hotfn_call_queue_wait_seconds", "Time a call waited for a "
-                                    "warm container (hot) or for room (cold); async: also its "
-                                    "time in the queue before its first run",
-                                    ROUTE + ("mode",), buckets=WAIT_BUCKETS, registry=r)
-        self.container_start_seconds = Histogram(
-            "hotfn_container_start_seconds", "Hot containers: from the start of their creation "
-            "to their ready frame", ROUTE, buckets=START_BUCKETS, registry=r)
-        self.cold_run = Histogram("hotfn_cold_run_seconds", "Cold calls: from their container's "
-                                  "start to its end", ROUTE, buckets=CALL_BUCKETS, registry=r)
-        self.container_starts = Counter("hotfn_container_starts", "Containers started (hot and "
-                                        "cold)", ROUTE, registry=r)
-        self.container_deaths = Counter(
-            "hotfn_container_deaths", "Containers that failed: crash, oom, killed (a signal), "
-            "timeout, protocol_error, start_failed, cancelled (its call was abandoned)",
-            ROUTE + ("cause",), registry=r)
-        self.container_stops = Counter(
-            "hotfn_container_stops", "Healthy containers ended: idle, retired (route changed), "
-            "evicted (room for another route), shutdown, exited (by itself when done: a cold "
-            "one with status 0, an http-format one after Connection: close)",
-            ROUTE + ("reason",), registry=r)
         self._routes: dict[tuple[str, str], RouteMetrics] = {}
-        self._live = _LiveCollector(node_id, version)
-        r.register(self._live)
+        self._live = _Live(node_id, version)
 
     def route(self, app: str, route: str) -> RouteMetrics:
         metrics = self._routes.get((app, route))
         if metrics is None:
-            metrics = self._routes[(app, route)] = RouteMetrics(self, app, route)
+            metrics = self._routes[(app, route)] = RouteMetrics(app, route)
         return metrics
 
     def route_removed(self, app: str, route: str | None = None) -> None:
         for key in [k for k in self._routes if k[0] == app and (route is None or k[1] == route)]:
-            self._routes.pop(key).remove()
+            del self._routes[key]
 
     def watch(self, *, pools: PoolManager | None = None,
               record_lag: Callable[[], tuple[int, float]] | None = None,
@@ -166,10 +139,39 @@ class Metrics:
                             for app, route, depth, oldest in rows]
 
     def render(self) -> tuple[bytes, str]:
-        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+        out = Exposition()
+        routes = list(self._routes.values())
+        out.family(*CALLS)
+        for r in routes:
+            for (mode, status), n in r.calls.items():
+                out.sample(CALLS[0], r.labels + (("mode", mode), ("status", status)), n)
+        for family, by_mode in ((DURATION, "durations"), (QUEUE_WAIT, "queue_waits")):
+            out.family(*family)
+            for r in routes:
+                for mode, histogram in getattr(r, by_mode).items():
+                    out.histogram(family[0], r.labels + (("mode", mode),), histogram)
+        for family, attribute in ((START_SECONDS, "start_seconds"), (COLD_RUN, "cold_runs")):
+            out.family(*family)
+            for r in routes:
+                histogram = getattr(r, attribute)
+                if histogram is not None:
+                    out.histogram(family[0], r.labels, histogram)
+        out.family(*STARTS)
+        for r in routes:
+            if r.starts:
+                out.sample(STARTS[0], r.labels, r.starts)
+        for family, label, by_cause in ((DEATHS_FAMILY, "cause", "deaths"), (STOPS, "reason", "stops")):
+            out.family(*family)
+            for r in routes:
+                for cause, n in getattr(r, by_cause).items():
+                    out.sample(family[0], r.labels + ((label, cause),), n)
+        self._live.write(out)
+        return out.text(), CONTENT_TYPE
 
 
-class _LiveCollector(Collector):
+class _Live:
+    """The figures read at scrape time, from the objects ``Metrics.watch`` was given."""
+
     def __init__(self, node_id: str, version: str | None) -> None:
         self.node_id = node_id
         self.version = version
@@ -180,62 +182,61 @@ class _LiveCollector(Collector):
         self.async_running: Callable[[], int] | None = None
         self.queue: list[tuple[str, str, int, float]] = []
 
-    def collect(self):
-        info = GaugeMetricFamily("hotfn_info", "This server: version and node id",
-                                 labels=("version", "node"))
+    def write(self, out: Exposition) -> None:
         if self.version is None:
             self.version = __version__
-        info.add_metric((self.version, self.node_id), 1)
-        yield info
-        yield GaugeMetricFamily("hotfn_start_time_seconds", "When this server started (Unix time)",
-                                value=self.started)
+        _gauge(out, "hotfn_info", "This server: version and node id",
+               [((("version", self.version), ("node", self.node_id)), 1)])
+        _gauge(out, "hotfn_start_time_seconds", "When this server started (Unix time)", self.started)
         if self.pools is not None:
-            yield from self._pools(self.pools)
+            self._pools(out, self.pools)
         if self.connections is not None:
-            yield GaugeMetricFamily("hotfn_http_connections", "Open client connections",
-                                    value=self.connections())
+            _gauge(out, "hotfn_http_connections", "Open client connections", self.connections())
         if self.record_lag is not None:
             buffered, lag = self.record_lag()
-            yield GaugeMetricFamily("hotfn_call_records_buffered", "Call records not yet written "
-                                    "to the store", value=buffered)
-            yield GaugeMetricFamily("hotfn_call_records_lag_seconds", "Age of the oldest call "
-                                    "record not yet written to the store (0: none waiting)",
-                                    value=lag)
+            _gauge(out, "hotfn_call_records_buffered", "Call records not yet written to the "
+                   "store", buffered)
+            _gauge(out, "hotfn_call_records_lag_seconds", "Age of the oldest call record not yet "
+                   "written to the store (0: none waiting)", lag)
         if self.async_running is not None:
-            yield GaugeMetricFamily("hotfn_async_running", "Async calls this node is running",
-                                    value=self.async_running())
-        depth = GaugeMetricFamily("hotfn_async_queue_depth", "Async calls queued or running, by "
-                                  "route (all nodes sharing the store)", labels=ROUTE)
-        age = GaugeMetricFamily("hotfn_async_queue_oldest_age_seconds", "Age of the oldest "
-                                "async call queued or running, by route", labels=ROUTE)
-        for app, route, n, oldest in self.queue:
-            depth.add_metric((app, route), n)
-            age.add_metric((app, route), oldest)
-        yield depth
-        yield age
+            _gauge(out, "hotfn_async_running", "Async calls this node is running",
+                   self.async_running())
+        _gauge(out, "hotfn_async_queue_depth", "Async calls queued or running, by route (all "
+               "nodes sharing the store)",
+               [((("app", app), ("route", route)), n) for app, route, n, _ in self.queue])
+        _gauge(out, "hotfn_async_queue_oldest_age_seconds", "Age of the oldest async call "
+               "queued or running, by route",
+               [((("app", app), ("route", route)), age) for app, route, _, age in self.queue])
 
     @staticmethod
-    def _pools(pools: PoolManager):
-        containers = GaugeMetricFamily("hotfn_containers", "Warm containers of hot routes on this "
-                                       "node, by state: idle, busy, starting",
-                                       labels=ROUTE + ("state",))
-        waiting = GaugeMetricFamily("hotfn_route_waiting", "Calls waiting for a warm container",
-                                    labels=ROUTE)
+    def _pools(out: Exposition, pools: PoolManager) -> None:
+        containers, waiting = [], []
         for (app, route), pool in list(pools.pools.items()):
+            labels = (("app", app), ("route", route))
             states = Tally(w.state for w in pool.workers)
             for state in (HotWorker.IDLE, HotWorker.BUSY, HotWorker.STARTING):
-                containers.add_metric((app, route, state), states[state])
-            waiting.add_metric((app, route), pool.stats()["waiting"])
-        yield containers
-        yield waiting
+                containers.append((labels + (("state", state),), states[state]))
+            waiting.append((labels, pool.stats()["waiting"]))
+        _gauge(out, "hotfn_containers", "Warm containers of hot routes on this node, by state: "
+               "idle, busy, starting", containers)
+        _gauge(out, "hotfn_route_waiting", "Calls waiting for a warm container", waiting)
         c = pools.capacity
-        yield GaugeMetricFamily("hotfn_capacity_containers", "Containers counted against "
-                                "--max-containers (hot and cold)", value=c.containers)
-        yield GaugeMetricFamily("hotfn_capacity_containers_limit", "--max-containers",
-                                value=c.max_containers)
-        yield GaugeMetricFamily("hotfn_capacity_memory_bytes", "Memory limits of running "
-                                "containers, summed", value=c.memory_mb * 1024 * 1024)
-        yield GaugeMetricFamily("hotfn_capacity_memory_limit_bytes", "--max-memory-mb",
-                                value=c.max_memory_mb * 1024 * 1024)
-        yield GaugeMetricFamily("hotfn_capacity_waiting", "Container starts waiting for room",
-                                value=len(c.waiting))
+        _gauge(out, "hotfn_capacity_containers", "Containers counted against --max-containers "
+               "(hot and cold)", c.containers)
+        _gauge(out, "hotfn_capacity_containers_limit", "--max-containers", c.max_containers)
+        _gauge(out, "hotfn_capacity_memory_bytes", "Memory limits of running containers, summed",
+               c.memory_mb * 1024 * 1024)
+        _gauge(out, "hotfn_capacity_memory_limit_bytes", "--max-memory-mb",
+               c.max_memory_mb * 1024 * 1024)
+        _gauge(out, "hotfn_capacity_waiting", "Container starts waiting for room", len(c.waiting))
+
+
+def _gauge(out: Exposition, name: str, help: str,
+           value: float | list[tuple[tuple[tuple[str, str], ...], float]]) -> None:
+    """A gauge family: one unlabelled value, or (labels, value) pairs."""
+    out.family(name, "gauge", help)
+    if isinstance(value, list):
+        for labels, v in value:
+            out.sample(name, labels, v)
+    else:
+        out.sample(name, (), value)

@@ -33,6 +33,7 @@ from .config import Settings
 from .drivers import Driver, DriverError
 from .http import HttpConfig, HttpServer
 from .invoker import Invoker, Limits, container_spec
+from .metrics import Metrics
 from .pool import PoolManager
 from .node import NodeIdError, NodeLock, Registration
 from .store import Store, StoreError, display_url, is_postgres_url, open_store
@@ -187,11 +188,7 @@ class Server:
                         node_id=s.node_id, images=self._images)
         if s.log_format == "json":
             accesslog.use_json_logs()
-        metrics = None
-        if not s.no_metrics:
-            from .metrics import Metrics  # (its import costs ~60 ms: only when it is used)
-
-            metrics = Metrics(s.node_id)
+        metrics = None if s.no_metrics else Metrics(s.node_id)
         telemetry = Telemetry(
             metrics=metrics,
             access_log=accesslog.AccessLog(s.log_format, self._access_log_stream)

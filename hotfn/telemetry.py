@@ -9,17 +9,13 @@ calls report containers through the PoolEvents methods. Each of the three can be
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from .accesslog import AccessLog
 from .invoker import Outcome
+from .metrics import Metrics
 from .models import Call, Route
 from .pool import PoolEvents
 from .timeseries import Series
 from . import tracecontext
-
-if TYPE_CHECKING:  # prometheus_client takes ~60 ms to import: only a server with metrics pays
-    from .metrics import Metrics
 
 _MAX_LOGGED_ERROR = 200
 

@@ -14,6 +14,7 @@ from hotfn.drivers import ExitStatus
 from hotfn.invoker import Outcome
 from hotfn.metrics import Metrics
 from hotfn.models import Call, Route
+from hotfn.promtext import CONTENT_TYPE, Exposition, Histogram, format_value
 from hotfn.pool import CRASH, KILLED, OOM, exit_cause
 from hotfn.telemetry import Telemetry
 from hotfn.timeseries import SECONDS, RouteSeries
@@ -244,6 +245,68 @@ def test_metrics_queue_and_lag_read_at_scrape_time():
     assert seen[("hotfn_http_connections", ())] == 3
     assert seen[("hotfn_async_queue_depth", (("app", "a"), ("route", "/job")))] == 4
     assert seen[("hotfn_async_queue_oldest_age_seconds", (("app", "a"), ("route", "/job")))] == 60
+
+
+def test_exposition_text_byte_for_byte_escaping_and_cumulative_buckets():
+    out = Exposition()
+    out.family("x_total", "counter", 'Back\\slash, "quotes" stay,\nnew line')
+    out.sample("x_total", [("route", '/a"b\\c\nd'), ("app", "é")], 3)
+    out.family("x_seconds", "histogram", "h")
+    histogram = Histogram((0.5, 1.0, 2.5))
+    for value in (0.5, 0.7, 3.0, 0.1):  # 0.5 falls in le="0.5": a bound is "less or equal"
+        histogram.observe(value)
+    out.histogram("x_seconds", [("mode", "hot")], histogram)
+    out.family("x_empty", "gauge", "no samples: the family is still written")
+    out.family("x_bytes", "gauge", "g")
+    out.sample("x_bytes", (), 4096 * 1024 * 1024)
+    text = out.text().decode()
+    assert text == (
+        '# HELP x_total Back\\\\slash, "quotes" stay,\\nnew line\n'
+        "# TYPE x_total counter\n"
+        'x_total{app="é",route="/a\\"b\\\\c\\nd"} 3.0\n'
+        "# HELP x_seconds h\n"
+        "# TYPE x_seconds histogram\n"
+        'x_seconds_bucket{le="0.5",mode="hot"} 2.0\n'
+        'x_seconds_bucket{le="1.0",mode="hot"} 3.0\n'
+        'x_seconds_bucket{le="2.5",mode="hot"} 3.0\n'
+        'x_seconds_bucket{le="+Inf",mode="hot"} 4.0\n'
+        'x_seconds_count{mode="hot"} 4.0\n'
+        'x_seconds_sum{mode="hot"} 4.3\n'
+        "# HELP x_empty no samples: the family is still written\n"
+        "# TYPE x_empty gauge\n"
+        "# HELP x_bytes g\n"
+        "# TYPE x_bytes gauge\n"
+        "x_bytes 4.294967296e+09\n")
+    assert CONTENT_TYPE == "text/plain; version=0.0.4; charset=utf-8"
+    # prometheus_client's own parser reads back what was written.
+    families = {f.name: f for f in text_string_to_metric_families(text)}
+    assert families["x"].documentation == 'Back\\slash, "quotes" stay,\nnew line'
+    (sample,) = families["x"].samples
+    assert sample.labels == {"route": '/a"b\\c\nd', "app": "é"} and sample.value == 3
+    buckets = [(s.labels.get("le"), s.value) for s in families["x_seconds"].samples
+               if s.name == "x_seconds_bucket"]
+    assert buckets == [("0.5", 2), ("1.0", 3), ("2.5", 3), ("+Inf", 4)]
+    assert families["x_empty"].samples == []
+
+
+def test_metrics_an_unknown_status_class_is_one_other_series():
+    metrics = Metrics("n")
+    route = metrics.route("a", "/r")
+    route.call("hot", 600, None, None)
+    route.call("hot", 799, None, None)
+    body, content_type = metrics.render()
+    assert content_type == "text/plain; version=0.0.4; charset=utf-8"
+    lines = [line for line in body.decode().splitlines() if line.startswith("hotfn_calls_total")]
+    assert lines == ['hotfn_calls_total{app="a",mode="hot",route="/r",status="other"} 2.0']
+
+
+@pytest.mark.parametrize("value", [0, 1, 3, 0.25, 1e-9, 0.0005, 300.0, 123456.0, 1234567.0,
+                                   402653184, 1.700000000123456e9, 1e21, -2.5, -1e9,
+                                   float("inf"), float("-inf"), float("nan")])
+def test_values_are_written_as_prometheus_client_wrote_them(value):
+    from prometheus_client.utils import floatToGoString
+
+    assert format_value(value) == floatToGoString(value)
 
 
 @pytest.mark.parametrize("status, cause", [

@@ -1,26 +1,11 @@
-"""The `hotfn` command: run the server, talk to a running one, or run a function locally.
-
-    hotfn serve [--port 8080 ...]            run the server (options: hotfn serve --help)
-    hotfn apps create|list|inspect|update|delete
-    hotfn routes create|list|inspect|update|delete
-    hotfn call APP PATH < body               invoke a route
-    hotfn calls list|get APP / hotfn logs APP CALL_ID
-    hotfn init --runtime python DIR          write a minimal function
-    hotfn build DIR / hotfn deploy DIR --app APP [--watch] / hotfn run DIR [--port N]
-    hotfn images build [RUNTIME ...]         build the runtime images on this Docker host
-    hotfn version / hotfn completion bash
-
-Every subcommand is one `cmd_*` function and one `_add_*` function that declares its
-arguments; `build_parser` lists them in COMMANDS. `--server`, `--token` and `--json` are
-accepted before or after the subcommand.
-"""
+"""The client commands: talk to a running server (apps, routes, calls, logs, version), work
+on function directories (init, build, deploy, run), build the runtime images. Each is a `cmd_*`
+function and an `_add_*` function that declares its arguments, listed in COMMANDS."""
 
 from __future__ import annotations
 
 import argparse
-import difflib
 import json
-import logging
 import os
 import signal
 import sys
@@ -29,80 +14,12 @@ import time
 import urllib.parse
 from typing import Any, Callable
 
-from . import functions
-from .config import Settings
-
-DEFAULT_SERVER = "http://127.0.0.1:8080"
+from .. import functions
+from . import Parser, _find
 
 
 class CliError(Exception):
     pass
-
-
-# -- serve ------------------------------------------------------------------------------------
-
-
-def serve(args: argparse.Namespace) -> int:
-    import trio
-
-    from .server import Server, StartupError
-
-    settings = Settings.from_namespace(args)
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    server = Server(settings)
-    log = logging.getLogger("hotfn")
-
-    async def main() -> None:
-        # The receiver stays open for the whole run: the first SIGINT/SIGTERM starts a graceful
-        # shutdown, a second one cuts it short (calls in flight are cancelled; containers are
-        # still removed, under shielded cleanup).
-        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-            async with trio.open_nursery() as nursery:
-                run_scope = trio.CancelScope()
-
-                async def watch_signals() -> None:
-                    received = 0
-                    async for signum in signals:
-                        received += 1
-                        if received == 1:
-                            log.info("%s: stopping gracefully (again to stop at once)",
-                                     signal.Signals(signum).name)
-                            server.stop()
-                        else:
-                            log.warning("second signal: stopping at once")
-                            run_scope.cancel()
-
-                async def run(task_status=trio.TASK_STATUS_IGNORED) -> None:
-                    with run_scope:
-                        await server.run(task_status=task_status)
-                    nursery.cancel_scope.cancel()
-
-                nursery.start_soon(watch_signals)
-                await nursery.start(run)
-                print(f"hotfn serving on {server.url}", flush=True)
-
-    try:
-        trio.run(main)
-    except BaseException as exc:
-        startup = _find(exc, StartupError)
-        if startup is None:
-            raise
-        print(f"hotfn: cannot start: {startup}", file=sys.stderr)
-        return 1
-    return 0
-
-
-def _find(exc: BaseException, kind: type[BaseException]) -> BaseException | None:
-    """``exc`` or the first ``kind`` inside it (trio's nurseries wrap errors in groups)."""
-    if isinstance(exc, kind):
-        return exc
-    for inner in getattr(exc, "exceptions", ()):
-        found = _find(inner, kind)
-        if found is not None:
-            return found
-    return None
 
 
 # -- the client -------------------------------------------------------------------------------
@@ -464,7 +381,7 @@ def _local_route(app: str, path: str, image: str, settings: dict[str, Any],
                  config: dict[str, str]) -> Any:
     """The route a function is checked or run as, validated as the server would (a bad value
     in func.json is named here, before anything runs)."""
-    from . import models
+    from .. import models
 
     fields = {k: settings[k] for k in ("format", "memory", "timeout", "startup_timeout", "network")
               if k in settings}
@@ -478,7 +395,7 @@ def _check_starts(directory: str, route: Any) -> str:
     """Start the built function once on this engine; CliError (with its stderr) if it cannot."""
     import trio
 
-    from .local import CheckFailed, LocalRunner
+    from ..local import CheckFailed, LocalRunner
 
     async def check() -> str:
         async with LocalRunner(route) as runner:
@@ -491,8 +408,8 @@ def _check_starts(directory: str, route: Any) -> str:
 
 
 def _deploy_once(args: argparse.Namespace, client: Client) -> None:
-    from .drivers import DriverError
-    from .drivers.docker.images import remove_image_name, tag_image
+    from ..drivers import DriverError
+    from ..drivers.docker.images import remove_image_name, tag_image
 
     meta = functions.read_meta(args.dir)
     path = _path(args.path or meta.get("path") or "/" + os.path.basename(os.path.abspath(args.dir)))
@@ -537,7 +454,7 @@ def _deploy_once(args: argparse.Namespace, client: Client) -> None:
 
 
 def _snapshot(directory: str) -> dict[str, float]:
-    from .drivers.docker.images import context_files
+    from ..drivers.docker.images import context_files
 
     out = {}
     for name in context_files(directory):
@@ -574,8 +491,8 @@ def cmd_deploy(args: argparse.Namespace, client: Client) -> int:
 def cmd_run(args: argparse.Namespace, client: Client | None) -> int:
     import trio
 
-    from .api import ApiRequest
-    from .local import CheckFailed, LocalRunner, serve
+    from ..api import ApiRequest
+    from ..local import CheckFailed, LocalRunner, serve
 
     meta = functions.read_meta(args.dir)
     tag = args.tag or functions.default_tag(args.dir, None)
@@ -628,7 +545,7 @@ def cmd_run(args: argparse.Namespace, client: Client | None) -> int:
 
 
 def cmd_images(args: argparse.Namespace, client: Client | None) -> int:
-    from . import runtime_images as images
+    from .. import runtime_images as images
 
     try:
         images.build_runtime_images(args.runtimes or None, log=lambda m: print(f"[images] {m}", file=sys.stderr))
@@ -638,7 +555,7 @@ def cmd_images(args: argparse.Namespace, client: Client | None) -> int:
 
 
 def cmd_version(args: argparse.Namespace, client: Client) -> int:
-    from . import __version__
+    from .. import __version__
 
     server: Any
     try:
@@ -667,56 +584,6 @@ def cmd_completion(args: argparse.Namespace, client: Client | None) -> int:
     program = os.path.abspath(sys.argv[0]) if sys.argv and os.path.basename(sys.argv[0]) == "hotfn" else "hotfn"
     print(BASH_COMPLETION.format(program=program), end="")
     return 0
-
-
-def complete(parser: argparse.ArgumentParser, line: str, word: str) -> list[str]:
-    """The words that may follow ``line`` (bash's COMP_LINE up to the cursor), starting with
-    ``word``: subcommands along the parser tree, then that subcommand's options."""
-    words = line.split()[1:]
-    if word and words and words[-1] == word:
-        words = words[:-1]
-    current = parser
-    for token in words:
-        sub = _subcommands(current)
-        if token in sub:
-            current = sub[token]
-    candidates = list(_subcommands(current))
-    if word.startswith("-") or not candidates:
-        candidates += [o for a in current._actions for o in a.option_strings if o.startswith("--")]
-    return sorted(c for c in set(candidates) if c.startswith(word))
-
-
-def _subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            return dict(action.choices)
-    return {}
-
-
-# -- argument parsing -------------------------------------------------------------------------
-
-
-class Parser(argparse.ArgumentParser):
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        kwargs.setdefault("allow_abbrev", False)  # `--ap` is not silently `--app`
-        super().__init__(*args, **kwargs)
-
-
-def _client_options(suppress: bool) -> argparse.ArgumentParser:
-    """--server, --token, --json: on the top parser with their defaults, and on every
-    subcommand (defaults suppressed there, so a value given before the subcommand stays)."""
-    common = Parser(add_help=False)
-
-    def default(value: Any) -> Any:
-        return argparse.SUPPRESS if suppress else value
-
-    common.add_argument("--server", default=default(os.environ.get("HOTFN_SERVER", DEFAULT_SERVER)),
-                        help=f"the hotfn server [env HOTFN_SERVER; default {DEFAULT_SERVER}]")
-    common.add_argument("--token", default=default(os.environ.get("HOTFN_TOKEN")),
-                        help="API token, sent as Authorization: Bearer [env HOTFN_TOKEN]")
-    common.add_argument("--json", action="store_true", default=default(False),
-                        help="print the server's JSON answer")
-    return common
 
 
 def _add_apps(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -849,7 +716,7 @@ def _add_completion(sub: Any, common: argparse.ArgumentParser) -> None:
 
 
 def _add_lb_config(sub: Any, common: argparse.ArgumentParser) -> None:
-    from . import lb  # the cluster's load balancer configuration (hotfn/lb.py)
+    from .. import lb  # the cluster's load balancer configuration (hotfn/lb.py)
 
     lb.add_parser(sub)
 
@@ -857,75 +724,3 @@ def _add_lb_config(sub: Any, common: argparse.ArgumentParser) -> None:
 # One entry per subcommand, in the order `hotfn --help` lists them.
 COMMANDS = [_add_apps, _add_routes, _add_call, _add_calls, _add_logs, _add_init, _add_build,
             _add_deploy, _add_run, _add_images, _add_version, _add_completion, _add_lb_config]
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = Parser(prog="hotfn", description="Serverless functions in Docker, kept hot.",
-                    parents=[_client_options(suppress=False)])
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=Parser)
-    p = sub.add_parser("serve", help="run the server")
-    Settings.add_arguments(p)
-    p.set_defaults(func=None)
-    common = _client_options(suppress=True)
-    for add in COMMANDS:
-        add(sub, common)
-    return parser
-
-
-def unknown_option(parser: argparse.ArgumentParser, argv: list[str]) -> str | None:
-    """An error for the first option no parser on the way to the subcommand knows, with the
-    nearest known one (argparse alone says only which required option is missing)."""
-    current, known, takes_value = parser, set(), set()
-
-    def learn(p: argparse.ArgumentParser) -> None:
-        for action in p._actions:
-            known.update(action.option_strings)
-            if action.nargs != 0:
-                takes_value.update(action.option_strings)
-
-    learn(current)
-    path = ["hotfn"]
-    skip = False
-    for token in argv:
-        if skip:
-            skip = False
-            continue
-        if token == "--":
-            break
-        if token.startswith("-") and len(token) > 1 and not token[1:2].isdigit():
-            name = token.split("=", 1)[0]
-            if name not in known:
-                hint = difflib.get_close_matches(name, sorted(o for o in known if o.startswith("--")), n=1)
-                return (f"{' '.join(path)}: unknown option {name}"
-                        + (f" (did you mean {hint[0]}?)" if hint else ""))
-            skip = name in takes_value and "=" not in token
-            continue
-        sub = _subcommands(current)
-        if token in sub:
-            current = sub[token]
-            path.append(token)
-            learn(current)
-    return None
-
-
-def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    parser = build_parser()
-    if argv[:1] == ["__complete"]:  # bash: complete -C 'hotfn __complete' hotfn
-        line = os.environ.get("COMP_LINE", "hotfn")[: int(os.environ.get("COMP_POINT", "0") or 0) or None]
-        print("\n".join(complete(parser, line, argv[2] if len(argv) > 2 else "")))
-        return 0
-    problem = unknown_option(parser, argv)
-    if problem:
-        print(f"{problem}\n({problem.split(':')[0]} --help lists them)", file=sys.stderr)
-        return 2
-    args = parser.parse_args(argv)
-    if args.command == "serve":
-        del parser  # ~0.2 MB of every command's options and help, not needed while serving
-        return serve(args)
-    try:
-        client = None if getattr(args, "offline", False) else Client(args.server, args.token)
-        return args.func(args, client)
-    except (CliError, functions.FunctionError) as exc:
-        print(f"hotfn: {exc}", file=sys.stderr)
-        return 1

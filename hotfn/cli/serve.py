@@ -1,0 +1,62 @@
+"""`hotfn serve`: run the server until a signal stops it."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+
+import trio
+
+from ..config import Settings
+from ..server import Server, StartupError
+from . import _find
+
+
+def serve(args: argparse.Namespace) -> int:
+    settings = Settings.from_namespace(args)
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    server = Server(settings)
+    log = logging.getLogger("hotfn")
+
+    async def main() -> None:
+        # The receiver stays open for the whole run: the first SIGINT/SIGTERM starts a graceful
+        # shutdown, a second one cuts it short (calls in flight are cancelled; containers are
+        # still removed, under shielded cleanup).
+        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async with trio.open_nursery() as nursery:
+                run_scope = trio.CancelScope()
+
+                async def watch_signals() -> None:
+                    received = 0
+                    async for signum in signals:
+                        received += 1
+                        if received == 1:
+                            log.info("%s: stopping gracefully (again to stop at once)",
+                                     signal.Signals(signum).name)
+                            server.stop()
+                        else:
+                            log.warning("second signal: stopping at once")
+                            run_scope.cancel()
+
+                async def run(task_status=trio.TASK_STATUS_IGNORED) -> None:
+                    with run_scope:
+                        await server.run(task_status=task_status)
+                    nursery.cancel_scope.cancel()
+
+                nursery.start_soon(watch_signals)
+                await nursery.start(run)
+                print(f"hotfn serving on {server.url}", flush=True)
+
+    try:
+        trio.run(main)
+    except BaseException as exc:
+        startup = _find(exc, StartupError)
+        if startup is None:
+            raise
+        print(f"hotfn: cannot start: {startup}", file=sys.stderr)
+        return 1
+    return 0
