@@ -3,10 +3,14 @@
     text: 2026-12-02T09:05:42.123Z access POST demo /hello 200 0.512ms hot call=01KB... container=3f2a9c1b7d0e trace=0193...
     json: {"time": "...", "level": "info", "logger": "hotfn.access", "method": "POST", "app": "demo", ...}
 
-Lines go straight to a stream (stderr by default), one write each, not through the logging
-module's handler chain: the line is built once, and a server that does not want it
-(``--no-access-log``) pays nothing. ``--log-format json`` also makes every other log record
-one JSON object per line (JsonFormatter), so that a log shipper parses both alike.
+Lines go to a stream (stderr by default), not through the logging module's handler chain: the
+line is built once, and a server that does not want it (``--no-access-log``) pays nothing.
+While the server runs (``run``), lines are buffered and written together at most every
+FLUSH_INTERVAL seconds, or at once when FLUSH_BYTES are waiting, as nginx's ``buffer=`` does: a
+write and a flush per call cost a hot call ~5 % of its server time. So a line reaches the log up
+to 0.1 s after its call's answer, and a SIGKILL loses at most that much; a clean stop writes
+every line. ``--log-format json`` also makes every other log record one JSON object per line
+(JsonFormatter), so that a log shipper parses both alike.
 """
 
 from __future__ import annotations
@@ -17,7 +21,11 @@ import sys
 import time
 from typing import TextIO
 
+import trio
+
 FORMATS = ("text", "json")
+FLUSH_INTERVAL = 0.1  # seconds a line may wait in the buffer
+FLUSH_BYTES = 64 * 1024  # written at once when this much waits
 
 
 _last_second: tuple[int, str] = (-1, "")
@@ -48,6 +56,11 @@ class AccessLog:
             raise ValueError(f"log format must be one of {', '.join(FORMATS)}, not {format!r}")
         self.format = format
         self.stream = stream
+        self._pending: list[str] = []
+        self._pending_size = 0
+        # Set when a line enters an empty buffer; None while nothing runs to write the buffer
+        # (a line is written at once then).
+        self._has_lines: trio.Event | None = None
 
     def line(self, *, at: float, method: str, app: str, route: str, status: int | None,
              duration_ms: float | None, mode: str, call_id: str, container: str | None,
@@ -72,12 +85,47 @@ class AccessLog:
         return line + "\n"
 
     def write(self, **fields) -> None:
+        line = self.line(**fields)
+        if self._has_lines is None:
+            self._emit(line)
+            return
+        self._pending.append(line)
+        self._pending_size += len(line)
+        if self._pending_size >= FLUSH_BYTES:
+            self.flush()
+        elif len(self._pending) == 1:
+            self._has_lines.set()
+
+    def flush(self) -> None:
+        """Write the buffered lines now."""
+        if self._pending:
+            text = "".join(self._pending)
+            self._pending.clear()
+            self._pending_size = 0
+            self._emit(text)
+
+    def _emit(self, text: str) -> None:
         stream = self.stream or sys.stderr
         try:
-            stream.write(self.line(**fields))
+            stream.write(text)
             stream.flush()
         except (OSError, ValueError):
             pass  # a closed or broken stderr must not fail a call
+
+    async def run(self, task_status=trio.TASK_STATUS_IGNORED) -> None:
+        """Write buffered lines every FLUSH_INTERVAL while there are any; everything when
+        cancelled (the server's stop)."""
+        try:
+            self._has_lines = trio.Event()
+            task_status.started()
+            while True:
+                await self._has_lines.wait()
+                await trio.sleep(FLUSH_INTERVAL)
+                self._has_lines = trio.Event()
+                self.flush()
+        finally:
+            self._has_lines = None
+            self.flush()
 
 
 class JsonFormatter(logging.Formatter):

@@ -6,6 +6,7 @@ This layer sees requests and responses as plain values (no sockets, no h11). The
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
@@ -59,6 +60,9 @@ class ApiResponse:
     status: int
     headers: Headers = field(default_factory=list)
     body: bytes = b""
+    # Called once the response is written, or could not be (the client left): work the client
+    # need not wait for. The HTTP layer calls it exactly once.
+    after: Callable[[], None] | None = None
 
 
 class ApiError(Exception):
@@ -273,7 +277,20 @@ class Api:
             self.dispatcher.wake()
             return json_response(202, {"call_id": call_id}, [("hotfn-call-id", call_id)])
         outcome = await self._run(inv, call)
-        return self._outcome_response(outcome, call_id)
+        response = self._outcome_response(outcome, call_id)
+        if self.config.call_records == "sync":
+            self.telemetry.call_done(call, outcome, inv.method, outcome.mode)
+            await self.recorder.record_committed(call, outcome.log)
+        else:
+            # The call's bookkeeping (metrics, chart, access log, its record in the writer's
+            # buffer) is done once its answer is written: the client does not wait for it
+            # (~15 us of a hot call). Its times were taken above, so they are the same.
+            response.after = functools.partial(self._call_done, call, outcome, inv.method)
+        return response
+
+    def _call_done(self, call: Call, outcome: Outcome, method: str) -> None:
+        self.telemetry.call_done(call, outcome, method, outcome.mode)
+        self.recorder.record(call, outcome.log)
 
     async def _run(self, inv: Invocation, call: Call) -> Outcome:
         call.status = "running"
@@ -291,11 +308,6 @@ class Api:
         call.http_status = outcome.status
         call.error = outcome.error
         call.container_id = outcome.container_id
-        self.telemetry.call_done(call, outcome, inv.method, outcome.mode)
-        if self.config.call_records == "sync":
-            await self.recorder.record_committed(call, outcome.log)
-        else:
-            self.recorder.record(call, outcome.log)
         return outcome
 
     def _outcome_response(self, outcome: Outcome, call_id: str) -> ApiResponse:

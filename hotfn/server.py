@@ -234,6 +234,8 @@ class Server:
                                            enabled=self._admin_token is not None),
                         images=self._images, telemetry=telemetry)
                     await api.reload_routes()
+                    if telemetry.access_log is not None:
+                        await services.start(telemetry.access_log.run)
                     await services.start(api.run_background)
                     await services.start(pools.run_housekeeping)
                     services.start_soon(_prune_networks, driver)

@@ -103,9 +103,12 @@ async def test_function_that_hangs_past_its_timeout_gives_504_and_a_fresh_contai
     await server.create_route(path="/hot", image="hotfn-test/conformance-python", format="hot", timeout=1)
     await server.create_route(path="/cold", image="hotfn-test/conformance-python", timeout=1)
     first = await server.call("demo", "/hot", b"x")
+    asked = trio.current_time()
     with trio.fail_after(10):
         hung = await server.call("demo", "/hot", headers=[("x-hotfn-test", "sleep"), ("x-sleep-ms", "60000")])
     assert hung.status == 504
+    # At its deadline, not once the container is removed: the waiting call is woken at once.
+    assert trio.current_time() - asked < 2.5
     assert "timeout of 1 s" in hung.json()["error"]["message"]
     after = await server.call("demo", "/hot", b"y")
     assert after.status == 200 and after.body == b"y"

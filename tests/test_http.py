@@ -464,3 +464,44 @@ async def test_a_slow_reader_that_keeps_reading_gets_the_whole_response():
                 await trio.sleep(0.05)  # 256 KiB per 50 ms: the whole takes 0.6 s, more than 0.4
         nursery.cancel_scope.cancel()
     assert received.partition(b"\r\n\r\n")[2] == body
+
+
+async def test_a_responses_after_work_runs_once_after_it_is_written_or_fails():
+    """ApiResponse.after (a call's bookkeeping) runs once the response is out, once a response
+    that could not be sent is replaced, and once the client has gone: never twice, never lost."""
+    ran: list[str] = []
+
+    async def api(request: ApiRequest) -> ApiResponse:
+        if request.target == "/bad":  # a header HTTP cannot carry: a 502 goes instead
+            return ApiResponse(200, [("x-bad", "a\r\nb")], b"", after=lambda: ran.append("bad"))
+        if request.target == "/raise":  # bookkeeping that fails must not end the connection
+            return ApiResponse(200, [], b"r", after=lambda: 1 / 0)
+        return ApiResponse(200, [], b"ok", after=lambda: ran.append(request.target))
+
+    async def serve(data: bytes, *, leave: bool = False) -> bytes:
+        client, server_side = trio.testing.memory_stream_pair()
+        server = HttpServer(api, HttpConfig(keepalive_timeout=0.3))
+        out = bytearray()
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(server.serve_connection, server_side)
+            await client.send_all(data)
+            if leave:
+                await client.aclose()  # gone before the answer is written
+                await trio.sleep(0.1)
+            else:
+                with trio.move_on_after(1):
+                    while chunk := await client.receive_some(65536):
+                        out += chunk
+            nursery.cancel_scope.cancel()
+        return bytes(out)
+
+    raw = await serve(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /raise HTTP/1.1\r\nHost: x\r\n\r\n"
+                      b"GET /b HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert statuses(raw) == [200, 200, 200]
+    assert ran == ["/a", "/b"]
+    ran.clear()
+    assert statuses(await serve(b"GET /bad HTTP/1.1\r\nHost: x\r\n\r\n")) == [502]
+    assert ran == ["bad"]
+    ran.clear()
+    await serve(b"GET /gone HTTP/1.1\r\nHost: x\r\n\r\n", leave=True)
+    assert ran == ["/gone"]

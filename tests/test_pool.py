@@ -12,7 +12,7 @@ from fakes import FakeDriver
 from hotfn import protocol
 from hotfn.invoker import Limits, container_spec
 from hotfn.models import Route
-from hotfn.pool import PoolClosed, PoolManager, QueueTimeout, StartFailed
+from hotfn.pool import SCALE_AFTER, CallTimeout, PoolClosed, PoolManager, QueueTimeout, StartFailed
 
 
 @pytest.fixture
@@ -346,3 +346,31 @@ async def test_a_stale_route_never_brings_an_old_revision_back(nursery, autojump
     r2_timeout = dataclasses.replace(r2, timeout=5.0, updated_at=3.0)
     assert world.pools.pool_for(r2_timeout) is new_pool and new_pool.route is r2_timeout
     assert world.pools.pool_for(r2) is new_pool and new_pool.route is r2_timeout
+
+
+async def test_a_call_past_its_deadline_times_out_then_and_only_it(nursery, autojump_clock):
+    """Deadlines are timed by one task (CallDeadlines), not a cancel scope per call: each call
+    ends at its own deadline, whatever the order they were made in, and only its container goes."""
+    world = World(nursery)
+    slow, quick = route("/slow", timeout=30, max_concurrency=2), route("/quick", timeout=2)
+    ended: dict[str, tuple[str, float]] = {}
+
+    async def one(r: Route, delay: float, name: str) -> None:
+        started = trio.current_time()
+        try:
+            await world.call(r, delay=delay, call_id=name)
+            ended[name] = ("ok", trio.current_time() - started)
+        except CallTimeout:
+            ended[name] = ("timeout", trio.current_time() - started)
+
+    async with trio.open_nursery() as calls:
+        calls.start_soon(one, slow, 100, "slow")  # registered first, due last
+        await trio.sleep(1)
+        calls.start_soon(one, quick, 100, "quick")  # an earlier deadline, added later
+        calls.start_soon(one, slow, 5, "fine")  # answers before its deadline
+    assert ended["quick"] == ("timeout", pytest.approx(2, abs=0.01))
+    assert ended["slow"] == ("timeout", pytest.approx(30, abs=0.01))
+    assert ended["fine"] == ("ok", pytest.approx(5 + SCALE_AFTER, abs=0.01))  # (a second container)
+    assert world.pools.deadlines.expired(trio.current_time()) == []  # nothing left behind
+    # The timed-out containers were replaced; the route still serves.
+    assert await world.call(quick, call_id="after")

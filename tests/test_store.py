@@ -92,6 +92,17 @@ async def test_calls_page_newest_first_and_purge(db):
     await store.close()
 
 
+async def test_a_call_saved_without_a_log_has_an_empty_one(db):
+    store = open_store(db)
+    await store.save_calls([Call(id="quiet", app="a", route="/r", mode="hot", created_at=time.time())], [])
+    assert await store.get_log("a", "quiet") == b""
+    with pytest.raises(NotFound):
+        await store.get_log("a", "never-ran")
+    with pytest.raises(NotFound):
+        await store.get_log("b", "quiet")  # another app's call
+    await store.close()
+
+
 async def test_recorder_keeps_records_when_a_save_fails(db):
     from hotfn.calls import CallRecorder
 
@@ -112,6 +123,35 @@ async def test_recorder_keeps_records_when_a_save_fails(db):
     await recorder.flush()
     assert (await store.get_call("a", "c1")).id == "c1"
     assert await store.get_log("a", "c1") == b"log"
+    await store.close()
+
+
+async def test_recorder_writes_no_row_for_an_empty_log_but_keeps_a_retry_s(db):
+    from hotfn.calls import CallRecorder
+
+    store = open_store(db)
+    real_save = store.save_calls
+    written: list[tuple[str, bytes]] = []
+
+    async def save(calls, logs):
+        logs = list(logs)
+        written.extend((call_id, data) for call_id, _, data in logs)
+        await real_save(calls, logs)
+
+    store.save_calls = save
+    recorder = CallRecorder(store)
+    now = time.time()
+    recorder.record(Call(id="quiet", app="a", route="/r", mode="hot", created_at=now, attempts=1), b"")
+    recorder.record(Call(id="loud", app="a", route="/r", mode="hot", created_at=now, attempts=1), b"out")
+    await recorder.flush()
+    assert written == [("loud", b"out")]
+    assert await store.get_log("a", "quiet") == b""
+    # An async call's first run logged; its second run's empty log replaces that one.
+    recorder.record(Call(id="quiet", app="a", route="/r", mode="async", created_at=now, attempts=1), b"boom")
+    await recorder.flush()
+    recorder.record(Call(id="quiet", app="a", route="/r", mode="async", created_at=now, attempts=2), b"")
+    await recorder.flush()
+    assert await store.get_log("a", "quiet") == b""
     await store.close()
 
 

@@ -5,6 +5,7 @@ import io
 import json
 
 import pytest
+import trio
 from prometheus_client.parser import text_string_to_metric_families
 
 from hotfn import models, tracecontext
@@ -146,6 +147,30 @@ def test_access_log_survives_a_broken_stream():
     stream = io.StringIO()
     stream.close()
     AccessLog("text", stream).write(**_fields())  # no exception: a call never fails for its log line
+
+
+async def test_access_log_lines_are_written_together_while_it_runs(autojump_clock):
+    from hotfn import accesslog
+
+    stream = io.StringIO()
+    log = AccessLog("text", stream)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(log.run)
+        log.write(**_fields(call_id="A"))
+        log.write(**_fields(call_id="B"))
+        assert stream.getvalue() == ""  # buffered
+        await trio.sleep(accesslog.FLUSH_INTERVAL * 1.5)
+        assert [line.split()[8] for line in stream.getvalue().splitlines()] == ["call=A", "call=B"]
+        # A full buffer goes at once, without waiting for the interval.
+        many = accesslog.FLUSH_BYTES // len(log.line(**_fields(call_id="C"))) + 1
+        for _ in range(many):
+            log.write(**_fields(call_id="C"))
+        assert stream.getvalue().count("call=C") == many
+        log.write(**_fields(call_id="D"))
+        nursery.cancel_scope.cancel()
+    assert "call=D" in stream.getvalue()  # written as it stopped
+    log.write(**_fields(call_id="E"))
+    assert "call=E" in stream.getvalue()  # not running: at once, as before it ran
 
 
 # -- metrics ---------------------------------------------------------------------------------------

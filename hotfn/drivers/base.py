@@ -110,6 +110,10 @@ class Container(abc.ABC):
         """Bytes sent to stdin that the process has not read yet; None where unknowable."""
         return None
 
+    def close_stdout(self) -> None:
+        """Stop reading stdout (the container is done for): a receive_stdout waiting now
+        returns None at once; only where ``separate_stdout``."""
+
     @abc.abstractmethod
     async def send_all(self, data: bytes) -> None:
         """Write to the process's stdin; ContainerGone if it cannot take it any more."""

@@ -145,6 +145,16 @@ def _readable(exc: BaseException) -> str:
     return _BYTES_REPR.sub(show, str(exc))
 
 
+def _after(response: ApiResponse) -> None:
+    """The response's ``after`` work (its call's bookkeeping), whatever became of the response."""
+    if response.after is not None:
+        after, response.after = response.after, None
+        try:
+            after()
+        except Exception:
+            log.exception("error after a response (%s)", _call_id_of(response) or "no call id")
+
+
 class _UnsendableResponse(Exception):
     """A response HTTP cannot carry as it is."""
 
@@ -515,6 +525,8 @@ class HttpConnection:
                 log.exception("response%s could not be sent; closing its connection",
                               f" to call {call_id}" if call_id else "")
                 return
+            finally:
+                _after(response)
             self.requests += 1
             if (not keep_open or self.server.stopping
                     or self.scope.cancel_called):  # (the send deadline passed as it ended)

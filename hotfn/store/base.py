@@ -165,7 +165,9 @@ class Store(abc.ABC):
         until: float | None = None, limit: int = 50, before_id: str | None = None,
     ) -> list[Call]: ...
     @abc.abstractmethod
-    async def get_log(self, app: str, call_id: str) -> bytes: ...
+    async def get_log(self, app: str, call_id: str) -> bytes:
+        """A call's log; b"" for a call stored without one (empty logs are not written);
+        NotFound when there is no such call."""
     @abc.abstractmethod
     async def purge(self, older_than: float) -> int:
         """Delete call records and logs created before ``older_than``; how many calls went.

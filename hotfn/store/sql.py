@@ -460,9 +460,14 @@ class SqlStore(Store):
         def work(db: Db) -> bytes:
             row = self._exec(db, "SELECT data FROM logs WHERE app = ? AND call_id = ?",
                              (app, call_id)).fetchone()
-            if row is None:
+            if row is not None:
+                return bytes(row[0])
+            # An empty log is not stored (most calls write nothing to stderr): a call that
+            # exists without one has an empty log.
+            if self._exec(db, "SELECT 1 FROM calls WHERE app = ? AND id = ?",
+                          (app, call_id)).fetchone() is None:
                 raise NotFound(f"no log for call {call_id!r} in app {app!r}")
-            return bytes(row[0])
+            return b""
 
         return await self._run(work)
 

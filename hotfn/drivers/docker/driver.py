@@ -766,6 +766,11 @@ class DockerContainer(Container):
             return None
         return pending[0]
 
+    def close_stdout(self) -> None:
+        if self._fifos is not None:
+            with contextlib.suppress(OSError):
+                self._fifos.stdout.close()  # (trio wakes a task waiting on it: notify_closing)
+
     def receive_stdout_nowait(self) -> bytes | None:
         assert self._fifos is not None
         try:
