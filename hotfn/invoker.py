@@ -161,10 +161,11 @@ class Invoker:
             waited_from = trio.current_time()
             try:
                 worker = await pool.acquire()
-                queue_wait = trio.current_time() - waited_from
+                acquired = trio.current_time()
+                queue_wait = acquired - waited_from
                 container_id = worker.container_id
                 try:
-                    frame, log = await worker.call(request, trio.current_time() + route.timeout)
+                    frame, log = await worker.call(request, acquired + route.timeout)
                 finally:
                     pool.release(worker)
             except protocol.FrameTooLarge as exc:

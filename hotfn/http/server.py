@@ -108,6 +108,9 @@ _malloc_trim: Callable[[int], int] | None | bool = False  # False: not looked up
 
 
 _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]{1,100}")
+# Response header names already encoded and checked: the same few come with every response.
+_checked_names: dict[str, bytes] = {}
+_CHECKED_NAMES = 1024  # at most: names come from functions, which may make up any
 # Statuses whose responses never have a body (RFC 9110 6.4.1): one with a body cannot be framed.
 _NO_BODY_STATUSES = frozenset({204, 304})
 
@@ -175,6 +178,15 @@ def _decode_header_value(raw: bytes) -> str:
         return raw.decode("utf-8")
     except UnicodeDecodeError:
         return raw.decode("latin-1")
+
+
+def _decode_headers(headers: list[tuple[bytes, bytes]]) -> list[tuple[str, str]]:
+    """Names as latin-1 (they are tokens), values as UTF-8, or latin-1 where they are not."""
+    try:
+        # All at once, no call per header: the common case, every value UTF-8 (ASCII mostly).
+        return [(name.decode("latin-1"), value.decode("utf-8")) for name, value in headers]
+    except UnicodeDecodeError:
+        return [(name.decode("latin-1"), _decode_header_value(value)) for name, value in headers]
 
 
 def _has_both_lengths(headers: list[tuple[bytes, bytes]]) -> bool:
@@ -408,9 +420,14 @@ class HttpConnection:
             raise _UnsendableResponse(f"status {status} cannot have a body")
         lines = [_STATUS_LINES.get(status) or b"HTTP/1.1 %d \r\n" % status]
         for name, value in response.headers:
-            raw_name, raw_value = name.encode("latin-1"), value.encode("utf-8")
-            if not _FIELD_NAME.fullmatch(raw_name):
-                raise _UnsendableResponse(f"illegal header name {_show_bytes(raw_name)}")
+            raw_name = _checked_names.get(name)
+            if raw_name is None:
+                raw_name = name.encode("latin-1")
+                if not _FIELD_NAME.fullmatch(raw_name):
+                    raise _UnsendableResponse(f"illegal header name {_show_bytes(raw_name)}")
+                if len(_checked_names) < _CHECKED_NAMES:
+                    _checked_names[name] = raw_name
+            raw_value = value.encode("utf-8")
             if not _FIELD_VALUE.fullmatch(raw_value):
                 raise _UnsendableResponse(f"illegal header value {_show_bytes(raw_value)}")
             if keep_alive and raw_name.lower() == b"connection" and b"close" in raw_value.lower():
@@ -504,8 +521,7 @@ class HttpConnection:
             request = ApiRequest(
                 method=received.method.decode("ascii"),
                 target=received.target.decode("ascii", "replace"),
-                headers=[(k.decode("latin-1"), _decode_header_value(v))
-                         for k, v in received.headers],
+                headers=_decode_headers(received.headers),
                 body=received.body,
             )
             try:
