@@ -222,7 +222,7 @@ def _hot_attribution(hot: dict[str, Any]) -> list[dict[str, Any]]:
         _m(hot[k]) for k in ("http", "baseline_http", "raw_tcp", "server_invoker", "direct"))
     rows = [
         ("client and loopback TCP (raw-socket server: no HTTP library)", raw),
-        ("HTTP front: h11 parse and serialise, trio I/O (baseline server minus raw)", base - raw),
+        ("HTTP front: request parsing (simple.py; h11 for the rest), response, trio I/O (baseline server minus raw)", base - raw),
         ("hotfn API around the invoker: routing, Invocation and Call records, response headers",
          total - base - invoker),
         ("hotfn invoker beyond a bare frame round trip: pool acquire/release, trio wake-ups",
