@@ -123,7 +123,9 @@ TEMPLATES = sorted(p.name for p in TEMPLATES_DIR.iterdir() if p.is_dir())
 def init_function(directory: str, runtime: str) -> list[str]:
     if runtime not in TEMPLATES:
         raise FunctionError(f"unknown runtime {runtime!r}; choose from {', '.join(TEMPLATES)}")
-    sources = sorted((TEMPLATES_DIR / runtime).iterdir())
+    # Files only: an installed package may hold a template's __pycache__ (pip compiles
+    # every .py it installs), which is no part of a new function.
+    sources = sorted(p for p in (TEMPLATES_DIR / runtime).iterdir() if p.is_file())
     clashes = [s.name for s in sources if os.path.exists(os.path.join(directory, s.name))]
     if clashes:
         raise FunctionError(f"{', '.join(clashes)} exist(s) in {directory} already; not overwriting")

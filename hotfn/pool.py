@@ -279,6 +279,7 @@ class CallDeadlines:
         self._by_timeout: dict[float, dict[_Slot, tuple[float, HotWorker]]] = {}
         self._wake_at = math.inf  # when the task wakes next
         self._sleep: trio.CancelScope | None = None  # its sleep, while it sleeps
+        self._stopped = False
 
     def add(self, slot: "_Slot", worker: "HotWorker", deadline: float) -> None:
         # Rounded to the millisecond: calls of one route fall in one dict.
@@ -316,12 +317,18 @@ class CallDeadlines:
         return due
 
     async def run(self) -> None:
-        while True:
+        """Until ``stop``: the nursery it runs in may be waiting for its tasks to end."""
+        while not self._stopped:
             for slot, worker in self.expired(trio.current_time()):
                 worker.time_out(slot)
             with trio.CancelScope(deadline=self._wake_at) as self._sleep:
                 await trio.sleep_forever()
             self._sleep = None
+
+    def stop(self) -> None:
+        self._stopped = True
+        if self._sleep is not None:
+            self._sleep.cancel()
 
 
 # -- one warm container -----------------------------------------------------------------------
@@ -1102,6 +1109,7 @@ class PoolManager:
         with trio.CancelScope(shield=True), trio.move_on_after(30):
             while any(p.workers for p in pools):
                 await trio.sleep(0.05)
+        self.deadlines.stop()  # no call is left to time
 
     def stats(self) -> dict[str, object]:
         return {

@@ -374,3 +374,13 @@ async def test_a_call_past_its_deadline_times_out_then_and_only_it(nursery, auto
     assert world.pools.deadlines.expired(trio.current_time()) == []  # nothing left behind
     # The timed-out containers were replaced; the route still serves.
     assert await world.call(quick, call_id="after")
+
+
+async def test_a_closed_manager_leaves_its_nursery_free_to_end(autojump_clock):
+    """The deadline task must not keep its nursery open once the manager is closed (hotfn
+    deploy's start check and `hotfn run` wait for theirs to end)."""
+    with trio.fail_after(600):
+        async with trio.open_nursery() as nursery:
+            world = World(nursery)
+            assert await world.call(route())
+            await world.pools.close(grace=1)
