@@ -174,7 +174,7 @@ class _Live:
 
     def __init__(self, node_id: str, version: str | None) -> None:
         self.node_id = node_id
-        self.version = version
+        self.version = version or __version__
         self.started = time.time()
         self.pools: PoolManager | None = None
         self.record_lag: Callable[[], tuple[int, float]] | None = None
@@ -183,8 +183,6 @@ class _Live:
         self.queue: list[tuple[str, str, int, float]] = []
 
     def write(self, out: Exposition) -> None:
-        if self.version is None:
-            self.version = __version__
         _gauge(out, "hotfn_info", "This server: version and node id",
                [((("version", self.version), ("node", self.node_id)), 1)])
         _gauge(out, "hotfn_start_time_seconds", "When this server started (Unix time)", self.started)

@@ -25,8 +25,8 @@ import dataclasses
 import functools
 import itertools
 import json
-import operator
 import logging
+import operator
 import re
 import time
 from dataclasses import dataclass

@@ -702,7 +702,7 @@ class DockerContainer(Container):
         self._demux = Demultiplexer()
         self._killed = False
         self._send_lock = trio.Lock()
-        self._pending = array.array("i", [0])  # FIONREAD's answer (receive_stdout_nowait)
+        self._pending = array.array("i", [0])  # FIONREAD's answer (_unread)
         self._exit_watched: trio.Event | None = None
         self._exit_early: ExitStatus | None = None
 
@@ -763,12 +763,16 @@ class DockerContainer(Container):
     def unread_stdin(self) -> int | None:
         if self._fifos is None:
             return None  # the attach stream's buffers are dockerd's: nothing to ask
-        pending = array.array("i", [0])
         try:
-            fcntl.ioctl(self._fifos.stdin.fileno(), termios.FIONREAD, pending)
+            return self._unread(self._fifos.stdin.fileno())
         except (OSError, trio.ClosedResourceError):
             return None
-        return pending[0]
+
+    def _unread(self, fd: int) -> int:
+        """Bytes waiting in the FIFO ``fd`` (FIONREAD): no read, nothing consumed. OSError
+        once it is closed."""
+        fcntl.ioctl(fd, termios.FIONREAD, self._pending)
+        return self._pending[0]
 
     def close_stdout(self) -> None:
         if self._fifos is not None:
@@ -781,8 +785,7 @@ class DockerContainer(Container):
         try:
             # Asked first: nothing there (the rule between calls) costs no read and no
             # BlockingIOError raised and caught.
-            fcntl.ioctl(fd, termios.FIONREAD, self._pending)
-            if not self._pending[0]:
+            if not self._unread(fd):
                 return None
             return os.read(fd, RECEIVE_SIZE) or None
         except (BlockingIOError, OSError, trio.ClosedResourceError):
