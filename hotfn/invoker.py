@@ -18,7 +18,7 @@ import trio
 from . import protocol
 from .coldstart import ColdStarts
 from .drivers import Container, ContainerGone, ContainerSpec, Driver, DriverError, ImageNotFound
-from .httpformat import RequestNotWritable
+from .protocol.httpformat import RequestNotWritable
 from .images import ImagePolicy
 from .models import Route, config_env, header_env_name, header_problem
 from .pool import (CANCELLED, EXITED, PROTOCOL_ERROR, START_FAILED, TIMEOUT, CallLog, PoolError,

@@ -28,7 +28,7 @@ from typing import Callable, Deque
 import trio
 
 from . import protocol
-from .httpformat import HttpChannel
+from .protocol.httpformat import HttpChannel
 from .drivers import Container, ContainerGone, ContainerSpec, Driver, DriverError, ExitStatus
 from .models import Route
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from hotfn import protocol
-from hotfn.httpformat import (HttpChannel, MalformedResponse, RequestNotWritable, ResponseTooLarge,
-                              request_head)
+from hotfn.protocol.httpformat import (HttpChannel, MalformedResponse, RequestNotWritable,
+                                       ResponseTooLarge, request_head)
 
 
 def make_request(**kw) -> protocol.Request:

@@ -7,6 +7,7 @@ import struct
 import pytest
 
 from hotfn import protocol
+from hotfn.protocol import frames
 from hotfn.protocol import (
     CLOSED, NEED_DATA, FrameDecoder, FrameTooLarge, HandlerError, MalformedFrame, ProtocolError,
     Ready, Request, Response, decode_payload, encode_frame,
@@ -30,8 +31,8 @@ def from_json(value):
 def as_map(frame):
     """A decoded frame as the vector's map, for comparison (as msgpack carries it: pairs are
     arrays, whether the encoder held them as tuples or lists)."""
-    m = protocol._to_map(frame)
-    return protocol.msgpack.unpackb(protocol.msgpack.packb(m, use_bin_type=True), raw=False)
+    m = frames._to_map(frame)
+    return frames.msgpack.unpackb(frames.msgpack.packb(m, use_bin_type=True), raw=False)
 
 
 def expected_map(vector):
@@ -136,7 +137,7 @@ def test_eof_inside_a_frame_is_malformed_and_between_frames_is_closed():
 
 
 def test_bool_is_not_an_int_field():
-    payload = protocol.msgpack.packb({"type": "ready", "version": True, "runtime": "x"})
+    payload = frames.msgpack.packb({"type": "ready", "version": True, "runtime": "x"})
     with pytest.raises(MalformedFrame, match="version"):
         decode_payload(payload)
 
@@ -152,7 +153,7 @@ def test_ready_concurrency_is_optional_and_absent_when_one():
 @pytest.mark.parametrize("value", [0, -1, protocol.MAX_CONCURRENCY + 1, 2**64 - 1, -(2**63), True,
                                    "16", 1.5, None, [16]])
 def test_hostile_ready_concurrency_is_malformed(value):
-    payload = protocol.msgpack.packb({"type": "ready", "version": 1, "runtime": "x",
+    payload = frames.msgpack.packb({"type": "ready", "version": 1, "runtime": "x",
                                       "concurrency": value})
     with pytest.raises(MalformedFrame, match="concurrency"):
         decode_payload(payload)

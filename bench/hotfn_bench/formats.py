@@ -111,7 +111,7 @@ async def direct_round_trips(fmt: str, n: int, node_id: str) -> list[float]:
                     await read_until(frame_size)  # the ready frame
                     data, answered = protocol.encode_frame(request), frame_size
                 else:
-                    from hotfn.httpformat import HttpChannel
+                    from hotfn.protocol.httpformat import HttpChannel
                     data, answered = HttpChannel().send_request(request), http_size
                 for _ in range(n):
                     t0 = time.perf_counter_ns()
@@ -131,7 +131,7 @@ async def direct_round_trips(fmt: str, n: int, node_id: str) -> list[float]:
 def codec_us(fmt: str, n: int = 20000) -> float:
     """Microseconds to encode one request and decode its answer, in this process."""
     from hotfn import protocol
-    from hotfn.httpformat import HttpChannel
+    from hotfn.protocol.httpformat import HttpChannel
 
     request = protocol.Request(
         call_id="c", method="POST", url="http://127.0.0.1:8080/r/formats/x", path="/x", query=(),

@@ -6,8 +6,8 @@ calls. hotfn is the *client* of that connection: h11 writes the requests and par
 responses, so this module is, beside hotfn.http, the only other h11 importer.
 
 It offers the frame decoder's interface (``receive_data``, ``next_frame``) so that a hot worker
-drives either format the same way: a request goes in as a ``protocol.Request``, an answer comes
-out as a ``protocol.Response``.
+drives either format the same way: a request goes in as a ``frames.Request``, an answer comes
+out as a ``frames.Response``.
 
 Invariants:
 - One request in flight at a time; bytes on stdout while none is in flight are malformed.
@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import h11
 
-from . import protocol
-from .models import header_env_name
+from . import frames
+from ..models import header_env_name
 
 # A response head larger than this is refused (h11 buffers at most this much of one event).
 MAX_HEAD_SIZE = 64 * 1024
@@ -36,7 +36,7 @@ _NOT_FORWARDED = frozenset({
 })
 
 
-class MalformedResponse(protocol.ProtocolError):
+class MalformedResponse(frames.ProtocolError):
     """The container's stdout is not a well-framed HTTP/1.1 response to the request in flight."""
 
 
@@ -50,7 +50,7 @@ class RequestNotWritable(ValueError):
     control character, say): the client's fault, not the container's."""
 
 
-def request_head(request: protocol.Request) -> tuple[str, bytes, list[tuple[bytes, bytes]]]:
+def request_head(request: frames.Request) -> tuple[str, bytes, list[tuple[bytes, bytes]]]:
     """The request line's method and target and the headers a container is sent.
 
     The method is the client's, except HEAD (and CONNECT) go as GET: the function answers with
@@ -95,12 +95,12 @@ class HttpChannel:
     """One hot container's stdin and stdout as an HTTP/1.1 connection, hotfn the client.
 
     ``send_request`` gives the bytes to write; ``receive_data`` takes what the container wrote
-    (``b""`` at EOF); ``next_frame`` returns the answer as a ``protocol.Response``,
-    ``protocol.NEED_DATA``, or ``protocol.CLOSED`` after EOF between answers.
+    (``b""`` at EOF); ``next_frame`` returns the answer as a ``frames.Response``,
+    ``frames.NEED_DATA``, or ``frames.CLOSED`` after EOF between answers.
     """
 
-    def __init__(self, max_response_size: int = protocol.DEFAULT_MAX_FRAME_SIZE,
-                 max_request_size: int = protocol.DEFAULT_MAX_FRAME_SIZE) -> None:
+    def __init__(self, max_response_size: int = frames.DEFAULT_MAX_FRAME_SIZE,
+                 max_request_size: int = frames.DEFAULT_MAX_FRAME_SIZE) -> None:
         self.max_response_size = max_response_size
         self.max_request_size = max_request_size
         self.must_close = False
@@ -111,13 +111,13 @@ class HttpChannel:
         self._body = bytearray()
         self._received = 0  # bytes of the answer in flight so far
         self._eof = False
-        self._error: protocol.ProtocolError | None = None
+        self._error: frames.ProtocolError | None = None
 
     @property
     def in_flight(self) -> bool:
         return self._call_id is not None
 
-    def send_request(self, request: protocol.Request) -> bytes:
+    def send_request(self, request: frames.Request) -> bytes:
         """The wire bytes of ``request``. FrameTooLarge for a body over the limit,
         RequestNotWritable for one HTTP cannot carry; neither changes the channel."""
         if self._error is not None:
@@ -125,7 +125,7 @@ class HttpChannel:
         if self._call_id is not None or self.must_close or self._eof:
             raise RuntimeError("the channel cannot take a request now")
         if len(request.body) > self.max_request_size:
-            raise protocol.FrameTooLarge(len(request.body), self.max_request_size)
+            raise frames.FrameTooLarge(len(request.body), self.max_request_size)
         method, target, headers = request_head(request)
         try:
             # Built before it is sent: a refused event leaves the connection as it was.
@@ -156,29 +156,29 @@ class HttpChannel:
         self._received += len(data)
         self._conn.receive_data(data)
 
-    def next_frame(self) -> protocol.Response | protocol.Sentinel:
+    def next_frame(self) -> frames.Response | frames.Sentinel:
         if self._error is not None:
             raise self._error
         try:
             return self._next_frame()
-        except protocol.ProtocolError as exc:
+        except frames.ProtocolError as exc:
             self._error = exc
             raise
 
-    def _next_frame(self) -> protocol.Response | protocol.Sentinel:
+    def _next_frame(self) -> frames.Response | frames.Sentinel:
         while True:
             if self._call_id is None:
-                return protocol.CLOSED if self._eof else protocol.NEED_DATA
+                return frames.CLOSED if self._eof else frames.NEED_DATA
             if self._eof and not self._received:
                 # Ended without a byte of an answer: it exited (its exit status tells why),
                 # rather than spoke badly.
-                return protocol.CLOSED
+                return frames.CLOSED
             try:
                 event = self._conn.next_event()
             except h11.RemoteProtocolError as exc:
                 raise MalformedResponse(f"not a well-formed HTTP/1.1 response: {exc}") from None
             if event is h11.NEED_DATA:
-                return protocol.NEED_DATA
+                return frames.NEED_DATA
             if isinstance(event, h11.InformationalResponse):
                 raise MalformedResponse(f"answered with an interim {event.status_code} response; "
                                         "the http format carries one final response per request")
@@ -211,9 +211,9 @@ class HttpChannel:
         self._status = event.status_code
         self._headers = tuple((n.decode("ascii"), v.decode("latin-1")) for n, v in event.headers)
 
-    def _on_end(self) -> protocol.Response:
+    def _on_end(self) -> frames.Response:
         assert self._call_id is not None
-        answer = protocol.Response(call_id=self._call_id, status=self._status,
+        answer = frames.Response(call_id=self._call_id, status=self._status,
                                    headers=self._headers, body=bytes(self._body))
         self._call_id = None
         self._body.clear()
