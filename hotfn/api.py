@@ -32,7 +32,7 @@ from .routing import RouteSync, RouteTable
 from .store import CallRequest, Conflict, NotFound, Store, StoreError, StoreUnavailable
 from .telemetry import Telemetry
 from .tenants import RateLimiter
-from .tokens import new_token
+from .models import new_token
 
 log = logging.getLogger(__name__)
 

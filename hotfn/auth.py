@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
 from .store import Store
-from .tokens import MAX_SECRET_LENGTH, Token, hash_secret
+from .models import MAX_SECRET_LENGTH, Token, hash_secret
 
 log = logging.getLogger(__name__)
 

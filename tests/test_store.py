@@ -373,7 +373,7 @@ async def test_a_column_added_later_is_added_to_an_older_store_once(db, monkeypa
 
 
 async def test_tokens_and_app_quotas_and_secrets_on_both_stores(db):
-    from hotfn.tokens import hash_secret, new_token
+    from hotfn.models import hash_secret, new_token
 
     store = open_store(db)
     token, secret = new_token({"name": "ci", "scope": "deploy", "apps": ["a"]})

@@ -84,7 +84,7 @@ def check_cost_us(calls: int = 20000) -> dict[str, float]:
 
     from hotfn.auth import Authenticator
     from hotfn.store import SqliteStore
-    from hotfn.tokens import new_token
+    from hotfn.models import new_token
 
     async def run() -> dict[str, float]:
         store = SqliteStore(os.path.join(tempfile.mkdtemp(prefix="hotfn-bench-auth-check-"), "t.db"))

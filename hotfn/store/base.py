@@ -24,7 +24,7 @@ from typing import Iterable, Mapping
 import trio
 
 from ..models import App, Call, Route
-from ..tokens import Token
+from ..models import Token
 
 
 def display_url(url: str) -> str:

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Protocol, TypeVar
 
 from ..models import App, Call, Route, app_from_record, route_from_record
-from ..tokens import Token, token_from_record
+from ..models import Token, token_from_record
 from .base import (CallRequest, Change, ChangeFeed, Claim, ClaimedCall, Conflict, NodeInfo,
                    NotFound, Store, StoreError)
 

@@ -16,7 +16,7 @@ import trio
 
 from . import sql
 from .base import StoreUnavailable
-from ..tokens import Token
+from ..models import Token
 from .sql import (CALL_COLUMNS, CALL_DEFAULTS, CALL_FIELDS, CALL_PLACEHOLDERS, TOKEN_COLUMNS,
                   SqlStore)
 

@@ -14,9 +14,9 @@ import time
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from .models import ValidationError, check_app_name
+from .route import ValidationError, check_app_name
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("hotfn.tokens")  # logger names stay as they were: operators filter on them
 
 SCOPES = ("admin", "deploy", "invoke")
 MAX_TOKEN_NAME = 128

@@ -1,0 +1,61 @@
+"""The records hotfn keeps (apps, routes, calls, API tokens) and the rules their fields follow.
+
+Validation lives here, once, for the API and the store alike: a ValidationError names the field
+that is wrong, and the API turns it into a 400.
+
+May import: nothing of hotfn. Everything else may import it.
+"""
+
+from .route import (
+    APP_NAME,
+    CALL_STATUSES,
+    DEFAULT_USER,
+    FORMATS,
+    GREEDY_SEGMENT,
+    HOT_FORMATS,
+    ISOLATIONS,
+    ROUTE_AUTH,
+    TYPES,
+    App,
+    Call,
+    Route,
+    ValidationError,
+    app_from_record,
+    check_app_name,
+    check_isolation,
+    check_user,
+    config_env,
+    env_name,
+    header_env_name,
+    header_problem,
+    merge_config,
+    new_app,
+    new_call_id,
+    new_route,
+    normalize_path,
+    now,
+    patch_app,
+    patch_route,
+    route_from_record,
+    secrets_from_record,
+    whole_seconds,
+)
+from .tokens import (
+    MAX_SECRET_LENGTH,
+    SCOPES,
+    Token,
+    hash_secret,
+    new_secret,
+    new_token,
+    token_from_record,
+)
+
+__all__ = [
+    "APP_NAME", "CALL_STATUSES", "DEFAULT_USER", "FORMATS", "GREEDY_SEGMENT", "HOT_FORMATS",
+    "ISOLATIONS", "MAX_SECRET_LENGTH", "ROUTE_AUTH", "SCOPES", "TYPES", "App", "Call", "Route",
+    "Token", "ValidationError", "app_from_record", "check_app_name", "check_isolation",
+    "check_user", "config_env", "env_name", "hash_secret", "header_env_name", "header_problem",
+    "merge_config", "new_app", "new_call_id", "new_route", "new_secret", "new_token",
+    "normalize_path", "now", "patch_app", "patch_route", "route_from_record",
+    "secrets_from_record", "token_from_record", "whole_seconds",
+]
