@@ -4,16 +4,17 @@ import random
 import time
 
 from hotfn import models
+from hotfn.models import call
 
 
 def _ulid_digit_by_digit(value: int) -> str:
-    return "".join(models._CROCKFORD[(value >> shift) & 31] for shift in range(125, -1, -5))
+    return "".join(call._CROCKFORD[(value >> shift) & 31] for shift in range(125, -1, -5))
 
 
 def test_call_ids_are_ulids_digit_for_digit():
     rng = random.Random(7)
     for value in [0, 2**128 - 1, 1 << 80, (1 << 80) - 1] + [rng.getrandbits(128) for _ in range(2000)]:
-        assert models._ulid_text(value) == _ulid_digit_by_digit(value)
+        assert call._ulid_text(value) == _ulid_digit_by_digit(value)
 
 
 def test_call_ids_sort_by_time_and_differ():
@@ -22,4 +23,4 @@ def test_call_ids_sort_by_time_and_differ():
     ids = [models.new_call_id() for _ in range(1000)]
     assert len(set(ids)) == 1000 and all(len(i) == 26 for i in ids)
     assert all(first < i for i in ids)
-    assert set("".join(ids)) <= set(models._CROCKFORD)
+    assert set("".join(ids)) <= set(call._CROCKFORD)

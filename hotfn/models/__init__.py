@@ -6,9 +6,25 @@ that is wrong, and the API turns it into a 400.
 May import: nothing of hotfn. Everything else may import it.
 """
 
-from .route import (
+from .fields import (
+    ValidationError,
+    config_env,
+    env_name,
+    header_env_name,
+    header_problem,
+    merge_config,
+    now,
+    secrets_from_record,
+)
+from .app import (
     APP_NAME,
-    CALL_STATUSES,
+    App,
+    app_from_record,
+    check_app_name,
+    new_app,
+    patch_app,
+)
+from .route import (
     DEFAULT_USER,
     FORMATS,
     GREEDY_SEGMENT,
@@ -16,29 +32,19 @@ from .route import (
     ISOLATIONS,
     ROUTE_AUTH,
     TYPES,
-    App,
-    Call,
     Route,
-    ValidationError,
-    app_from_record,
-    check_app_name,
     check_isolation,
     check_user,
-    config_env,
-    env_name,
-    header_env_name,
-    header_problem,
-    merge_config,
-    new_app,
-    new_call_id,
     new_route,
     normalize_path,
-    now,
-    patch_app,
     patch_route,
     route_from_record,
-    secrets_from_record,
     whole_seconds,
+)
+from .call import (
+    CALL_STATUSES,
+    Call,
+    new_call_id,
 )
 from .tokens import (
     MAX_SECRET_LENGTH,

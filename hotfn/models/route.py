@@ -1,36 +1,28 @@
-"""Apps, routes and calls: the records hotfn keeps, and the rules their fields follow.
-
-Validation lives here, once, for the API and the store alike: a ValidationError names the field
-that is wrong, and the API turns it into a 400.
+"""Routes: which image serves a path of an app and how (format, type, limits, user, isolation,
+auth), and the checks a route's fields pass, on the way in from the API and on the way back from
+the store.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
-import random
 import re
-import time
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from .fields import (HEADER_NAME, MAX_CONFIG_TOTAL, ValidationError, _brief, _check_config,
+                     _check_secrets, _field_key, _merge, _reject_unknown, header_problem,
+                     merge_config, now, secrets_from_record)
+
 log = logging.getLogger("hotfn.models")  # logger names stay as they were: operators filter on them
 
-APP_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")
 PATH_SEGMENT = re.compile(r"^(:[A-Za-z_][A-Za-z0-9_]*|[A-Za-z0-9._~!$&'()*+,;=@-]+)$")
 # The last segment of a path may be greedy: /api/*rest takes every path under /api (like API
 # Gateway's {proxy+}); the function gets the rest of the path as the parameter "rest".
 GREEDY_SEGMENT = re.compile(r"^\*[A-Za-z_][A-Za-z0-9_]*$")
-# Letters, digits, '_' and '-': a key becomes an environment variable upper-cased with '-' as
-# '_' (IronFunctions' rule: ``db-url`` is DB_URL), so two keys must not make the same name.
-CONFIG_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
-HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
-# A field value as it may go on the wire (RFC 9110 5.5): visible ISO-8859-1 characters, with
-# spaces and tabs only inside. No CR, LF, NUL or other control character: one of those would
-# split or end the header block.
-HEADER_VALUE = re.compile(r"^(?:[\x21-\x7e\x80-\xff](?:[\t \x21-\x7e\x80-\xff]*[\x21-\x7e\x80-\xff])?)?$")
-# hot: msgpack frames; http: IronFunctions' hot format, HTTP/1.1 on stdin and stdout
-# (hotfn/httpformat.py); default: one cold container per call.
+
+
 FORMATS = ("hot", "http", "default")
 HOT_FORMATS = frozenset({"hot", "http"})
 # Other names a client may use for a format; stored as the format they stand for.
@@ -46,271 +38,6 @@ DEFAULT_USER = "1000:1000"
 # with the route's jwt_key (IronFunctions).
 ROUTE_AUTH = ("none", "token", "jwt")
 MAX_JWT_KEY = 4096
-
-
-class ValidationError(ValueError):
-    def __init__(self, field_name: str, message: str) -> None:
-        super().__init__(f"{field_name}: {message}")
-        self.field = field_name
-        self.message = message
-
-
-def header_problem(name: Any, value: Any) -> str | None:
-    """Why (name, value) cannot be sent as an HTTP response header; None when it can."""
-    if not isinstance(name, str) or not HEADER_NAME.match(name):
-        return f"header name {_brief(name)} is not an HTTP token"
-    if not isinstance(value, str) or not HEADER_VALUE.match(value):
-        if not isinstance(value, str):
-            return f"header {name} must have a string value"
-        for char in value:
-            if char in "\r\n\0":
-                return f"header {name} value holds {_CONTROL_NAMES[char]}"
-            if ord(char) > 0xFF:
-                return f"header {name} value holds {char!r}, outside ISO-8859-1"
-            if char != "\t" and (ord(char) < 0x20 or ord(char) == 0x7F):
-                return f"header {name} value holds the control character {char!r}"
-        return f"header {name} value has leading or trailing white space"
-    return None
-
-
-_CONTROL_NAMES = {"\r": "CR", "\n": "LF", "\0": "NUL"}
-
-
-def _brief(value: Any, limit: int = 60) -> str:
-    """A value as an error message shows it: repr, cut short."""
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def _field_key(key: Any) -> str:
-    """A key as part of a field name in an error: as is when short and printable."""
-    if isinstance(key, str) and len(key) <= 40 and key.isprintable():
-        return key
-    return _brief(key, 40)
-
-
-def now() -> float:
-    return time.time()
-
-
-# Config becomes environment variables: Linux refuses an exec whose single variable passes
-# 128 KiB, and all of them share a few MiB with the request headers (cold calls), so values
-# are capped well below that, one by one and together.
-MAX_CONFIG_VALUE = 32 * 1024
-MAX_CONFIG_TOTAL = 64 * 1024
-MAX_CONFIG_KEY = 128
-
-
-def env_name(key: str) -> str:
-    """The environment variable a config key becomes, as IronFunctions named it."""
-    return key.upper().replace("-", "_")
-
-
-def header_env_name(name: str) -> str:
-    """A request header's name as part of a variable name: ``x-foo.bar`` is X_FOO_BAR."""
-    return "".join(c if c.isalnum() else "_" for c in name).upper()
-
-
-def config_env(config: Mapping[str, str]) -> dict[str, str]:
-    """Config as environment variables; a later key wins a name (the route's over the app's)."""
-    return {env_name(key): value for key, value in config.items()}
-
-
-def _check_config(field_name: str, value: Any) -> dict[str, str]:
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise ValidationError(field_name, "must be an object of string values")
-    out = {}
-    total = 0
-    names: dict[str, str] = {}
-    for key, item in value.items():
-        if not isinstance(key, str) or not CONFIG_KEY.match(key) or len(key) > MAX_CONFIG_KEY:
-            raise ValidationError(
-                f"{field_name}.{_field_key(key)}", f"keys must be 1-{MAX_CONFIG_KEY} letters, digits, "
-                "_ and - (not starting with a digit or -)"
-            )
-        other = names.setdefault(env_name(key), key)
-        if other != key:
-            raise ValidationError(f"{field_name}.{key}", f"makes the same environment variable "
-                                  f"{env_name(key)} as {other}")
-        if not isinstance(item, str):
-            raise ValidationError(f"{field_name}.{key}", "values must be strings")
-        if "\0" in item:
-            raise ValidationError(f"{field_name}.{key}", "values cannot hold NUL characters")
-        size = len(item.encode("utf-8", "surrogatepass"))
-        if size > MAX_CONFIG_VALUE:
-            raise ValidationError(f"{field_name}.{key}",
-                                  f"value of {size} bytes exceeds the limit of {MAX_CONFIG_VALUE}")
-        total += len(key) + size
-        out[key] = item
-    if total > MAX_CONFIG_TOTAL:
-        raise ValidationError(field_name, f"holds {total} bytes; the limit is {MAX_CONFIG_TOTAL}")
-    return out
-
-
-def _check_secrets(field_name: str, value: Any) -> dict[str, str | None]:
-    """Secrets follow config's rules; in a PATCH, null (or "") deletes a key."""
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise ValidationError(field_name, "must be an object of string values")
-    # Keys checked for all, values for those that are not a deletion.
-    _check_config(field_name, {k: "" for k in value})
-    checked = _check_config(field_name, {k: v for k, v in value.items() if v is not None})
-    return {**checked, **{k: None for k, v in value.items() if v is None}}
-
-
-def _merge(old: Mapping[str, str], changes: Mapping[str, str | None]) -> dict[str, str]:
-    """A PATCH of config, headers or secrets: keys merge; "" (or null) deletes one."""
-    merged = dict(old)
-    for key, value in changes.items():
-        if value is None or value == "":
-            merged.pop(key, None)
-        else:
-            merged[key] = value
-    return merged
-
-
-def secrets_from_record(owner: str, value: Any) -> dict[str, str]:
-    """Secrets as the store gave them back: anything but string values is dropped, and said so
-    (by name only)."""
-    if not isinstance(value, dict):
-        if value:
-            log.error("%s: dropped its stored secrets: not an object", owner)
-        return {}
-    kept = {k: v for k, v in value.items() if isinstance(k, str) and isinstance(v, str)}
-    for name in value.keys() - kept.keys():
-        log.error("%s: dropped its stored secret %s: not a string", owner, _brief(name, 40))
-    return kept
-
-
-# (field, type, minimum, maximum) of an app's share of the server (docs: README, tenants)
-_APP_QUOTAS = {
-    "max_containers": (int, 1, 100_000),
-    "max_memory_mb": (int, 16, 1 << 30),
-    "rate_limit": ((int, float), 0.001, 1_000_000),
-    "burst": (int, 1, 1_000_000),
-}
-_APP_FIELDS = {"name", "config", "secrets", *_APP_QUOTAS}
-
-
-def _check_quota(field_name: str, value: Any, kind: Any, low: float, high: float) -> Any:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, kind) or not low <= value <= high:
-        noun = "an integer" if kind is int else "a number"
-        raise ValidationError(field_name, f"must be {noun} from {low:g} to {high:g}, or null (no limit)")
-    return value
-
-
-@dataclass(frozen=True)
-class App:
-    name: str
-    config: Mapping[str, str] = field(default_factory=dict)
-    created_at: float = 0.0
-    updated_at: float = 0.0
-    # An app's share of the server (None: no limit of its own): containers and their memory
-    # at once on each node, and calls per second (a token bucket of ``burst`` per node).
-    max_containers: int | None = None
-    max_memory_mb: int | None = None
-    rate_limit: float | None = None
-    burst: int | None = None
-    # Environment variables like config, never shown by the API (write-only: names only).
-    secrets: Mapping[str, str] = field(default_factory=dict)
-
-    @property
-    def bucket_size(self) -> float:
-        """Calls a burst may hold: ``burst``, else one second's worth (at least one)."""
-        if self.burst is not None:
-            return float(self.burst)
-        return max(1.0, float(self.rate_limit or 1))
-
-    def to_record(self) -> dict[str, Any]:
-        """Every field, secrets included: what the store keeps."""
-        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-        out["config"] = dict(self.config)
-        out["secrets"] = dict(self.secrets)
-        return out
-
-    def to_json(self) -> dict[str, Any]:
-        """What the API shows: secrets by name only."""
-        out = self.to_record()
-        out["secrets"] = sorted(self.secrets)
-        return out
-
-
-def check_app_name(name: Any) -> str:
-    if not isinstance(name, str) or not APP_NAME.match(name):
-        raise ValidationError(
-            "app.name", "must be 1-63 letters, digits, '_' or '-', starting with a letter or digit"
-        )
-    return name
-
-
-def _app_quotas(body: Mapping[str, Any]) -> dict[str, Any]:
-    return {name: _check_quota(f"app.{name}", body[name], *rule)
-            for name, rule in _APP_QUOTAS.items() if name in body}
-
-
-def new_app(body: Mapping[str, Any]) -> App:
-    name = check_app_name(body.get("name"))
-    _reject_unknown("app", body, _APP_FIELDS)
-    t = now()
-    secrets = _merge({}, _check_secrets("app.secrets", body.get("secrets")))
-    return App(name=name, config=_check_config("app.config", body.get("config")), created_at=t,
-               updated_at=t, secrets=secrets, **_app_quotas(body))
-
-
-def patch_app(app: App, body: Mapping[str, Any]) -> App:
-    _reject_unknown("app", body, _APP_FIELDS)
-    if "name" in body and body["name"] != app.name:
-        raise ValidationError("app.name", "cannot be changed")
-    config = merge_config(app.config, _check_config("app.config", body.get("config")))
-    secrets = _merge(app.secrets, _check_secrets("app.secrets", body.get("secrets")))
-    return dataclasses.replace(app, config=config, secrets=secrets, updated_at=now(),
-                               **_app_quotas(body))
-
-
-def app_from_record(record: Mapping[str, Any]) -> App:
-    """An app as the store gave it back: a quota out of range is dropped (no limit), and said so."""
-    fields = dict(record)
-    for name, rule in _APP_QUOTAS.items():
-        try:
-            fields[name] = _check_quota(name, fields.get(name), *rule)
-        except ValidationError as exc:
-            log.error("app %s: dropped its stored %s: %s", fields.get("name"), name, exc.message)
-            fields[name] = None
-    fields["secrets"] = secrets_from_record(f"app {fields.get('name')}", fields.get("secrets"))
-    config = fields.get("config")
-    fields["config"] = config if isinstance(config, dict) else {}
-    return App(**fields)
-
-
-def merge_config(old: Mapping[str, str], patch: Mapping[str, str]) -> dict[str, str]:
-    """PATCH merges config; an empty-string value deletes a key (as IronFunctions did). A key
-    replaces (or deletes) any other spelling of its variable: ``DB_URL`` over ``db-url``."""
-    config = dict(old)
-    for key, value in patch.items():
-        for same in [k for k in config if env_name(k) == env_name(key)]:
-            del config[same]
-        if value != "":
-            config[key] = value
-    return config
-
-
-# What the server sets and answers with: a client may send an object back as it read it (GET,
-# change, PATCH), so these are taken and ignored rather than refused as unknown.
-_READ_ONLY = frozenset({"app", "image_id", "created_at", "updated_at", "jwt_key_set"})
-
-
-def _reject_unknown(what: str, body: Mapping[str, Any], known: set[str]) -> None:
-    unknown = sorted(set(body) - known - _READ_ONLY)
-    if unknown:
-        raise ValidationError(f"{what}.{unknown[0]}", "is not a known field")
-
-
-# -- routes ---------------------------------------------------------------------------------
 
 
 def normalize_path(path: Any, field_name: str = "route.path", *, lookup: bool = False) -> str:
@@ -628,56 +355,3 @@ def route_from_record(record: Mapping[str, Any]) -> Route:
     return Route(**fields)
 
 
-# -- calls ----------------------------------------------------------------------------------
-
-CALL_STATUSES = ("queued", "running", "success", "error", "timeout")
-
-
-@dataclass
-class Call:
-    id: str
-    app: str
-    route: str
-    mode: str  # "hot" or "cold"
-    type: str = "sync"
-    status: str = "queued"
-    http_status: int | None = None
-    container_id: str | None = None
-    error: str | None = None
-    result: str | None = None  # async calls: the function's response body (as text, capped)
-    created_at: float = 0.0
-    started_at: float | None = None  # the latest attempt's start
-    completed_at: float | None = None
-    attempts: int = 0  # runs begun; async calls may run again after a failure or a crash
-    node_id: str | None = None  # the node that ran it, or (async) claimed it last
-    traceparent: str | None = None  # W3C trace context the function got (hotfn.tracecontext)
-
-    @property
-    def duration_ms(self) -> float | None:
-        if self.started_at is None or self.completed_at is None:
-            return None
-        return round((self.completed_at - self.started_at) * 1000, 3)
-
-    def to_json(self) -> dict[str, Any]:
-        out = dataclasses.asdict(self)
-        out["duration_ms"] = self.duration_ms
-        return out
-
-
-_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-# Every pair of Crockford digits (10 bits), for new_call_id.
-_DIGIT_PAIRS = [a + b for a in _CROCKFORD for b in _CROCKFORD]
-_PAIR_SHIFTS = range(120, -1, -10)
-
-
-def new_call_id() -> str:
-    """A ULID: 48 bits of milliseconds then 80 random bits, 26 characters, sortable by time.
-
-    The bits make ids unique, not secret (random, not secrets: no syscall per request).
-    """
-    return _ulid_text((int(time.time() * 1000) << 80) | random.getrandbits(80))
-
-
-def _ulid_text(value: int) -> str:
-    # Two digits (10 bits) a step: 13 steps, not 26 (~20 k instructions a call, not ~40 k).
-    return "".join([_DIGIT_PAIRS[(value >> shift) & 1023] for shift in _PAIR_SHIFTS])

@@ -14,7 +14,8 @@ import time
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from .route import ValidationError, check_app_name
+from .app import check_app_name
+from .fields import ValidationError
 
 log = logging.getLogger("hotfn.tokens")  # logger names stay as they were: operators filter on them
 

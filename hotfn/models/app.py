@@ -1,0 +1,120 @@
+"""Apps: a tenant's name, its config and secrets, and its share of the server (quotas).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import re
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from .fields import (ValidationError, _check_config, _check_secrets, _merge, _reject_unknown,
+                     merge_config, now, secrets_from_record)
+
+log = logging.getLogger("hotfn.models")  # logger names stay as they were: operators filter on them
+
+APP_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")
+
+
+# (field, type, minimum, maximum) of an app's share of the server (docs: README, tenants)
+_APP_QUOTAS = {
+    "max_containers": (int, 1, 100_000),
+    "max_memory_mb": (int, 16, 1 << 30),
+    "rate_limit": ((int, float), 0.001, 1_000_000),
+    "burst": (int, 1, 1_000_000),
+}
+_APP_FIELDS = {"name", "config", "secrets", *_APP_QUOTAS}
+
+
+def _check_quota(field_name: str, value: Any, kind: Any, low: float, high: float) -> Any:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, kind) or not low <= value <= high:
+        noun = "an integer" if kind is int else "a number"
+        raise ValidationError(field_name, f"must be {noun} from {low:g} to {high:g}, or null (no limit)")
+    return value
+
+
+@dataclass(frozen=True)
+class App:
+    name: str
+    config: Mapping[str, str] = field(default_factory=dict)
+    created_at: float = 0.0
+    updated_at: float = 0.0
+    # An app's share of the server (None: no limit of its own): containers and their memory
+    # at once on each node, and calls per second (a token bucket of ``burst`` per node).
+    max_containers: int | None = None
+    max_memory_mb: int | None = None
+    rate_limit: float | None = None
+    burst: int | None = None
+    # Environment variables like config, never shown by the API (write-only: names only).
+    secrets: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def bucket_size(self) -> float:
+        """Calls a burst may hold: ``burst``, else one second's worth (at least one)."""
+        if self.burst is not None:
+            return float(self.burst)
+        return max(1.0, float(self.rate_limit or 1))
+
+    def to_record(self) -> dict[str, Any]:
+        """Every field, secrets included: what the store keeps."""
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        out["config"] = dict(self.config)
+        out["secrets"] = dict(self.secrets)
+        return out
+
+    def to_json(self) -> dict[str, Any]:
+        """What the API shows: secrets by name only."""
+        out = self.to_record()
+        out["secrets"] = sorted(self.secrets)
+        return out
+
+
+def check_app_name(name: Any) -> str:
+    if not isinstance(name, str) or not APP_NAME.match(name):
+        raise ValidationError(
+            "app.name", "must be 1-63 letters, digits, '_' or '-', starting with a letter or digit"
+        )
+    return name
+
+
+def _app_quotas(body: Mapping[str, Any]) -> dict[str, Any]:
+    return {name: _check_quota(f"app.{name}", body[name], *rule)
+            for name, rule in _APP_QUOTAS.items() if name in body}
+
+
+def new_app(body: Mapping[str, Any]) -> App:
+    name = check_app_name(body.get("name"))
+    _reject_unknown("app", body, _APP_FIELDS)
+    t = now()
+    secrets = _merge({}, _check_secrets("app.secrets", body.get("secrets")))
+    return App(name=name, config=_check_config("app.config", body.get("config")), created_at=t,
+               updated_at=t, secrets=secrets, **_app_quotas(body))
+
+
+def patch_app(app: App, body: Mapping[str, Any]) -> App:
+    _reject_unknown("app", body, _APP_FIELDS)
+    if "name" in body and body["name"] != app.name:
+        raise ValidationError("app.name", "cannot be changed")
+    config = merge_config(app.config, _check_config("app.config", body.get("config")))
+    secrets = _merge(app.secrets, _check_secrets("app.secrets", body.get("secrets")))
+    return dataclasses.replace(app, config=config, secrets=secrets, updated_at=now(),
+                               **_app_quotas(body))
+
+
+def app_from_record(record: Mapping[str, Any]) -> App:
+    """An app as the store gave it back: a quota out of range is dropped (no limit), and said so."""
+    fields = dict(record)
+    for name, rule in _APP_QUOTAS.items():
+        try:
+            fields[name] = _check_quota(name, fields.get(name), *rule)
+        except ValidationError as exc:
+            log.error("app %s: dropped its stored %s: %s", fields.get("name"), name, exc.message)
+            fields[name] = None
+    fields["secrets"] = secrets_from_record(f"app {fields.get('name')}", fields.get("secrets"))
+    config = fields.get("config")
+    fields["config"] = config if isinstance(config, dict) else {}
+    return App(**fields)
+
