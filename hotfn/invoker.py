@@ -16,7 +16,7 @@ from typing import Mapping
 import trio
 
 from . import protocol
-from .coldstart import ColdStarts
+from .pool import ColdStarts
 from .drivers import Container, ContainerGone, ContainerSpec, Driver, DriverError, ImageNotFound
 from .protocol.httpformat import RequestNotWritable
 from .images import ImagePolicy

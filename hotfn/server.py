@@ -27,7 +27,7 @@ import trio
 
 from .api import Api, ApiConfig
 from .auth import Authenticator
-from .coldstart import ColdStarts
+from .pool import ColdStarts
 from .images import ImagePolicy
 from .config import Settings
 from .drivers import Driver, DriverError

@@ -9,7 +9,7 @@ import pytest
 import trio
 import trio.testing
 
-from hotfn.coldstart import ColdStarts
+from hotfn.pool import ColdStarts
 from hotfn.drivers import ContainerSpec, DriverError, NoShell
 from hotfn.models import Route
 

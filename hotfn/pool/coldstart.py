@@ -31,10 +31,10 @@ from typing import Callable, Iterable, Iterator
 
 import trio
 
-from .drivers import ContainerSpec, DriverError
-from .models import Route
+from ..drivers import ContainerSpec, DriverError, NoShell
+from ..models import Route
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("hotfn.coldstart")  # logger names stay as they were: operators filter on them
 
 RouteKey = tuple[str, str]
 
@@ -153,8 +153,6 @@ class ColdStarts:
         return now - self._last_used.get(key, now) > self.keep_for
 
     async def _park(self, key: RouteKey, spec: ContainerSpec) -> None:
-        from .drivers.docker.driver import NoShell
-
         self._parking[key] = done = trio.Event()
         try:
             container = await self.driver.park(spec)

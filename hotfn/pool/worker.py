@@ -27,12 +27,12 @@ from typing import Callable, Deque
 
 import trio
 
-from . import protocol
-from .protocol.httpformat import HttpChannel
-from .drivers import Container, ContainerGone, ContainerSpec, Driver, DriverError, ExitStatus
-from .models import Route
+from .. import protocol
+from ..protocol.httpformat import HttpChannel
+from ..drivers import Container, ContainerGone, ContainerSpec, Driver, DriverError, ExitStatus
+from ..models import Route
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("hotfn.pool")  # logger names stay as they were: operators filter on them
 
 LOG_CAP = 1024 * 1024  # per call; the rest of a chatty call's stderr is dropped, and said so
 STDERR_TAIL = 4096  # kept per worker outside calls, to explain a failed start
