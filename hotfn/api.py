@@ -19,19 +19,19 @@ from typing import Any, Awaitable, Callable
 import trio
 
 from . import __version__, models, timeseries, tracecontext, ui
-from .auth import Access, Authenticator, AuthError
+from .access import Access, Authenticator, AuthError
 from .drivers import Driver
 from .invoker import Invocation, Invoker, Outcome
 from .models import App, Call, Route, ValidationError
 from .calls import CallRecorder
 from .dispatcher import Dispatcher
-from .images import ImagePolicy
+from .access import ImagePolicy
 from .node import STALE_AFTER
 from .pool import PoolManager
 from .routing import RouteSync, RouteTable
 from .store import CallRequest, Conflict, NotFound, Store, StoreError, StoreUnavailable
 from .telemetry import Telemetry
-from .tenants import RateLimiter
+from .access import RateLimiter
 from .models import new_token
 
 log = logging.getLogger(__name__)

@@ -19,7 +19,7 @@ from . import protocol
 from .pool import ColdStarts
 from .drivers import Container, ContainerGone, ContainerSpec, Driver, DriverError, ImageNotFound
 from .protocol.httpformat import RequestNotWritable
-from .images import ImagePolicy
+from .access import ImagePolicy
 from .models import Route, config_env, header_env_name, header_problem
 from .pool import (CANCELLED, EXITED, PROTOCOL_ERROR, START_FAILED, TIMEOUT, CallLog, PoolError,
                    PoolManager, exit_cause)

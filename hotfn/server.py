@@ -26,9 +26,9 @@ from typing import TextIO
 import trio
 
 from .api import Api, ApiConfig
-from .auth import Authenticator
+from .access import Authenticator
 from .pool import ColdStarts
-from .images import ImagePolicy
+from .access import ImagePolicy
 from .config import Settings
 from .drivers import Driver, DriverError
 from .http import HttpConfig, HttpServer

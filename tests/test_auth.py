@@ -275,7 +275,7 @@ async def test_a_route_with_a_stored_auth_it_cannot_trust_refuses_every_call(ser
 
 
 async def test_a_verified_jwt_stays_checked_against_its_exp():
-    from hotfn.auth import AuthError, Authenticator
+    from hotfn.access import AuthError, Authenticator
 
     now = [time.time()]
     auth = Authenticator(None, admin_token=None, enabled=False, clock=lambda: now[0])

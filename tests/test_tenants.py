@@ -11,7 +11,7 @@ import trio
 
 from conftest import containers_of
 from hotfn.models import App
-from hotfn.tenants import RateLimiter
+from hotfn.access import RateLimiter
 
 IMAGE = "hotfn-test/conformance-python"
 

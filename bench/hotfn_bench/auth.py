@@ -82,7 +82,7 @@ def check_cost_us(calls: int = 20000) -> dict[str, float]:
     """Microseconds per ``check_route`` (token: hash + store lookup; jwt: PyJWT decode)."""
     import trio
 
-    from hotfn.auth import Authenticator
+    from hotfn.access import Authenticator
     from hotfn.store import SqliteStore
     from hotfn.models import new_token
 

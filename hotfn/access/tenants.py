@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
-from .models import App
+from ..models import App
 
 
 @dataclass

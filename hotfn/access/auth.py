@@ -25,10 +25,10 @@ import warnings
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
-from .store import Store
-from .models import MAX_SECRET_LENGTH, Token, hash_secret
+from ..store import Store
+from ..models import MAX_SECRET_LENGTH, Token, hash_secret
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("hotfn.auth")  # logger names stay as they were: operators filter on them
 
 # A JWT longer than this is refused before it is decoded (headers are capped far above it).
 MAX_JWT_LENGTH = 8 * 1024
