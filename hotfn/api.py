@@ -21,9 +21,9 @@ import trio
 from . import __version__, models, timeseries, tracecontext, ui
 from .access import Access, Authenticator, AuthError
 from .drivers import Driver
-from .invoker import Invocation, Invoker, Outcome
+from .invoke import Invocation, Invoker, Outcome
 from .models import App, Call, Route, ValidationError
-from .calls import CallRecorder
+from .invoke import CallRecorder
 from .dispatcher import Dispatcher
 from .access import ImagePolicy
 from .node import STALE_AFTER

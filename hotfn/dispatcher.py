@@ -21,8 +21,8 @@ from typing import Callable
 
 import trio
 
-from .calls import CallRecorder
-from .invoker import Invocation, Invoker, Outcome
+from .invoke import CallRecorder
+from .invoke import Invocation, Invoker, Outcome
 from .models import Call, Route
 from .store import ClaimedCall, Store
 from .telemetry import Telemetry

@@ -17,7 +17,7 @@ import trio
 from . import models
 from .api import ApiRequest, ApiResponse, error_response
 from .drivers import DriverError
-from .invoker import Invocation, Invoker, Limits, Outcome, container_spec
+from .invoke import Invocation, Invoker, Limits, Outcome, container_spec
 from .models import Route
 from .pool import PoolError, PoolManager
 

@@ -32,7 +32,7 @@ from .access import ImagePolicy
 from .config import Settings
 from .drivers import Driver, DriverError
 from .http import HttpConfig, HttpServer
-from .invoker import Invoker, Limits, container_spec
+from .invoke import Invoker, Limits, container_spec
 from .metrics import Metrics
 from .pool import PoolManager
 from .node import NodeIdError, NodeLock, Registration

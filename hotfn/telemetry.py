@@ -10,7 +10,7 @@ calls report containers through the PoolEvents methods. Each of the three can be
 from __future__ import annotations
 
 from .accesslog import AccessLog
-from .invoker import Outcome
+from .invoke import Outcome
 from .metrics import Metrics
 from .models import Call, Route
 from .pool import PoolEvents

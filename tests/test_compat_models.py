@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from hotfn import models
-from hotfn.invoker import Limits, container_spec
+from hotfn.invoke import Limits, container_spec
 from hotfn.models import ValidationError
 
 

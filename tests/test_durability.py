@@ -271,7 +271,7 @@ def test_the_attempt_travels_in_the_request_frame_and_is_optional():
 
 
 def test_the_attempt_is_in_the_cold_environment():
-    from hotfn.invoker import Invocation, cold_env
+    from hotfn.invoke import Invocation, cold_env
     from hotfn.models import Route
 
     inv = Invocation(call_id="c", route=Route(app="a", path="/", image="i"), method="GET", url="u",

@@ -10,7 +10,7 @@ import trio.testing
 
 from fakes import FakeDriver
 from hotfn import protocol
-from hotfn.invoker import Limits, container_spec
+from hotfn.invoke import Limits, container_spec
 from hotfn.models import Route
 from hotfn.pool import SCALE_AFTER, CallTimeout, PoolClosed, PoolManager, QueueTimeout, StartFailed
 

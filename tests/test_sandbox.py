@@ -274,7 +274,7 @@ def test_a_stored_user_or_isolation_hotfn_would_refuse_falls_back_to_the_default
 
 def test_the_container_spec_carries_user_isolation_and_the_apps_network():
     from hotfn import models
-    from hotfn.invoker import Limits, container_spec
+    from hotfn.invoke import Limits, container_spec
 
     route = models.new_route("shop", {"path": "/p", "image": "i", "user": "33", "network": True})
     spec = container_spec(route, Limits(node_id="n1"))

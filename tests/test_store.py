@@ -104,7 +104,7 @@ async def test_a_call_saved_without_a_log_has_an_empty_one(db):
 
 
 async def test_recorder_keeps_records_when_a_save_fails(db):
-    from hotfn.calls import CallRecorder
+    from hotfn.invoke import CallRecorder
 
     store = open_store(db)
     real_save = store.save_calls
@@ -127,7 +127,7 @@ async def test_recorder_keeps_records_when_a_save_fails(db):
 
 
 async def test_recorder_writes_no_row_for_an_empty_log_but_keeps_a_retry_s(db):
-    from hotfn.calls import CallRecorder
+    from hotfn.invoke import CallRecorder
 
     store = open_store(db)
     real_save = store.save_calls

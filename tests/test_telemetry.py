@@ -11,7 +11,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from hotfn import models, tracecontext
 from hotfn.accesslog import AccessLog, JsonFormatter
 from hotfn.drivers import ExitStatus
-from hotfn.invoker import Outcome
+from hotfn.invoke import Outcome
 from hotfn.metrics import Metrics
 from hotfn.models import Call, Route
 from hotfn.promtext import CONTENT_TYPE, Exposition, Histogram, format_value

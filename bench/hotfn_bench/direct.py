@@ -36,7 +36,7 @@ import trio
 
 from hotfn import protocol
 from hotfn.drivers.docker.driver import DockerContainer, DockerDriver
-from hotfn.invoker import Invocation, Limits, cold_env, container_spec
+from hotfn.invoke import Invocation, Limits, cold_env, container_spec
 from hotfn.models import Route
 
 from .functions import PYTHON, REPO_DIR

@@ -59,7 +59,7 @@ def per_call_cost(repeat: int = 5, number: int = 20000) -> dict[str, float]:
 
     from hotfn import models, tracecontext
     from hotfn.accesslog import AccessLog
-    from hotfn.invoker import Outcome
+    from hotfn.invoke import Outcome
     from hotfn.metrics import Metrics
     from hotfn.models import Call
     from hotfn.telemetry import Telemetry

@@ -7,11 +7,11 @@ import logging
 
 import trio
 
-from .models import Call
-from .pool import LOG_LINGER, CallLog
-from .store import Store, StoreUnavailable
+from ..models import Call
+from ..pool import LOG_LINGER, CallLog
+from ..store import Store, StoreUnavailable
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("hotfn.calls")  # logger names stay as they were: operators filter on them
 
 
 class _Batch:

@@ -15,16 +15,16 @@ from typing import Mapping
 
 import trio
 
-from . import protocol
-from .pool import ColdStarts
-from .drivers import Container, ContainerGone, ContainerSpec, Driver, DriverError, ImageNotFound
-from .protocol.httpformat import RequestNotWritable
-from .access import ImagePolicy
-from .models import Route, config_env, header_env_name, header_problem
-from .pool import (CANCELLED, EXITED, PROTOCOL_ERROR, START_FAILED, TIMEOUT, CallLog, PoolError,
-                   PoolManager, exit_cause)
+from .. import protocol
+from ..pool import ColdStarts
+from ..drivers import Container, ContainerGone, ContainerSpec, Driver, DriverError, ImageNotFound
+from ..protocol.httpformat import RequestNotWritable
+from ..access import ImagePolicy
+from ..models import Route, config_env, header_env_name, header_problem
+from ..pool import (CANCELLED, EXITED, PROTOCOL_ERROR, START_FAILED, TIMEOUT, CallLog, PoolError,
+                    PoolManager, exit_cause)
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("hotfn.invoker")  # logger names stay as they were: operators filter on them
 
 HOP_BY_HOP = frozenset({
     "connection", "keep-alive", "transfer-encoding", "content-length", "upgrade", "te",
