@@ -18,7 +18,8 @@ from typing import Any, Awaitable, Callable
 
 import trio
 
-from . import __version__, models, timeseries, tracecontext, ui
+from . import __version__, models, ui
+from .observe import timeseries, tracecontext
 from .access import Access, Authenticator, AuthError
 from .drivers import Driver
 from .invoke import Invocation, Invoker, Outcome
@@ -30,7 +31,7 @@ from .node import STALE_AFTER
 from .pool import PoolManager
 from .routing import RouteSync, RouteTable
 from .store import CallRequest, Conflict, NotFound, Store, StoreError, StoreUnavailable
-from .telemetry import Telemetry
+from .observe import Telemetry
 from .access import RateLimiter
 from .models import new_token
 

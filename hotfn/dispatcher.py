@@ -25,7 +25,7 @@ from .invoke import CallRecorder
 from .invoke import Invocation, Invoker, Outcome
 from .models import Call, Route
 from .store import ClaimedCall, Store
-from .telemetry import Telemetry
+from .observe import Telemetry
 
 log = logging.getLogger(__name__)
 

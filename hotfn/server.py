@@ -33,12 +33,12 @@ from .config import Settings
 from .drivers import Driver, DriverError
 from .http import HttpConfig, HttpServer
 from .invoke import Invoker, Limits, container_spec
-from .metrics import Metrics
+from .observe import Metrics
 from .pool import PoolManager
 from .node import NodeIdError, NodeLock, Registration
 from .store import Store, StoreError, display_url, is_postgres_url, open_store
-from .telemetry import Telemetry
-from . import accesslog
+from .observe import Telemetry
+from .observe import accesslog
 
 log = logging.getLogger(__name__)
 

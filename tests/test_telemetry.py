@@ -8,16 +8,17 @@ import pytest
 import trio
 from prometheus_client.parser import text_string_to_metric_families
 
-from hotfn import models, tracecontext
-from hotfn.accesslog import AccessLog, JsonFormatter
+from hotfn import models
+from hotfn.observe import tracecontext
+from hotfn.observe import AccessLog, JsonFormatter
 from hotfn.drivers import ExitStatus
 from hotfn.invoke import Outcome
-from hotfn.metrics import Metrics
+from hotfn.observe import Metrics
 from hotfn.models import Call, Route
-from hotfn.promtext import CONTENT_TYPE, Exposition, Histogram, format_value
+from hotfn.observe.promtext import CONTENT_TYPE, Exposition, Histogram, format_value
 from hotfn.pool import CRASH, KILLED, OOM, exit_cause
-from hotfn.telemetry import Telemetry
-from hotfn.timeseries import SECONDS, RouteSeries
+from hotfn.observe import Telemetry
+from hotfn.observe.timeseries import SECONDS, RouteSeries
 
 VALID = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 
@@ -150,7 +151,7 @@ def test_access_log_survives_a_broken_stream():
 
 
 async def test_access_log_lines_are_written_together_while_it_runs(autojump_clock):
-    from hotfn import accesslog
+    from hotfn.observe import accesslog
 
     stream = io.StringIO()
     log = AccessLog("text", stream)

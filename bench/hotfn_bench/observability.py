@@ -57,12 +57,13 @@ def per_call_cost(repeat: int = 5, number: int = 20000) -> dict[str, float]:
     """Microseconds each part of the telemetry adds to one call, best of ``repeat``."""
     import timeit
 
-    from hotfn import models, tracecontext
-    from hotfn.accesslog import AccessLog
+    from hotfn import models
+    from hotfn.observe import tracecontext
+    from hotfn.observe import AccessLog
     from hotfn.invoke import Outcome
-    from hotfn.metrics import Metrics
+    from hotfn.observe import Metrics
     from hotfn.models import Call
-    from hotfn.telemetry import Telemetry
+    from hotfn.observe import Telemetry
 
     with tempfile.TemporaryFile("w") as log_file:
         setups = {

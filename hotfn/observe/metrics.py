@@ -24,8 +24,8 @@ import time
 from collections import Counter as Tally
 from typing import Callable, Iterable
 
-from . import __version__
-from .pool import DEATHS, HotWorker, PoolManager
+from .. import __version__
+from ..pool import DEATHS, HotWorker, PoolManager
 from .promtext import CONTENT_TYPE, Exposition, Histogram
 
 # Seconds. Calls: from a hot call's fraction of a millisecond to a long timeout.

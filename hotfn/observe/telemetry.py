@@ -10,10 +10,10 @@ calls report containers through the PoolEvents methods. Each of the three can be
 from __future__ import annotations
 
 from .accesslog import AccessLog
-from .invoke import Outcome
+from ..invoke import Outcome
 from .metrics import Metrics
-from .models import Call, Route
-from .pool import PoolEvents
+from ..models import Call, Route
+from ..pool import PoolEvents
 from .timeseries import Series
 from . import tracecontext
 
