@@ -25,7 +25,7 @@ from .drivers import Driver
 from .invoke import Invocation, Invoker, Outcome
 from .models import App, Call, Route, ValidationError
 from .invoke import CallRecorder
-from .dispatcher import Dispatcher
+from .async_calls import Dispatcher
 from .access import ImagePolicy
 from .node import STALE_AFTER
 from .pool import PoolManager

@@ -21,13 +21,13 @@ from typing import Callable
 
 import trio
 
-from .invoke import CallRecorder
-from .invoke import Invocation, Invoker, Outcome
-from .models import Call, Route
-from .store import ClaimedCall, Store
-from .observe import Telemetry
+from ..invoke import CallRecorder
+from ..invoke import Invocation, Invoker, Outcome
+from ..models import Call, Route
+from ..store import ClaimedCall, Store
+from ..observe import Telemetry
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("hotfn.dispatcher")  # logger names stay as they were: operators filter on them
 
 RouteKey = tuple[str, str]  # (app, route path)
 
