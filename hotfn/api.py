@@ -27,9 +27,9 @@ from .models import App, Call, Route, ValidationError
 from .invoke import CallRecorder
 from .async_calls import Dispatcher
 from .access import ImagePolicy
-from .node import STALE_AFTER
+from .cluster import STALE_AFTER
 from .pool import PoolManager
-from .routing import RouteSync, RouteTable
+from .cluster import RouteSync, RouteTable
 from .store import CallRequest, Conflict, NotFound, Store, StoreError, StoreUnavailable
 from .observe import Telemetry
 from .access import RateLimiter

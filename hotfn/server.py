@@ -35,7 +35,7 @@ from .http import HttpConfig, HttpServer
 from .invoke import Invoker, Limits, container_spec
 from .observe import Metrics
 from .pool import PoolManager
-from .node import NodeIdError, NodeLock, Registration
+from .cluster import NodeIdError, NodeLock, Registration
 from .store import Store, StoreError, display_url, is_postgres_url, open_store
 from .observe import Telemetry
 from .observe import accesslog

@@ -40,7 +40,7 @@ def haproxy_binary() -> str:
 
 
 def test_lb_config_is_valid_haproxy_and_refuses_hostile_addresses(tmp_path):
-    from hotfn import lb
+    from hotfn.cluster import lb
 
     cfg = tmp_path / "haproxy.cfg"
     cfg.write_text(lb.haproxy_config(lb.backends(["127.0.0.2:8080", "node-b.example:9000"])))
@@ -60,7 +60,7 @@ def test_lb_config_is_valid_haproxy_and_refuses_hostile_addresses(tmp_path):
 
 
 async def test_lb_config_reads_the_live_nodes_from_the_registry(postgres_db, capsys):
-    from hotfn import lb
+    from hotfn.cluster import lb
     from hotfn.cli import main
     from hotfn.store import NodeInfo, open_store
 
@@ -129,7 +129,7 @@ class Node:
 
 class Balancer:
     def __init__(self, nodes: list[Node], tmp_path) -> None:
-        from hotfn import lb
+        from hotfn.cluster import lb
 
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"

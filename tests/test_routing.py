@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 
 from hotfn.models import new_app, new_route, patch_app
-from hotfn.routing import RouteSync, RouteTable
+from hotfn.cluster import RouteSync, RouteTable
 from hotfn.store import open_store
 from hotfn.store.sql import CHANGES_PER_READ
 

@@ -716,7 +716,7 @@ def _add_completion(sub: Any, common: argparse.ArgumentParser) -> None:
 
 
 def _add_lb_config(sub: Any, common: argparse.ArgumentParser) -> None:
-    from .. import lb  # the cluster's load balancer configuration (hotfn/lb.py)
+    from ..cluster import lb  # the cluster's load balancer configuration (hotfn/cluster/lb.py)
 
     lb.add_parser(sub)
 

@@ -135,7 +135,7 @@ def _registered(db: str) -> tuple[list[str], list[str]]:
     import trio
 
     from .node import STALE_AFTER
-    from .store import StoreError, open_store
+    from ..store import StoreError, open_store
 
     async def read():
         store = open_store(db)

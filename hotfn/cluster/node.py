@@ -21,10 +21,10 @@ import time
 
 import trio
 
-from . import __version__
-from .store import NodeInfo, Store
+from .. import __version__
+from ..store import NodeInfo, Store
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("hotfn.node")  # logger names stay as they were: operators filter on them
 
 LOCK_DIR = "/run/lock/hotfn"
 NODE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")

@@ -19,10 +19,10 @@ from typing import Callable
 
 import trio
 
-from . import models
-from .models import App, Route
-from .pool import PoolManager
-from .store import Change, NotFound, Store
+from .. import models
+from ..models import App, Route
+from ..pool import PoolManager
+from ..store import Change, NotFound, Store
 
 RouteKey = tuple[str, str]  # (app, route path)
 
