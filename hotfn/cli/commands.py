@@ -395,7 +395,7 @@ def _check_starts(directory: str, route: Any) -> str:
     """Start the built function once on this engine; CliError (with its stderr) if it cannot."""
     import trio
 
-    from ..local import CheckFailed, LocalRunner
+    from ..functions.local import CheckFailed, LocalRunner
 
     async def check() -> str:
         async with LocalRunner(route) as runner:
@@ -492,7 +492,7 @@ def cmd_run(args: argparse.Namespace, client: Client | None) -> int:
     import trio
 
     from ..api import ApiRequest
-    from ..local import CheckFailed, LocalRunner, serve
+    from ..functions.local import CheckFailed, LocalRunner, serve
 
     meta = functions.read_meta(args.dir)
     tag = args.tag or functions.default_tag(args.dir, None)
@@ -545,7 +545,7 @@ def cmd_run(args: argparse.Namespace, client: Client | None) -> int:
 
 
 def cmd_images(args: argparse.Namespace, client: Client | None) -> int:
-    from .. import runtime_images as images
+    from ..functions import runtime_images as images
 
     try:
         images.build_runtime_images(args.runtimes or None, log=lambda m: print(f"[images] {m}", file=sys.stderr))

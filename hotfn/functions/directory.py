@@ -98,8 +98,8 @@ def build_function(directory: str, tag: str | None = None, *, app: str | None = 
                    progress: Callable[[str], None] | None = None) -> str:
     """Build ``directory`` into an image; returns its tag. ``progress`` gets the build's output
     as it comes; a failure raises FunctionError with the output's tail."""
-    from .drivers import DriverError
-    from .drivers.docker.images import build_image
+    from ..drivers import DriverError
+    from ..drivers.docker.images import build_image
 
     if not os.path.isdir(directory):
         raise FunctionError(f"{directory} is not a directory")
@@ -116,7 +116,7 @@ def uses_hotfn_runtime(directory: str) -> bool:
     return not os.path.exists(os.path.join(directory, "Dockerfile"))
 
 
-TEMPLATES_DIR = pathlib.Path(__file__).parent / "templates"
+TEMPLATES_DIR = pathlib.Path(__file__).parent.parent / "templates"
 TEMPLATES = sorted(p.name for p in TEMPLATES_DIR.iterdir() if p.is_dir())
 
 

@@ -19,7 +19,7 @@ class ImageBuildError(Exception):
 
 
 def recipes_dir() -> pathlib.Path:
-    return pathlib.Path(__file__).resolve().parent / "recipes"
+    return pathlib.Path(__file__).resolve().parent.parent / "recipes"
 
 
 def build_runtime_images(runtimes: list[str] | None, log: Callable[[str], None] = print) -> None:

@@ -14,12 +14,12 @@ import urllib.parse
 
 import trio
 
-from . import models
-from .api import ApiRequest, ApiResponse, error_response
-from .drivers import DriverError
-from .invoke import Invocation, Invoker, Limits, Outcome, container_spec
-from .models import Route
-from .pool import PoolError, PoolManager
+from .. import models
+from ..api import ApiRequest, ApiResponse, error_response
+from ..drivers import DriverError
+from ..invoke import Invocation, Invoker, Limits, Outcome, container_spec
+from ..models import Route
+from ..pool import PoolError, PoolManager
 
 
 class CheckFailed(Exception):
@@ -38,7 +38,7 @@ class LocalRunner:
         self.invoker: Invoker | None = None
 
     async def __aenter__(self) -> "LocalRunner":
-        from .drivers.docker import DockerDriver
+        from ..drivers.docker import DockerDriver
 
         self.driver = DockerDriver.from_env()
         try:
@@ -118,7 +118,7 @@ def _text(log: object) -> str:
 
 async def serve(runner: LocalRunner, host: str, port: int,
                 task_status=trio.TASK_STATUS_IGNORED) -> None:
-    from .http import HttpConfig, HttpServer
+    from ..http import HttpConfig, HttpServer
 
     server = HttpServer(runner.handle, HttpConfig(max_connections=64))
     await server.serve(host, port, task_status=task_status)
