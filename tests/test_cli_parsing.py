@@ -7,7 +7,7 @@ import contextlib
 import pytest
 
 from hotfn import cli, models
-from hotfn.api import RouteTable
+from hotfn.cluster import RouteTable
 from hotfn.models import App, Route, ValidationError
 
 
