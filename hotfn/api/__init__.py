@@ -5,7 +5,8 @@ h11): hotfn.http turns bytes into an ApiRequest and an ApiResponse into bytes.
 May import: every layer below the HTTP front: ``hotfn.cluster``, ``hotfn.async_calls``, ``hotfn.observe``, ``hotfn.invoke``, ``hotfn.access``, ``hotfn.pool``, ``hotfn.store``, ``hotfn.drivers``, ``hotfn.models``, ``hotfn.ui``.
 """
 
-from .core import Api, ApiConfig, ApiError, ApiRequest, ApiResponse, error_response, json_response
+from .core import Api, ApiConfig
+from .messages import ApiError, ApiRequest, ApiResponse, error_response, json_response
 
 __all__ = [
     "Api", "ApiConfig", "ApiError", "ApiRequest", "ApiResponse", "error_response", "json_response",
