@@ -8,7 +8,7 @@ import pytest
 import trio
 
 from conftest import _docker, containers_of
-from hotfn.drivers.docker.driver import render_env
+from hotfn.drivers.docker.parked import render_env
 
 ECHO = "hotfn-test/conformance-python"
 

@@ -286,7 +286,7 @@ def test_the_container_spec_carries_user_isolation_and_the_apps_network():
 
 
 def test_network_names_fit_linux_and_differ_per_node_and_app():
-    from hotfn.drivers.docker.driver import network_names
+    from hotfn.drivers.docker.networks import network_names
 
     a = network_names({"hotfn": "1", "hotfn.node": "n1", "hotfn.app": "shop"})
     b = network_names({"hotfn": "1", "hotfn.node": "n2", "hotfn.app": "shop"})

@@ -35,7 +35,8 @@ from typing import Any, Awaitable, Callable
 import trio
 
 from hotfn import protocol
-from hotfn.drivers.docker.driver import DockerContainer, DockerDriver
+from hotfn.drivers.docker import DockerDriver
+from hotfn.drivers.docker.container import DockerContainer
 from hotfn.invoke import Invocation, Limits, cold_env, container_spec
 from hotfn.models import Route
 

@@ -60,7 +60,7 @@ def pct(values: list[float], q: float) -> float:
 
 async def direct_round_trips(fmt: str, n: int, node_id: str) -> list[float]:
     from hotfn import protocol
-    from hotfn.drivers.docker.driver import DockerDriver
+    from hotfn.drivers.docker import DockerDriver
     from hotfn.invoke import Limits, container_spec
     from hotfn.models import Route
 
