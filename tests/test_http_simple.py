@@ -295,7 +295,7 @@ def h11_connections(monkeypatch):
         made.append(1)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr("hotfn.http.server.h11.Connection", counting)
+    monkeypatch.setattr("hotfn.http.connection.h11.Connection", counting)
     return made
 
 
