@@ -354,13 +354,13 @@ async def test_a_postgres_store_that_goes_away_fails_cleanly_and_hides_the_passw
 
 
 async def test_a_column_added_later_is_added_to_an_older_store_once(db, monkeypatch):
-    from hotfn.store import sql
+    from hotfn.store import schema
 
     store = open_store(db)
     await store.create_app(new_app({"name": "a"}))
     await store.close()
-    monkeypatch.setattr(sql, "ADDED_COLUMNS", [("apps", "later INTEGER NOT NULL DEFAULT 7"),
-                                               ("calls", "note TEXT")])
+    monkeypatch.setattr(schema, "ADDED_COLUMNS", [("apps", "later INTEGER NOT NULL DEFAULT 7"),
+                                                  ("calls", "note TEXT")])
     for _ in range(2):  # the second opening finds them there
         store = open_store(db)
         assert (await store.get_app("a")).name == "a"

@@ -1,12 +1,17 @@
 """Where apps, routes, call records and logs live: the ``Store`` interface (base.py) and its
 implementations, SQLite embedded (sqlite.py, the default) and PostgreSQL for several nodes
-(postgres.py), which share their schema and queries (sql.py)."""
+(postgres.py), which share their schema (schema.py) and their queries (sql.py).
+
+Nothing outside this package knows which implementation it has.
+
+May import: ``hotfn.models``, and nothing else of hotfn.
+"""
 
 from __future__ import annotations
 
 from .base import (CallRequest, Change, ChangeFeed, Claim, ClaimedCall, Conflict, NodeInfo,
                    NotFound, Store, StoreError, StoreUnavailable, display_url)
-from .sql import SCHEMA_VERSION
+from .schema import SCHEMA_VERSION
 from .sqlite import SqliteStore
 
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")

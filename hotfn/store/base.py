@@ -23,8 +23,7 @@ from typing import Iterable, Mapping
 
 import trio
 
-from ..models import App, Call, Route
-from ..models import Token
+from ..models import App, Call, Route, Token
 
 
 def display_url(url: str) -> str:

@@ -19,7 +19,7 @@ import psycopg
 import psycopg_pool
 import trio
 
-from . import sql
+from . import schema
 from .base import StoreError, StoreUnavailable, display_url
 from .sql import SqlStore
 
@@ -35,7 +35,7 @@ _LISTEN_SLICE = 1.0
 
 
 class PostgresStore(SqlStore):
-    dialect = sql.POSTGRES
+    dialect = schema.POSTGRES
     integrity_errors = (psycopg.errors.IntegrityError,)
 
     def __init__(self, url: str, *, max_connections: int = 8, connect_timeout: float = 10.0) -> None:
@@ -50,8 +50,8 @@ class PostgresStore(SqlStore):
                 with conn.transaction():
                     conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
                     db = _PgDb(conn)
-                    sql.create_schema(db, self.dialect)
-                    sql.run_migrations(db, self.dialect, self.where)
+                    schema.create_schema(db, self.dialect)
+                    schema.run_migrations(db, self.dialect, self.where)
         except (psycopg.Error, psycopg_pool.PoolTimeout) as exc:
             self._pool.close()
             raise StoreError(f"cannot use the PostgreSQL store {self.where}: {exc}") from None

@@ -14,9 +14,9 @@ from typing import Callable, TypeVar
 
 import trio
 
-from . import sql
-from .base import StoreUnavailable
 from ..models import Token
+from . import schema
+from .base import StoreUnavailable
 from .sql import (CALL_COLUMNS, CALL_DEFAULTS, CALL_FIELDS, CALL_PLACEHOLDERS, TOKEN_COLUMNS,
                   SqlStore)
 
@@ -24,7 +24,7 @@ T = TypeVar("T")
 
 
 class SqliteStore(SqlStore):
-    dialect = sql.SQLITE
+    dialect = schema.SQLITE
     integrity_errors = (sqlite3.IntegrityError,)
 
     def __init__(self, path: str) -> None:
@@ -38,9 +38,9 @@ class SqliteStore(SqlStore):
             self._db.execute("PRAGMA busy_timeout=10000")
             self._db.execute("PRAGMA foreign_keys=ON")
             self._db.execute("BEGIN IMMEDIATE")
-            sql.create_schema(self._db, self.dialect)
+            schema.create_schema(self._db, self.dialect)
             self._migrate_legacy()
-            sql.run_migrations(self._db, self.dialect, path)
+            schema.run_migrations(self._db, self.dialect, path)
             self._db.execute("COMMIT")
         except BaseException:
             self._db.close()
@@ -64,7 +64,7 @@ class SqliteStore(SqlStore):
             self._db.execute("ALTER TABLE calls RENAME TO calls_v1")
             for index in ("calls_by_app_time", "calls_by_route_time", "calls_by_time"):
                 self._db.execute(f"DROP INDEX IF EXISTS {index}")
-            sql.create_schema(self._db, self.dialect)
+            schema.create_schema(self._db, self.dialect)
             rows = self._db.execute("SELECT record FROM calls_v1").fetchall()
             self._db.executemany(
                 f"INSERT OR REPLACE INTO calls ({CALL_COLUMNS}) VALUES ({CALL_PLACEHOLDERS})",
