@@ -11,11 +11,15 @@
     hotfn version / hotfn completion bash
 
 Every subcommand is one `cmd_*` function and one `_add_*` function that declares its
-arguments (commands.py); `build_parser` lists them in COMMANDS. `--server`, `--token` and
+arguments (admin.py: the commands that talk to a server; deploy.py: those on a function
+directory; commands.py: the rest); `build_parser` lists them in commands.COMMANDS. client.py is
+the server's client and the ways a command shows what it got. `--server`, `--token` and
 `--json` are accepted before or after the subcommand.
 
 `hotfn serve` (serve.py) loads none of the client commands nor the modules they use
-(hotfn.functions, hotfn.lb): they would stay in a server's memory for nothing (~0.5 MiB).
+(hotfn.functions, hotfn.cluster.lb): they would stay in a server's memory for nothing (~0.5 MiB).
+
+May import: anything in hotfn (it is the top, beside hotfn.server).
 """
 
 from __future__ import annotations
@@ -164,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
         del parser  # its options and help are not needed while serving
         return serve(args)
     from .. import functions
-    from .commands import CliError, Client
+    from .client import CliError, Client
 
     try:
         client = None if getattr(args, "offline", False) else Client(args.server, args.token)
