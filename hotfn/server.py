@@ -25,20 +25,16 @@ from typing import TextIO
 
 import trio
 
+from .access import Authenticator, ImagePolicy
 from .api import Api, ApiConfig
-from .access import Authenticator
-from .pool import ColdStarts
-from .access import ImagePolicy
+from .cluster import NodeIdError, NodeLock, Registration
 from .config import Settings
 from .drivers import Driver, DriverError
 from .http import HttpConfig, HttpServer
 from .invoke import Invoker, Limits, container_spec
-from .observe import Metrics
-from .pool import PoolManager
-from .cluster import NodeIdError, NodeLock, Registration
+from .observe import Metrics, Telemetry, accesslog
+from .pool import ColdStarts, PoolManager
 from .store import Store, StoreError, display_url, is_postgres_url, open_store
-from .observe import Telemetry
-from .observe import accesslog
 
 log = logging.getLogger(__name__)
 

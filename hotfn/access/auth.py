@@ -25,8 +25,8 @@ import warnings
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
-from ..store import Store
 from ..models import MAX_SECRET_LENGTH, Token, hash_secret
+from ..store import Store
 
 log = logging.getLogger("hotfn.auth")  # logger names stay as they were: operators filter on them
 

@@ -21,11 +21,10 @@ from typing import Callable
 
 import trio
 
-from ..invoke import CallRecorder
-from ..invoke import Invocation, Invoker, Outcome
+from ..invoke import CallRecorder, Invocation, Invoker, Outcome
 from ..models import Call, Route
-from ..store import ClaimedCall, Store
 from ..observe import Telemetry
+from ..store import ClaimedCall, Store
 
 log = logging.getLogger("hotfn.dispatcher")  # logger names stay as they were: operators filter on them
 

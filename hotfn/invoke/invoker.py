@@ -16,13 +16,12 @@ from typing import Mapping
 import trio
 
 from .. import protocol
-from ..pool import ColdStarts
-from ..drivers import Container, ContainerGone, ContainerSpec, Driver, DriverError, ImageNotFound
-from ..protocol.httpformat import RequestNotWritable
 from ..access import ImagePolicy
+from ..drivers import Container, ContainerGone, ContainerSpec, Driver, DriverError, ImageNotFound
 from ..models import Route, config_env, header_env_name, header_problem
-from ..pool import (CANCELLED, EXITED, PROTOCOL_ERROR, START_FAILED, TIMEOUT, CallLog, PoolError,
-                    PoolManager, exit_cause)
+from ..pool import (CANCELLED, EXITED, PROTOCOL_ERROR, START_FAILED, TIMEOUT, CallLog, ColdStarts,
+                    PoolError, PoolManager, exit_cause)
+from ..protocol.httpformat import RequestNotWritable
 
 log = logging.getLogger("hotfn.invoker")  # logger names stay as they were: operators filter on them
 

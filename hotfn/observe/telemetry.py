@@ -9,13 +9,13 @@ calls report containers through the PoolEvents methods. Each of the three can be
 
 from __future__ import annotations
 
-from .accesslog import AccessLog
 from ..invoke import Outcome
-from .metrics import Metrics
 from ..models import Call, Route
 from ..pool import PoolEvents
-from .timeseries import Series
 from . import tracecontext
+from .accesslog import AccessLog
+from .metrics import Metrics
+from .timeseries import Series
 
 _MAX_LOGGED_ERROR = 200
 

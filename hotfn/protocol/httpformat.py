@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import h11
 
-from . import frames
 from ..models import header_env_name
+from . import frames
 
 # A response head larger than this is refused (h11 buffers at most this much of one event).
 MAX_HEAD_SIZE = 64 * 1024

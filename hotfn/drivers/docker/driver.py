@@ -27,7 +27,7 @@ import trio
 
 from ..base import (ISOLATIONS, ContainerSpec, Driver, DriverError, ExitStatus, ImageNotFound,
                     IsolationUnavailable, NoShell)
-from .container import _NO_SHELL, IO_MOUNT, IO_WRAPPER, DockerContainer, _Fifos
+from .container import IO_MOUNT, IO_WRAPPER, _NO_SHELL, DockerContainer, _Fifos
 from .engine import EngineSocket, socket_path_from_env
 from .errors import _sdk_error, engine_errors
 from .networks import BRIDGE_OPTIONS, NETWORK_LABEL, _NetworkUse, network_names
