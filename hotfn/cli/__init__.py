@@ -19,7 +19,8 @@ the server's client and the ways a command shows what it got. `--server`, `--tok
 `hotfn serve` (serve.py) loads none of the client commands nor the modules they use
 (hotfn.functions, hotfn.cluster.lb): they would stay in a server's memory for nothing (~0.5 MiB).
 
-May import: anything in hotfn (it is the top, beside hotfn.server).
+May import: it is the top: ``hotfn.server``, ``hotfn.functions``, ``hotfn.config``, ``hotfn.api``,
+``hotfn.cluster``, ``hotfn.drivers``, ``hotfn.models``.
 """
 
 from __future__ import annotations

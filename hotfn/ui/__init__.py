@@ -1,6 +1,9 @@
 """The dashboard at /ui/: static files shipped in this package (no build step, no CDN), read
 once and served from memory. The page is plain JavaScript that polls the JSON API (with the
-API token a user saved in the page, once the API asks for one)."""
+API token a user saved in the page, once the API asks for one).
+
+May import: nothing of hotfn.
+"""
 
 from __future__ import annotations
 
