@@ -1,4 +1,4 @@
-"""Cold containers started ahead of their calls (hotfn/coldstart.py), against the real engine:
+"""Cold containers started ahead of their calls (hotfn/pool/coldstart.py), against the real engine:
 a call takes one, gets its own environment, and none is left behind."""
 
 import json

@@ -1,4 +1,4 @@
-"""ColdStarts' decisions (hotfn/coldstart.py) with a fake engine and a mock clock: which routes
+"""ColdStarts' decisions (hotfn/pool/coldstart.py) with a fake engine and a mock clock: which routes
 get a parked container, when one is removed, and that none outlives the manager."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The http hot format's codec (hotfn/httpformat.py), byte by byte, without a container."""
+"""The http hot format's codec (hotfn/protocol/httpformat.py), byte by byte, without a container."""
 
 from __future__ import annotations
 

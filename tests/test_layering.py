@@ -109,7 +109,8 @@ def violations(module: str, source: str, is_package: bool = False) -> list[str]:
 
 
 def hotfn_modules() -> list[pathlib.Path]:
-    return sorted(p for p in HOTFN.rglob("*.py") if not NOT_PACKAGES & set(p.relative_to(HOTFN).parts))
+    return sorted(p for p in HOTFN.rglob("*.py")
+                  if not NOT_PACKAGES & set(p.relative_to(HOTFN).parts))
 
 
 def test_every_import_points_down():
@@ -147,6 +148,25 @@ def test_each_package_says_what_it_may_import_as_the_layering_does():
         assert said, f"hotfn/{package}/__init__.py does not say what it may import"
         named = set(re.findall(r"``hotfn\.(\w+)``", said.group(1)))
         assert named == MAY_IMPORT[package], f"hotfn/{package}: its docstring says {sorted(named)}"
+
+
+def test_the_picture_in_docs_architecture_matches_the_layering():
+    """docs/architecture.md draws the packages in numbered layers: every package is in it once,
+    and everything a package may import is in a layer below its own."""
+    text = (HOTFN.parent / "docs" / "architecture.md").read_text()
+    picture = re.search(r"```text\nlayer  packages\n(.*?)```", text, re.S)
+    assert picture, "docs/architecture.md has no layer picture"
+    layer_of = {}
+    for line in picture.group(1).splitlines():
+        number, packages = line.split(None, 1)
+        for package in packages.split(" · "):
+            assert package.strip() not in layer_of, f"{package} drawn twice"
+            layer_of[package.strip()] = int(number)
+    assert set(layer_of) == set(MAY_IMPORT)
+    for package, allowed in MAY_IMPORT.items():
+        for other in allowed:
+            assert layer_of[other] < layer_of[package], \
+                f"{package} may import {other}, which the picture draws beside or above it"
 
 
 @pytest.mark.parametrize("module, source", [

@@ -5,7 +5,7 @@ breakdown, and container start-to-ready times.
 
 Commands (``op``):
     start       a hot session: a Docker container started by hotfn's own DockerDriver with the
-                spec hotfn's server would use (hotfn.invoker.container_spec: limits, labels,
+                spec hotfn's server would use (hotfn.invoke.container_spec: limits, labels,
                 direct stdio FIFOs), or (``kind: host``) the Python shim as a plain host process
                 over pipes, no Docker. Answers the start and ready-frame times.
     calls       n sequential request frames on a session; every latency, encode to decode.

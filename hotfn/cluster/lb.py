@@ -70,7 +70,7 @@ def haproxy_config(nodes: list[Backend], *, bind: str = "127.0.0.1:8080",
     # A server line per node, the same in both backends (HAProxy tracks health per backend).
     servers = "\n".join(f"    server {n.name} {n.address} check" for n in nodes)
     return f"""\
-# Written by `hotfn lb-config` for {len(nodes)} hotfn node(s). See hotfn/lb.py for why each part.
+# Written by `hotfn lb-config` for {len(nodes)} hotfn node(s). See hotfn/cluster/lb.py for why each part.
 global
     maxconn {max_connections}
 

@@ -29,7 +29,7 @@ class Call:
     completed_at: float | None = None
     attempts: int = 0  # runs begun; async calls may run again after a failure or a crash
     node_id: str | None = None  # the node that ran it, or (async) claimed it last
-    traceparent: str | None = None  # W3C trace context the function got (hotfn.tracecontext)
+    traceparent: str | None = None  # W3C trace context the function got (hotfn.observe.tracecontext)
 
     @property
     def duration_ms(self) -> float | None:

@@ -34,7 +34,7 @@ ISOLATIONS = ("container", "gvisor")
 USER = re.compile(r"^(0|[1-9][0-9]{0,9})(?::(0|[1-9][0-9]{0,9}))?$")
 MAX_ID = 2**31 - 1
 DEFAULT_USER = "1000:1000"
-# Who may call a route: anyone; a bearer token of the store (hotfn.auth); an HS256 JWT signed
+# Who may call a route: anyone; a bearer token of the store (hotfn.access.auth); an HS256 JWT signed
 # with the route's jwt_key (IronFunctions).
 ROUTE_AUTH = ("none", "token", "jwt")
 MAX_JWT_KEY = 4096

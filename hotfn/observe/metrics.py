@@ -1,5 +1,5 @@
 """Prometheus metrics: what a server counts, and the scrape that GET /metrics answers (written
-by hotfn.promtext).
+by promtext).
 
 Two kinds of figures:
 

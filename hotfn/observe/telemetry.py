@@ -1,6 +1,6 @@
 """What a server tells about its calls and containers, in one place: Prometheus metrics
-(hotfn.metrics), the access log (hotfn.accesslog) and the per-route time series the dashboard
-charts (hotfn.timeseries).
+(metrics), the access log (accesslog) and the per-route time series the dashboard charts
+(timeseries).
 
 The API and the dispatcher report each finished run with ``call_done``; the pools and cold
 calls report containers through the PoolEvents methods. Each of the three can be off

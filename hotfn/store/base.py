@@ -217,7 +217,7 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def remove_node(self, node_id: str) -> None: ...
 
-    # -- API tokens (hotfn.tokens, hotfn.auth) --
+    # -- API tokens (hotfn.models.tokens, hotfn.access.auth) --
     # A revoked token must fail at once on every node, so ``find_token`` is asked on every
     # authenticated request (no cache): it must be cheap.
 

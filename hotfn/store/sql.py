@@ -472,7 +472,7 @@ class SqlStore(Store):
     async def remove_node(self, node_id: str) -> None:
         await self._run(lambda db: self._exec(db, "DELETE FROM nodes WHERE id = ?", (node_id,)))
 
-    # -- API tokens (hotfn.tokens, hotfn.auth) --
+    # -- API tokens (hotfn.models.tokens, hotfn.access.auth) --
 
     @staticmethod
     def _token(row: Any) -> Token | None:
