@@ -299,13 +299,13 @@ async def test_a_cold_image_of_its_own_gets_a_dry_run(server, tmp_path):
 def test_init_copies_a_templates_files_only(tmp_path, monkeypatch):
     """pip compiles every .py it installs, templates too: their __pycache__ is no part of a new
     function (`hotfn init` failed on it with IsADirectoryError)."""
-    from hotfn import functions
+    from hotfn.functions import directory
 
     template = tmp_path / "templates" / "python"
     (template / "__pycache__").mkdir(parents=True)
     (template / "__pycache__" / "func.cpython-311.pyc").write_bytes(b"")
     (template / "func.py").write_text("def handler(request):\n    return b''\n")
     (template / "func.json").write_text('{"runtime": "python"}')
-    monkeypatch.setattr(functions, "TEMPLATES_DIR", tmp_path / "templates")
-    assert functions.init_function(str(tmp_path / "new"), "python") == ["func.json", "func.py"]
+    monkeypatch.setattr(directory, "TEMPLATES_DIR", tmp_path / "templates")
+    assert directory.init_function(str(tmp_path / "new"), "python") == ["func.json", "func.py"]
     assert sorted(os.listdir(tmp_path / "new")) == ["func.json", "func.py"]

@@ -62,7 +62,7 @@ def test_the_server_wheel_installs_in_a_fresh_venv_and_brings_the_recipes(tmp_pa
     shown = subprocess.run([str(venv / "bin" / "hotfn"), "version", "--server", "http://127.0.0.1:9"],
                            capture_output=True, text=True, cwd=tmp_path, env=env, timeout=60)
     assert shown.stdout.splitlines()[0].split() == ["client", version], shown
-    where = subprocess.run([str(venv / "bin" / "python"), "-c", "import hotfn.runtime_images as i; print(i.recipes_dir())"],
+    where = subprocess.run([str(venv / "bin" / "python"), "-c", "import hotfn.functions.runtime_images as i; print(i.recipes_dir())"],
                            capture_output=True, text=True, cwd=tmp_path, env=env, check=True).stdout.strip()
     assert where.startswith(str(venv))
     refused = subprocess.run([str(venv / "bin" / "hotfn"), "images", "build", "cobol"],
