@@ -28,7 +28,7 @@ from typing import Any, Callable, Iterable
 from ..models import MAX_SECRET_LENGTH, Token, hash_secret
 from ..store import Store
 
-log = logging.getLogger("hotfn.auth")  # logger names stay as they were: operators filter on them
+log = logging.getLogger("hotfn.auth")  # named as before the move: operators filter on it
 
 # A JWT longer than this is refused before it is decoded (headers are capped far above it).
 MAX_JWT_LENGTH = 8 * 1024

@@ -1,5 +1,4 @@
-"""Apps: ``/v1/apps`` and ``/v1/apps/{app}``.
-"""
+"""Apps: ``/v1/apps`` and ``/v1/apps/{app}``."""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""Call records and logs: ``/v1/apps/{app}/calls``, ``.../calls/{id}`` and ``.../calls/{id}/log``.
-"""
+"""Call records and logs: ``/v1/apps/{app}/calls``, ``.../calls/{id}``, ``.../calls/{id}/log``."""
 
 from __future__ import annotations
 
@@ -15,7 +14,7 @@ from .messages import ApiError, ApiRequest, ApiResponse, _query, json_response, 
 if TYPE_CHECKING:
     from .core import Api
 
-log = logging.getLogger("hotfn.api")  # logger names stay as they were: operators filter on them
+log = logging.getLogger("hotfn.api")  # named as before the move: operators filter on it
 
 
 async def _flush_for_read(api: Api) -> None:

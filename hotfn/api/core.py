@@ -31,7 +31,7 @@ from .operator import health, metrics, series, stats, ui_file, ui_redirect, vers
 from .routes import create_route, delete_route, get_route, list_routes, patch_route
 from .tokens import create_token, delete_token, list_tokens
 
-log = logging.getLogger("hotfn.api")  # logger names stay as they were: operators filter on them
+log = logging.getLogger("hotfn.api")  # named as before the move: operators filter on it
 
 
 @dataclass

@@ -22,7 +22,7 @@ from .messages import ApiRequest, ApiResponse, error_response, json_response
 if TYPE_CHECKING:
     from .core import Api
 
-log = logging.getLogger("hotfn.api")  # logger names stay as they were: operators filter on them
+log = logging.getLogger("hotfn.api")  # named as before the move: operators filter on it
 
 
 async def invoke(api: Api, request: ApiRequest, app: str, path: str, query: str) -> ApiResponse:

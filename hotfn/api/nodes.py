@@ -1,5 +1,4 @@
-"""The nodes sharing this store: ``/v1/nodes``.
-"""
+"""The nodes sharing this store: ``/v1/nodes``."""
 
 from __future__ import annotations
 

@@ -19,7 +19,7 @@ from .messages import (ApiError, ApiRequest, ApiResponse, _query, error_response
 if TYPE_CHECKING:
     from .core import Api
 
-log = logging.getLogger("hotfn.api")  # logger names stay as they were: operators filter on them
+log = logging.getLogger("hotfn.api")  # named as before the move: operators filter on it
 
 
 @needs(Access.OPEN)

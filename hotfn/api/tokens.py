@@ -1,5 +1,4 @@
-"""API tokens, admins only: ``/v1/tokens`` and ``/v1/tokens/{id}``.
-"""
+"""API tokens, admins only: ``/v1/tokens`` and ``/v1/tokens/{id}``."""
 
 from __future__ import annotations
 
@@ -14,7 +13,7 @@ from .messages import ApiRequest, ApiResponse, _body, json_response
 if TYPE_CHECKING:
     from .core import Api
 
-log = logging.getLogger("hotfn.api")  # logger names stay as they were: operators filter on them
+log = logging.getLogger("hotfn.api")  # named as before the move: operators filter on it
 
 # -- tokens (admin only: no marks) --
 

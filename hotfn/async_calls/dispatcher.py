@@ -26,7 +26,7 @@ from ..models import Call, Route
 from ..observe import Telemetry
 from ..store import ClaimedCall, Store
 
-log = logging.getLogger("hotfn.dispatcher")  # logger names stay as they were: operators filter on them
+log = logging.getLogger("hotfn.dispatcher")  # named as before the move: operators filter on it
 
 RouteKey = tuple[str, str]  # (app, route path)
 

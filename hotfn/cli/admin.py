@@ -1,5 +1,4 @@
-"""The commands that talk to a running server: apps, routes, call, calls, logs, version.
-"""
+"""The commands that talk to a running server: apps, routes, call, calls, logs, version."""
 
 from __future__ import annotations
 

@@ -24,7 +24,7 @@ import trio
 from .. import __version__
 from ..store import NodeInfo, Store
 
-log = logging.getLogger("hotfn.node")  # logger names stay as they were: operators filter on them
+log = logging.getLogger("hotfn.node")  # named as before the move: operators filter on it
 
 LOCK_DIR = "/run/lock/hotfn"
 NODE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")

@@ -42,7 +42,7 @@ from .simple import SimpleRequest, keeps_alive, parse_simple_request
 if TYPE_CHECKING:
     from .server import HttpServer
 
-log = logging.getLogger("hotfn.http.server")  # logger names stay as they were: operators filter on them
+log = logging.getLogger("hotfn.http.server")  # named as before the move: operators filter on it
 
 RECEIVE_SIZE = 64 * 1024
 # A response goes out in parts of this size, each within the send timeout: a slow reader that

@@ -23,7 +23,7 @@ from ..pool import (CANCELLED, EXITED, PROTOCOL_ERROR, START_FAILED, TIMEOUT, Ca
                     PoolError, PoolManager, exit_cause)
 from ..protocol.httpformat import RequestNotWritable
 
-log = logging.getLogger("hotfn.invoker")  # logger names stay as they were: operators filter on them
+log = logging.getLogger("hotfn.invoker")  # named as before the move: operators filter on it
 
 HOP_BY_HOP = frozenset({
     "connection", "keep-alive", "transfer-encoding", "content-length", "upgrade", "te",

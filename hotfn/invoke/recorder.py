@@ -11,7 +11,7 @@ from ..models import Call
 from ..pool import LOG_LINGER, CallLog
 from ..store import Store, StoreUnavailable
 
-log = logging.getLogger("hotfn.calls")  # logger names stay as they were: operators filter on them
+log = logging.getLogger("hotfn.calls")  # named as before the move: operators filter on it
 
 
 class _Batch:

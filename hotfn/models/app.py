@@ -1,5 +1,4 @@
-"""Apps: a tenant's name, its config and secrets, and its share of the server (quotas).
-"""
+"""Apps: a tenant's name, its config and secrets, and its share of the server (quotas)."""
 
 from __future__ import annotations
 
@@ -12,7 +11,7 @@ from typing import Any, Mapping
 from .fields import (ValidationError, _check_config, _check_secrets, _merge, _reject_unknown,
                      merge_config, now, secrets_from_record)
 
-log = logging.getLogger("hotfn.models")  # logger names stay as they were: operators filter on them
+log = logging.getLogger("hotfn.models")  # named as before the move: operators filter on it
 
 APP_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")
 

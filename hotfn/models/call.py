@@ -1,5 +1,4 @@
-"""Calls: the record of one invocation, sync or async, and its id (a ULID).
-"""
+"""Calls: the record of one invocation, sync or async, and its id (a ULID)."""
 
 from __future__ import annotations
 

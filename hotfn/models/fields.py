@@ -10,7 +10,7 @@ import re
 import time
 from typing import Any, Mapping
 
-log = logging.getLogger("hotfn.models")  # logger names stay as they were: operators filter on them
+log = logging.getLogger("hotfn.models")  # named as before the move: operators filter on it
 
 # Letters, digits, '_' and '-': a key becomes an environment variable upper-cased with '-' as
 # '_' (IronFunctions' rule: ``db-url`` is DB_URL), so two keys must not make the same name.

@@ -15,7 +15,7 @@ from .fields import (HEADER_NAME, MAX_CONFIG_TOTAL, ValidationError, _brief, _ch
                      _check_secrets, _field_key, _merge, _reject_unknown, header_problem,
                      merge_config, now, secrets_from_record)
 
-log = logging.getLogger("hotfn.models")  # logger names stay as they were: operators filter on them
+log = logging.getLogger("hotfn.models")  # named as before the move: operators filter on it
 
 PATH_SEGMENT = re.compile(r"^(:[A-Za-z_][A-Za-z0-9_]*|[A-Za-z0-9._~!$&'()*+,;=@-]+)$")
 # The last segment of a path may be greedy: /api/*rest takes every path under /api (like API

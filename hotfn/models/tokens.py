@@ -17,7 +17,7 @@ from typing import Any, Mapping
 from .app import check_app_name
 from .fields import ValidationError
 
-log = logging.getLogger("hotfn.tokens")  # logger names stay as they were: operators filter on them
+log = logging.getLogger("hotfn.tokens")  # named as before the move: operators filter on it
 
 SCOPES = ("admin", "deploy", "invoke")
 MAX_TOKEN_NAME = 128

@@ -34,7 +34,7 @@ import trio
 from ..drivers import ContainerSpec, DriverError, NoShell
 from ..models import Route
 
-log = logging.getLogger("hotfn.coldstart")  # logger names stay as they were: operators filter on them
+log = logging.getLogger("hotfn.coldstart")  # named as before the move: operators filter on it
 
 RouteKey = tuple[str, str]
 

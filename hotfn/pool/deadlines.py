@@ -1,5 +1,4 @@
-"""Hot calls' deadlines, timed by one task for all of them.
-"""
+"""Hot calls' deadlines, timed by one task for all of them."""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""Why a call could not be served by a pool: PoolError and its kinds, each with its HTTP status.
-"""
+"""Why a call could not be served by a pool: PoolError and its kinds, each with its HTTP status."""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""What the pools report as containers come and go (PoolEvents), and why a container ended.
-"""
+"""What the pools report as containers come and go (PoolEvents), and why a container ended."""
 
 from __future__ import annotations
 

@@ -19,7 +19,7 @@ from .events import EVICTED, IDLE, SHUTDOWN, PoolEvents
 from .routepool import RoutePool
 from .worker import HotWorker
 
-log = logging.getLogger("hotfn.pool")  # logger names stay as they were: operators filter on them
+log = logging.getLogger("hotfn.pool")  # named as before the move: operators filter on it
 
 class PoolManager:
     """Owns every route's pool, the server-wide capacity, and the tasks of every warm container."""

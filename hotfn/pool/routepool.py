@@ -37,7 +37,7 @@ from .worker import HotWorker
 if TYPE_CHECKING:
     from .manager import PoolManager
 
-log = logging.getLogger("hotfn.pool")  # logger names stay as they were: operators filter on them
+log = logging.getLogger("hotfn.pool")  # named as before the move: operators filter on it
 
 # Scaling out on evidence: a call that finds every container busy starts another only once it
 # has waited SCALE_AFTER (the containers there clear most bursts within a few ms, and a start

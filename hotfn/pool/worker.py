@@ -19,7 +19,7 @@ from .events import CANCELLED, CRASH, PROTOCOL_ERROR, TIMEOUT, exit_cause
 if TYPE_CHECKING:
     from .routepool import RoutePool
 
-log = logging.getLogger("hotfn.pool")  # logger names stay as they were: operators filter on them
+log = logging.getLogger("hotfn.pool")  # named as before the move: operators filter on it
 
 LOG_CAP = 1024 * 1024  # per call; the rest of a chatty call's stderr is dropped, and said so
 STDERR_TAIL = 4096  # kept per worker outside calls, to explain a failed start

@@ -1,5 +1,4 @@
-"""Function networks: one bridge per app and node, named from its labels.
-"""
+"""Function networks: one bridge per app and node, named from its labels."""
 
 from __future__ import annotations
 
