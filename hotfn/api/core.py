@@ -143,7 +143,7 @@ class Api:
                     allowed = ", ".join(sorted(methods))
                     return error_response(405, f"{request.method} is not allowed on {path}",
                                           [("allow", allowed)])
-                # The one seam where the API's tokens are checked (hotfn.auth); an endpoint not
+                # The one seam where the API's tokens are checked (hotfn.access); an endpoint not
                 # marked with its Access is for admins only.
                 request.principal = await self.auth.authorize(
                     request.headers, getattr(handler, "access", Access.ADMIN),

@@ -24,7 +24,7 @@ class ApiRequest:
     headers: Headers  # names lower case, in order, repeats kept
     body: bytes = b""
     scheme: str = "http"
-    principal: Any = None  # who it acts as (hotfn.auth.Principal), once authorized
+    principal: Any = None  # who it acts as (hotfn.access.Principal), once authorized
 
     def header(self, name: str) -> str | None:
         for key, value in self.headers:
@@ -98,7 +98,7 @@ def _page(request: ApiRequest) -> tuple[str | None, int] | None:
 
 
 def needs(access: str) -> Callable[[Handler], Handler]:
-    """Mark a handler with what its request's token must allow (hotfn.auth.Access)."""
+    """Mark a handler with what its request's token must allow (hotfn.access.Access)."""
     def mark(handler: Handler) -> Handler:
         handler.access = access  # type: ignore[attr-defined]
         return handler

@@ -59,7 +59,7 @@ MAX_SERIES_POINTS = 600
 @needs(Access.ANY)
 async def series(api: Api, request: ApiRequest, match: re.Match) -> ApiResponse:
     """Per route, this node's calls over the last ``window`` seconds in ``step``-second points:
-    calls, rate, errors, p50 and p99 (the dashboard's charts; hotfn.timeseries). Each token
+    calls, rate, errors, p50 and p99 (the dashboard's charts; hotfn.observe.timeseries). Each token
     sees the routes of the apps it covers."""
     q = _query(request)
     try:
