@@ -6,6 +6,9 @@ The queries are written once, in the SQL both engines accept (upserts with ``ON 
 driver, ``Dialect.ddl`` rewrites the schema's types. An implementation supplies ``_run``: run
 ``work(db)`` in one transaction on a worker thread, ``db.execute(sql, args)`` returning a
 DB-API cursor.
+
+Over 500 lines, and whole on purpose: ``SqlStore`` is one class, a method per query of the
+``Store`` interface, each short; cut in parts, every part would need its helpers back.
 """
 
 from __future__ import annotations
