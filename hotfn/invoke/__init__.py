@@ -1,7 +1,8 @@
 """Running one call: the invoker (hot or cold, deadlines, every failure mapped to an Outcome with
 its HTTP status) and the recorder that takes call records and logs to the store in batches.
 
-May import: ``hotfn.pool``, ``hotfn.access``, ``hotfn.store``, ``hotfn.protocol``, ``hotfn.drivers``, ``hotfn.models``.
+May import: ``hotfn.pool``, ``hotfn.access``, ``hotfn.store``, ``hotfn.protocol``,
+``hotfn.drivers``, ``hotfn.models``.
 """
 
 from .invoker import Invocation, Invoker, Limits, Outcome, cold_env, container_spec
