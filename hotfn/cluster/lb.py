@@ -114,7 +114,7 @@ backend admin
 """
 
 
-# -- the subcommand (cli.py adds it with add_parser) ---------------------------------------
+# -- the subcommand (cli/commands.py adds it with add_parser)------------------------------------
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

@@ -20,8 +20,6 @@ HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 # spaces and tabs only inside. No CR, LF, NUL or other control character: one of those would
 # split or end the header block.
 HEADER_VALUE = re.compile(r"^(?:[\x21-\x7e\x80-\xff](?:[\t \x21-\x7e\x80-\xff]*[\x21-\x7e\x80-\xff])?)?$")
-# hot: msgpack frames; http: IronFunctions' hot format, HTTP/1.1 on stdin and stdout
-# (hotfn/protocol/httpformat.py); default: one cold container per call.
 
 
 class ValidationError(ValueError):

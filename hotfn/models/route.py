@@ -21,8 +21,8 @@ PATH_SEGMENT = re.compile(r"^(:[A-Za-z_][A-Za-z0-9_]*|[A-Za-z0-9._~!$&'()*+,;=@-
 # The last segment of a path may be greedy: /api/*rest takes every path under /api (like API
 # Gateway's {proxy+}); the function gets the rest of the path as the parameter "rest".
 GREEDY_SEGMENT = re.compile(r"^\*[A-Za-z_][A-Za-z0-9_]*$")
-
-
+# hot: msgpack frames; http: IronFunctions' hot format, HTTP/1.1 on stdin and stdout
+# (hotfn/protocol/httpformat.py); default: one cold container per call.
 FORMATS = ("hot", "http", "default")
 HOT_FORMATS = frozenset({"hot", "http"})
 # Other names a client may use for a format; stored as the format they stand for.
@@ -34,8 +34,8 @@ ISOLATIONS = ("container", "gvisor")
 USER = re.compile(r"^(0|[1-9][0-9]{0,9})(?::(0|[1-9][0-9]{0,9}))?$")
 MAX_ID = 2**31 - 1
 DEFAULT_USER = "1000:1000"
-# Who may call a route: anyone; a bearer token of the store (hotfn.access.auth); an HS256 JWT signed
-# with the route's jwt_key (IronFunctions).
+# Who may call a route: anyone; a bearer token of the store (hotfn.access.auth); an HS256 JWT
+# signed with the route's jwt_key (IronFunctions).
 ROUTE_AUTH = ("none", "token", "jwt")
 MAX_JWT_KEY = 4096
 
