@@ -164,20 +164,19 @@ async def test_a_call_that_always_fails_ends_error_after_max_attempts(serve):
 # -- sync call records under load -------------------------------------------------------------------
 
 
-async def load(server: Harness, path: str, clients: int, seconds: float, stop: trio.Event):
-    """``clients`` keep-alive connections calling ``path`` until ``stop`` or ``seconds``; every
-    2xx answer's call id and the time it was read (time.time())."""
-    answered: list[tuple[str, float]] = []
+async def load(server: Harness, path: str, clients: int, stop: trio.Event,
+               answered: list[tuple[str, float]]) -> None:
+    """``clients`` keep-alive connections calling ``path`` until ``stop`` or the server goes;
+    puts every 2xx answer's call id and the time it was read (time.time()) in ``answered``."""
     host, port = server.url.removeprefix("http://").split(":")
 
     async def client() -> None:
         connection = await HttpClient.connect(host, int(port))
         try:
-            with trio.move_on_after(seconds):
-                while not stop.is_set():
-                    reply = await connection.request("POST", path, b"x")
-                    if 200 <= reply.status < 300:
-                        answered.append((reply.header("hotfn-call-id"), time.time()))
+            while not stop.is_set():
+                reply = await connection.request("POST", path, b"x")
+                if 200 <= reply.status < 300:
+                    answered.append((reply.header("hotfn-call-id"), time.time()))
         except (OSError, ConnectionError, h11.ProtocolError, trio.BrokenResourceError):
             pass  # the server went away mid-request: that answer never came
         finally:
@@ -186,31 +185,34 @@ async def load(server: Harness, path: str, clients: int, seconds: float, stop: t
     async with trio.open_nursery() as nursery:
         for _ in range(clients):
             nursery.start_soon(client)
-    return answered
 
 
-async def _sigkill_under_load(serve, call_records: str) -> tuple[int, int]:
+async def until_answered(answered: list, count: int) -> None:
+    """Wait until the load has had ``count`` answers: how long that takes is the machine's
+    business, how many calls the crash lands among is the test's."""
+    with trio.fail_after(120):
+        while len(answered) < count:
+            await trio.sleep(0.05)
+
+
+async def _sigkill_under_load(serve, call_records: str, calls: int) -> tuple[int, int]:
     process = serve("--call-records", call_records)
     server = await process.start()
     await server.create_app("demo")
     await server.create_route(path="/hot", image=IMAGE, format="hot", max_concurrency=2, min_warm=2)
     assert (await server.call("demo", "/hot")).status == 200
     stop = trio.Event()
+    result: list = []
     async with trio.open_nursery() as nursery:
-        result: list = []
-
-        async def run_load() -> None:
-            result.extend(await load(server, "/r/demo/hot", clients=8, seconds=10, stop=stop))
-
-        nursery.start_soon(run_load)
-        await trio.sleep(3.0)
+        nursery.start_soon(load, server, "/r/demo/hot", 8, stop, result)
+        await until_answered(result, calls)
         killed_at = await process.stop(signal.SIGKILL)
         stop.set()
     await process.start()  # the same node on the same database
     recorded = process.recorded()
     lost = [(call_id, at) for call_id, at in result if call_id not in recorded]
     late = [killed_at - at for _, at in lost if killed_at - at > 0.1]
-    print(f"\n--call-records {call_records}: {len(result)} calls answered 2xx in 3 s, "
+    print(f"\n--call-records {call_records}: {len(result)} calls answered 2xx, "
           f"{len(lost)} without a record, all within {max((killed_at - at for _, at in lost), default=0) * 1000:.0f} ms "
           f"before the SIGKILL")
     assert late == [], f"{len(late)} records of calls answered more than 100 ms before the kill were lost"
@@ -218,13 +220,13 @@ async def _sigkill_under_load(serve, call_records: str) -> tuple[int, int]:
 
 
 async def test_sigkill_under_load_loses_only_the_last_100_ms_of_records(serve):
-    answered, lost = await _sigkill_under_load(serve, "async")
-    assert answered > 1000
+    answered, lost = await _sigkill_under_load(serve, "async", calls=1000)
+    assert answered >= 1000
 
 
 async def test_sigkill_under_load_loses_no_record_with_call_records_sync(serve):
-    answered, lost = await _sigkill_under_load(serve, "sync")
-    assert answered > 500 and lost == 0
+    answered, lost = await _sigkill_under_load(serve, "sync", calls=500)
+    assert answered >= 500 and lost == 0
 
 
 async def test_sigterm_under_load_loses_no_record_and_no_async_call(serve, store_location):
@@ -236,18 +238,15 @@ async def test_sigterm_under_load_loses_no_record_and_no_async_call(serve, store
     stop = trio.Event()
     result: list = []
     async with trio.open_nursery() as nursery:
-        async def run_load() -> None:
-            result.extend(await load(server, "/r/demo/hot", clients=8, seconds=10, stop=stop))
-
-        nursery.start_soon(run_load)
-        await trio.sleep(1.5)
+        nursery.start_soon(load, server, "/r/demo/hot", 8, stop, result)
+        await until_answered(result, 500)
         jobs = [await server.call("demo", "/job", b"job %d" % i, headers=SLEEP) for i in range(10)]
         assert [j.status for j in jobs] == [202] * 10
         await process.stop(signal.SIGTERM)
         stop.set()
     assert process.process.returncode == 0
     recorded = process.recorded()
-    assert len(result) > 500
+    assert len(result) >= 500
     assert [c for c, _ in result if recorded.get(c) != "success"] == []
     # Async calls not begun stayed queued through the shutdown; they run at the next start.
     server = await process.start()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import math
 import subprocess
 
 import pytest
@@ -182,24 +183,31 @@ async def test_route_update_mid_traffic_loses_no_request(server):
     await server.create_route(path="/v", image=IMAGE, format="hot", max_concurrency=2,
                               config={"CONFORMANCE_CONFIG": "v1"})
     seen: list[tuple[float, str]] = []
-    updated_at = None
+    updated_at = math.inf
+    stop = trio.Event()
 
     async def client() -> None:
-        stop = trio.current_time() + 1.5
-        while trio.current_time() < stop:
+        while not stop.is_set():
             started = trio.current_time()
             reply = await server.call("demo", "/v", headers=[("x-hotfn-test", "info")])
             assert reply.status == 200, reply
             seen.append((started, reply.json()["config_value"]))
 
+    async def until_seen(count: int, since: float) -> None:
+        with trio.fail_after(60):
+            while sum(t > since for t, _ in seen) < count:
+                await trio.sleep(0.01)
+
     async with trio.open_nursery() as nursery:
         for _ in range(3):
             nursery.start_soon(client)
-        await trio.sleep(0.5)
+        await until_seen(6, since=-math.inf)
         patched = await server.req("PATCH", "/v1/apps/demo/routes/v",
                                    json={"route": {"config": {"CONFORMANCE_CONFIG": "v2"}}})
         assert patched.status == 200
         updated_at = trio.current_time()
+        await until_seen(6, since=updated_at)
+        stop.set()
     values = [v for _, v in seen]
     assert "v1" in values and "v2" in values
     assert all(v == "v2" for t, v in seen if t > updated_at), "calls begun after the update see it"
