@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import pathlib
 import subprocess
 import sys
 
@@ -186,3 +187,117 @@ async def test_an_engine_killed_under_cold_and_hot_calls_leaves_the_server_servi
     engine.docker("rm", "-f", foreign)
     log = server.log_path.read_text()
     assert "Traceback" not in log, log[-5000:]
+
+
+# -- a FIFO closed under a call (21.2) ------------------------------------------------------
+
+
+async def test_a_call_whose_fifos_closed_under_it_is_a_502_saying_the_container_is_gone(nursery, images, tmp_path):
+    from hotfn.drivers.docker import DockerDriver
+    from hotfn.invoke import Limits, container_spec
+    from hotfn.models import Route
+    from hotfn.pool import PoolManager, WorkerDied
+    from hotfn import protocol
+
+    driver = DockerDriver.from_env(io_dir=str(tmp_path / "io"))
+    limits = Limits(node_id=new_node_id())
+    pools = PoolManager(driver, nursery, spec_for=lambda r: container_spec(r, limits))
+    route = Route(app="demo", path="/slow", image=ECHO, format="hot")
+    pool = pools.pool_for(route)
+    worker = await pool.acquire()
+    container = worker.container
+    request = protocol.Request("c1", "POST", "http://x/r/demo/slow", "/slow", (), tuple(sleep_headers(20000)),
+                               b"", 0, "demo", "/slow", {})
+    failures = []
+
+    async def call() -> None:
+        try:
+            await worker.call(request, trio.current_time() + 30)
+        except WorkerDied as exc:
+            failures.append(exc)
+        finally:
+            pool.release(worker)
+
+    try:
+        async with trio.open_nursery() as calls:
+            calls.start_soon(call)
+            await wait_until(lambda: worker._slots, 10, interval=0.01)
+            # What an engine stop does to a hot container under a call: its FIFOs close while
+            # the call waits on them.
+            await container.kill()
+        (failure,) = failures
+        assert failure.status == 502 and "function container" in str(failure), failure
+        # Asked of a container whose FIFOs are closed: nothing, rather than a ValueError.
+        assert container.unread_stdin() is None
+        assert container.receive_stdout_nowait() is None
+    finally:
+        await pools.close(grace=0)
+    assert not containers_of(limits.node_id)
+
+
+# -- a refused answer frees its container at once (21.9) ----------------------------------
+
+
+async def test_a_cold_answer_refused_as_too_large_frees_its_container_at_once(server, flood_image):
+    await server.create_app("demo")
+    await server.create_route(path="/big", image=flood_image, memory=512)
+    reply = await server.call("demo", "/big", headers=[("x-flood", "stdout"), ("x-mb", "100")])
+    assert reply.status == 502 and "wrote more than" in reply.json()["error"]["message"], reply
+    refused_at = trio.current_time()
+
+    async def released() -> bool:
+        stats = (await server.req("GET", "/v1/stats")).json()
+        return stats["containers"] == 0 and stats["memory_mb"] == 0
+
+    # It held them for 60 s (the engine's timeout for the removal) before.
+    await wait_until(released, 15)
+    print(f"released {trio.current_time() - refused_at:.2f} s after the 502")
+
+
+# -- Docker keeps no copy of a container's output (21.8) -----------------------------------
+
+
+def _engine_log_size(container_id: str) -> int:
+    """Bytes of the engine's own log of the container (0 with none)."""
+    inspected = json.loads(subprocess.run(["docker", "inspect", container_id], capture_output=True,
+                                          text=True, check=True).stdout)[0]
+    path = inspected.get("LogPath") or ""
+    try:
+        return pathlib.Path(path).stat().st_size if path else 0
+    except FileNotFoundError:
+        return 0
+
+
+async def test_the_engine_keeps_no_log_of_what_a_container_writes(server, flood_image):
+    await server.create_app("demo")
+    await server.create_route(path="/hot", image=flood_image, format="hot")
+    await server.create_route(path="/cold", image=flood_image)
+    reply = await server.call("demo", "/hot", headers=[("x-flood", "stderr"), ("x-mb", "4")])
+    assert reply.status == 200, reply
+    (container,) = containers_of(server.node_id, all=False, route="/hot")
+    assert _engine_log_size(container) < 64 * 1024  # it grew by all 4 MiB before
+    # hotfn still has the call's stderr, up to its cap (LOG_CAP), and says what it dropped.
+    call_log = await server.req("GET", f"/v1/apps/demo/calls/{reply.header('hotfn-call-id')}/log")
+    assert call_log.status == 200 and b"more bytes of stderr dropped" in call_log.body, call_log
+    # A cold container's stderr too.
+    reply = await server.call("demo", "/cold", headers=[("x-flood", "stderr"), ("x-mb", "0")])
+    assert reply.status == 200, reply
+    call_log = await server.req("GET", f"/v1/apps/demo/calls/{reply.header('hotfn-call-id')}/log")
+    assert b"end of flood" in call_log.body, call_log
+
+
+# -- a function's start-up stderr in the server's log (20.9) -------------------------------
+
+
+async def test_start_up_stderr_cannot_forge_log_lines_or_send_escapes(server, flood_image, caplog):
+    await server.create_app("demo", config={"flood-startup": "forge"})
+    await server.create_route(path="/forge", image=flood_image, format="hot")
+    with caplog.at_level(logging.WARNING, logger="hotfn.pool"):
+        reply = await server.call("demo", "/forge")
+    assert reply.status == 502, reply
+    logged = [r.getMessage() for r in caplog.records if "forged line" in r.getMessage()]
+    assert logged, [r.getMessage() for r in caplog.records]
+    for message in logged:
+        assert "\n" not in message and "\x1b" not in message, message
+        assert "\\u001b[2J" in message, message
+        assert "\\n2026-01-01 00:00:00,000 WARNING hotfn.server: forged line" in message, message
