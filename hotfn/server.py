@@ -32,7 +32,7 @@ from .config import Settings
 from .drivers import Driver, DriverError
 from .http import HttpConfig, HttpServer
 from .invoke import Invoker, Limits, container_spec
-from .observe import Metrics, Telemetry, accesslog
+from .observe import Metrics, Telemetry, accesslog, logthrottle
 from .pool import ColdStarts, PoolManager
 from .store import Store, StoreError, display_url, is_postgres_url, open_store
 
@@ -41,6 +41,13 @@ log = logging.getLogger(__name__)
 # A function network no container of ours has used for this long is removed (an app's last
 # network route deleted, or its containers all idle-stopped); the next container makes it again.
 NETWORK_LINGER = 60.0
+
+
+def setup_logging(level: str) -> None:
+    """The process's logging (`hotfn serve`): to stderr at ``level``, a fault that repeats (the
+    engine away) said once and then counted rather than written thousands of times."""
+    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logthrottle.install()
 
 
 class StartupError(Exception):
@@ -235,6 +242,7 @@ class Server:
                     await services.start(api.run_background)
                     await services.start(pools.run_housekeeping)
                     services.start_soon(_prune_networks, driver)
+                    services.start_soon(pools.run_reconcile, ours)
                     if cold_starts is not None:
                         await services.start(functools.partial(
                             cold_starts.run, lambda: [r for r in api.table.all_routes() if not r.is_hot]))

@@ -10,15 +10,13 @@ import sys
 import trio
 
 from ..config import Settings
-from ..server import Server, StartupError
+from ..server import Server, StartupError, setup_logging
 from . import _find
 
 
 def serve(args: argparse.Namespace) -> int:
     settings = Settings.from_namespace(args)
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    setup_logging(settings.log_level)
     server = Server(settings)
     log = logging.getLogger("hotfn")
 

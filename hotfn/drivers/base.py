@@ -161,6 +161,13 @@ class Driver(abc.ABC):
     async def remove_containers(self, labels: Mapping[str, str]) -> int:
         """Kill and remove every container carrying all of ``labels``; how many there were."""
 
+    async def remove_strays(self, labels: Mapping[str, str]) -> int:
+        """Kill and remove every container carrying all of ``labels`` that this driver did not
+        start, or has given up on (its removal failed): what an engine restart, or an answer
+        lost on the way, left behind. How many there were. A driver whose containers cannot
+        outlive it has none."""
+        return 0
+
     async def isolation_available(self, isolation: str) -> bool:
         """Whether containers can run at ``isolation`` (one of ISOLATIONS) on this engine."""
         return isolation == "container"

@@ -19,8 +19,8 @@ from .. import protocol
 from ..access import ImagePolicy
 from ..drivers import Container, ContainerGone, ContainerSpec, Driver, DriverError, ImageNotFound
 from ..models import Route, config_env, header_env_name, header_problem
-from ..pool import (CANCELLED, EXITED, PROTOCOL_ERROR, START_FAILED, TIMEOUT, CallLog, ColdStarts,
-                    PoolError, PoolManager, exit_cause)
+from ..pool import (CANCELLED, CRASH, EXITED, PROTOCOL_ERROR, START_FAILED, TIMEOUT, CallLog,
+                    ColdStarts, PoolError, PoolManager, exit_cause)
 from ..protocol.httpformat import RequestNotWritable
 
 log = logging.getLogger("hotfn.invoker")  # named as before the move: operators filter on it
@@ -273,7 +273,12 @@ class Invoker:
             raise
         ended = CANCELLED
         try:
-            outcome, ended = await self._run_cold(container, inv)
+            try:
+                outcome, ended = await self._run_cold(container, inv)
+            except DriverError as exc:  # the engine went away under the call (killed, restarted)
+                ended = CRASH
+                return Outcome(502, error=f"the function's container was lost: {exc}",
+                               call_status="error", container_id=container.id, mode="cold")
             outcome.queue_wait = started_at - waited_from
             outcome.cold_run = trio.current_time() - started_at
             return outcome

@@ -16,6 +16,7 @@ from .fields import (
     now,
     secrets_from_record,
 )
+from .logtext import log_text
 from .app import (
     APP_NAME,
     App,
@@ -61,7 +62,7 @@ __all__ = [
     "ISOLATIONS", "MAX_SECRET_LENGTH", "ROUTE_AUTH", "SCOPES", "TYPES", "App", "Call", "Route",
     "Token", "ValidationError", "app_from_record", "check_app_name", "check_isolation",
     "check_user", "config_env", "env_name", "hash_secret", "header_env_name", "header_problem",
-    "merge_config", "new_app", "new_call_id", "new_route", "new_secret", "new_token",
+    "log_text", "merge_config", "new_app", "new_call_id", "new_route", "new_secret", "new_token",
     "normalize_path", "now", "patch_app", "patch_route", "route_from_record",
     "secrets_from_record", "token_from_record", "whole_seconds",
 ]

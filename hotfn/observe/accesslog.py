@@ -23,6 +23,8 @@ from typing import TextIO
 
 import trio
 
+from ..models import log_text
+
 FORMATS = ("text", "json")
 FLUSH_INTERVAL = 0.1  # seconds a line may wait in the buffer
 FLUSH_BYTES = 64 * 1024  # written at once when this much waits
@@ -44,10 +46,7 @@ def _text_value(value: object) -> str:
     """A field as the text format shows it: no spaces or control characters, '-' for none."""
     if value is None or value == "":
         return "-"
-    text = str(value)
-    if text.isprintable() and " " not in text:
-        return text
-    return json.dumps(text)
+    return log_text(str(value), quote_spaces=True)
 
 
 class AccessLog:

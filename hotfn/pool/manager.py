@@ -5,12 +5,12 @@ call deadlines and the tasks of every warm container.
 from __future__ import annotations
 
 import logging
-from typing import Callable
+from typing import Callable, Mapping
 
 import trio
 
 from .. import protocol
-from ..drivers import ContainerSpec, Driver
+from ..drivers import ContainerSpec, Driver, DriverError
 from ..models import Route
 from .capacity import Capacity
 from .deadlines import CallDeadlines
@@ -162,6 +162,32 @@ class PoolManager:
                     if now - worker.idle_since >= pool.route.idle_timeout:
                         worker.die(f"idle for {pool.route.idle_timeout:g} s", IDLE)
                 pool._maybe_start()
+
+    async def run_reconcile(self, labels: Mapping[str, str], *, check_every: float = 2.0,
+                            every: float = 60.0, task_status=trio.TASK_STATUS_IGNORED) -> None:
+        """Remove the containers carrying ``labels`` (this node's) that no pool or call owns:
+        what an engine restart leaves standing (created, exited), once the engine answers
+        again after it did not, and every ``every`` seconds besides."""
+        task_status.started()
+        engine_was_away = False
+        last = trio.current_time()
+        while True:
+            await trio.sleep(check_every)
+            if not await self.driver.ping():
+                engine_was_away = True
+                continue
+            if not engine_was_away and trio.current_time() - last < every:
+                continue
+            try:
+                removed = await self.driver.remove_strays(labels)
+            except DriverError as exc:
+                log.warning("could not look for containers left behind: %s", exc)
+                continue
+            engine_was_away = False
+            last = trio.current_time()
+            if removed:
+                log.warning("removed %d container(s) of this node that nothing of ours owned "
+                            "(left behind by the engine)", removed)
 
     async def close(self, grace: float = 10.0) -> None:
         """Retire every pool; calls in flight get ``grace`` seconds; then every container goes."""

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Deque
 import trio
 
 from ..drivers import ContainerSpec, DriverError
-from ..models import Route
+from ..models import Route, log_text
 from .capacity import _CapacityWaiter
 from .errors import PoolClosed, PoolError, QueueTimeout, StartFailed
 from .events import CRASH, RETIRED, SHUTDOWN, START_FAILED, STOPS
@@ -296,7 +296,9 @@ class RoutePool:
             if why.startswith("retired"):
                 return
             tail = worker.stderr_tail()
-            failure = StartFailed(f"function container {why}" + (f"; its stderr: {tail}" if tail else ""))
+            # Escaped: the function's own words go into the server's log with this message.
+            failure = StartFailed(f"function container {why}"
+                                  + (f"; its stderr: {log_text(tail)}" if tail else ""))
             if tail:
                 failure.public = f"function container {why}; its stderr is in the call's log"
                 failure.log = tail.encode() + b"\n"

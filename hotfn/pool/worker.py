@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import trio
 
 from .. import protocol
-from ..drivers import Container, ContainerGone, ExitStatus
+from ..drivers import Container, ContainerGone, DriverError, ExitStatus
 from .errors import CallTimeout, NotDelivered, PoolError, WorkerDied
 from .events import CANCELLED, CRASH, PROTOCOL_ERROR, TIMEOUT, exit_cause
 
@@ -165,9 +165,12 @@ class HotWorker:
             if reason is None:
                 status: ExitStatus | None = None
                 with trio.move_on_after(5):
-                    status = await self.container.exit_status(timeout=5)
+                    try:
+                        status = await self.container.exit_status(timeout=5)
+                    except DriverError as exc:  # the engine is gone too (killed, restarting)
+                        reason = f"ended (its exit status is unknown: {exc})"
                 ended = status.describe() if status else "its end is unknown"
-                reason, cause = f"exited ({ended})", exit_cause(status)
+                reason, cause = reason or f"exited ({ended})", exit_cause(status)
             self.die(reason, cause)
 
     def _on_stdout(self, data: bytes) -> None:

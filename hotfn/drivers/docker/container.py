@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import array
 import contextlib
+import errno
 import fcntl
+import logging
 import os
 import shutil
 import socket
@@ -22,6 +24,8 @@ from .demux import Demultiplexer, DemuxError
 
 if TYPE_CHECKING:
     from .driver import DockerDriver
+
+log = logging.getLogger(__name__)
 
 # Direct stdio: the process's stdin and stdout become two FIFOs in a host directory mounted at
 # IO_MOUNT, opened by a /bin/sh wrapper before it execs the image's own command. A frame then
@@ -158,6 +162,8 @@ class DockerContainer(Container):
     def _unread(self, fd: int) -> int:
         """Bytes waiting in the FIFO ``fd`` (FIONREAD): no read, nothing consumed. OSError
         once it is closed."""
+        if fd < 0:  # (trio's FdStream says -1 once closed; ioctl would raise ValueError)
+            raise OSError(errno.EBADF, f"container {self.id[:12]}: its FIFO is closed")
         fcntl.ioctl(fd, termios.FIONREAD, self._pending)
         return self._pending[0]
 
@@ -220,6 +226,10 @@ class DockerContainer(Container):
             self._exit_early = await driver._exit_status(self.id, timeout, early=True)
         except DriverError:
             pass  # exit_status() asks again
+        except Exception:
+            # Runs in a task no call waits on: whatever went wrong must not reach its nursery
+            # (the server's). exit_status() asks again, and says what it finds.
+            log.exception("container %s: asking for its exit status ahead failed", self.id[:12])
         finally:
             watched.set()
 
@@ -243,12 +253,15 @@ class DockerContainer(Container):
 
     async def kill(self) -> None:
         with trio.CancelScope(shield=True):
+            # The attach stream first: a process still writing output no one reads (a response
+            # refused as too large) holds the engine's copy of it, and with it the removal,
+            # until the engine gives up (60 s).
+            self._close_socket()
             if not self._killed:
                 self._killed = True
                 await self._driver._remove(self.id)
                 if self._network is not None:
                     self._driver._leave_network(self._network)
-            self._close_socket()
 
     def _close_socket(self) -> None:
         with contextlib.suppress(OSError):

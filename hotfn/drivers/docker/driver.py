@@ -44,6 +44,12 @@ WAIT_POOL_SIZE = 16
 
 
 
+# What the engine keeps of a container's output: nothing. hotfn reads stdout and stderr itself,
+# over the attach stream, and keeps at most LOG_CAP (hotfn.pool.worker) of a call's stderr; a log
+# driver's copy (json-file by default) grew with everything a function wrote, 210 MB for one
+# call, until the container was removed.
+LOG_CONFIG = {"type": "none"}
+
 # isolation "gvisor" runs containers with this OCI runtime, registered with dockerd by
 # scripts/ensure-sandbox (/etc/docker/daemon.json "runtimes").
 GVISOR_RUNTIME = "runsc"
@@ -83,6 +89,11 @@ class DockerDriver(Driver):
         self._network_locks: dict[str, trio.Lock] = {}
         # Images known to have IO_WRAPPER's shell (by the id or name a spec gave).
         self._has_shell: set[str] = set()
+        # Containers this driver created and has not yet removed (or tried to): everything of a
+        # node's on the engine that is not here is a stray (remove_strays). Creates in flight,
+        # whose ids are not known yet, are waited for before anything is called a stray.
+        self._live: set[str] = set()
+        self._creating: set[trio.Event] = set()
         if io_dir is not None:
             os.makedirs(io_dir, mode=0o700, exist_ok=True)
 
@@ -290,6 +301,7 @@ class DockerDriver(Driver):
             # An init process (Docker's tini) as pid 1: it reaps the zombies a function's
             # children leave, and passes signals on.
             init=True,
+            log_config=LOG_CONFIG,
             runtime=self.gvisor_runtime if spec.isolation == "gvisor" else None,
         )
         created = self.client.create_container(
@@ -307,6 +319,18 @@ class DockerDriver(Driver):
             **extra,
         )
         return created["Id"]
+
+    async def _create_owned(self, *args: Any) -> str:
+        """``_create`` on a worker thread; the container is ours (``_live``) once it returns."""
+        created = trio.Event()
+        self._creating.add(created)
+        try:
+            container_id = await self._call(self._create, *args)
+            self._live.add(container_id)
+            return container_id
+        finally:
+            self._creating.discard(created)
+            created.set()
 
     def _shell_present(self, container_id: str) -> bool:
         """Whether the created container's image has IO_WRAPPER's shell. Asked before start:
@@ -339,7 +363,7 @@ class DockerDriver(Driver):
                 network = await self._join_network(spec.network_labels)
             try:
                 with engine_errors(f"creating a container of {spec.image}"):
-                    container_id = await self._call(self._create, spec, fifos and fifos.path, network)
+                    container_id = await self._create_owned(spec, fifos and fifos.path, network)
             except DriverError as exc:
                 if spec.isolation == "gvisor" and self.gvisor_runtime in str(exc):
                     self._gvisor_seen = False
@@ -398,8 +422,8 @@ class DockerDriver(Driver):
             if spec.network:
                 network = await self._join_network(spec.network_labels)
             with engine_errors(f"creating a parked container of {spec.image}"):
-                container_id = await self._call(self._create, spec, env_fifo.path, network,
-                                                PARK_WRAPPER, True)
+                container_id = await self._create_owned(spec, env_fifo.path, network,
+                                                        PARK_WRAPPER, True)
             if spec.image not in self._has_shell:
                 with engine_errors(f"inspecting container {container_id[:12]}"):
                     if not await self._call(self._shell_present, container_id):
@@ -424,6 +448,9 @@ class DockerDriver(Driver):
             raise
 
     async def _remove(self, container_id: str) -> None:
+        # No longer ours from here on, removed or not: one the engine could not remove now is a
+        # stray, which remove_strays takes away once the engine answers again.
+        self._live.discard(container_id)
         try:
             with engine_errors(f"removing container {container_id[:12]}"):
                 if self._engine is not None:
@@ -436,7 +463,8 @@ class DockerDriver(Driver):
                 return
             log.warning("could not remove container %s: %s", container_id[:12], exc)
 
-    async def remove_containers(self, labels: Mapping[str, str]) -> int:
+    async def _container_ids(self, labels: Mapping[str, str]) -> list[str]:
+        """Every container (running or not) carrying all of ``labels``."""
         filters = {"label": [f"{k}={v}" for k, v in labels.items()]}
         with engine_errors("listing containers"):
             if self._engine is not None:
@@ -444,10 +472,28 @@ class DockerDriver(Driver):
                                                 {"all": "1", "filters": json.dumps(filters)})
             else:
                 found = await self._sdk("containers", all=True, filters=filters, quiet=True)
+            return [str(item["Id"]) for item in found]
+
+    async def _remove_all(self, container_ids: list[str]) -> None:
         async with trio.open_nursery() as nursery:
-            for item in found:
-                nursery.start_soon(self._remove, item["Id"])
+            for container_id in container_ids:
+                nursery.start_soon(self._remove, container_id)
+
+    async def remove_containers(self, labels: Mapping[str, str]) -> int:
+        found = await self._container_ids(labels)
+        await self._remove_all(found)
         return len(found)
+
+    async def remove_strays(self, labels: Mapping[str, str]) -> int:
+        found = await self._container_ids(labels)
+        # A create in flight may have made one of these without our knowing its id yet: its
+        # answer says whether it is ours.
+        for created in list(self._creating):
+            with trio.move_on_after(self._timeout):
+                await created.wait()
+        strays = [container_id for container_id in found if container_id not in self._live]
+        await self._remove_all(strays)
+        return len(strays)
 
     async def _exit_status(self, container_id: str, timeout: float, early: bool = False) -> ExitStatus:
         with engine_errors(f"waiting for container {container_id[:12]}"):

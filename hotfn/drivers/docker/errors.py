@@ -5,10 +5,20 @@ Never loads the SDK: an error of the SDK's comes only once the SDK is loaded.
 from __future__ import annotations
 
 import contextlib
+import http.client
 import sys
 from typing import Iterator
 
 from ..base import DriverError, EngineUnavailable, ImageNotFound
+
+# How a conversation with the engine breaks below the API: the connection refused, reset or
+# cut mid-answer (requests' ConnectionError, ChunkedEncodingError, timeouts, urllib3's
+# ProtocolError ...), or the socket's own OSError. Each means the engine is not there (now).
+_TRANSPORT_ERRORS = (
+    "requests.exceptions.RequestException",
+    "urllib3.exceptions.HTTPError",
+    "docker.errors.DockerException",  # (its APIError, an answer, is looked at first)
+)
 
 
 def _sdk_error(exc: BaseException, kind: str) -> bool:
@@ -19,9 +29,16 @@ def _sdk_error(exc: BaseException, kind: str) -> bool:
     return loaded is not None and isinstance(exc, getattr(loaded, name))
 
 
+def _transport_error(exc: BaseException) -> bool:
+    return (isinstance(exc, (OSError, http.client.HTTPException))
+            or any(_sdk_error(exc, kind) for kind in _TRANSPORT_ERRORS))
+
+
 @contextlib.contextmanager
 def engine_errors(what: str) -> Iterator[None]:
-    """Translate SDK and transport errors into the driver's own types."""
+    """Translate SDK and transport errors into the driver's own types: every way a call to
+    the engine can fail comes out as a DriverError (EngineUnavailable when the engine could not
+    be talked to)."""
     try:
         yield
     except DriverError:
@@ -31,8 +48,7 @@ def engine_errors(what: str) -> Iterator[None]:
             raise ImageNotFound(str(exc.explanation or exc)) from exc  # type: ignore[attr-defined]
         if _sdk_error(exc, "docker.errors.APIError"):
             raise DriverError(f"{what}: {exc.explanation or exc}") from exc  # type: ignore[attr-defined]
-        if (_sdk_error(exc, "requests.exceptions.ConnectionError")
-                or _sdk_error(exc, "docker.errors.DockerException")):
-            raise EngineUnavailable(f"{what}: the Docker engine is not reachable ({exc})") from exc
+        if _transport_error(exc):
+            raise EngineUnavailable(f"{what}: the Docker engine is not reachable "
+                                    f"({type(exc).__name__}: {exc})") from exc
         raise
-
