@@ -1,7 +1,7 @@
 """Puts the parts together and owns them: one root of nurseries for the whole server.
 
-    services nursery ── route refresh, call-record flushing, log purging, pool housekeeping,
-    │                   the HTTP listener and its connections
+    services nursery ── the store's probe, route refresh, call-record flushing, log purging,
+    │                   pool housekeeping, the HTTP listener and its connections
     └── calls nursery ── every warm container's task, the async-call dispatcher and the calls
                          it runs, cold-container removal
 
@@ -230,6 +230,8 @@ class Server:
                                            enabled=self._admin_token is not None),
                         images=self._images, telemetry=telemetry)
                     await api.reload_routes()
+                    # /health reads what this probe found; a dead store fails requests fast.
+                    await services.start(store.watch)
                     if telemetry.access_log is not None:
                         await services.start(telemetry.access_log.run)
                     await services.start(api.run_background)

@@ -27,7 +27,7 @@ from .calls import get_call, get_log, list_calls
 from .invocation import invoke
 from .messages import ApiError, ApiRequest, ApiResponse, Handler, error_response
 from .nodes import list_nodes
-from .operator import health, metrics, series, stats, ui_file, ui_redirect, version
+from .operator import health, health_detail, metrics, series, stats, ui_file, ui_redirect, version
 from .routes import create_route, delete_route, get_route, list_routes, patch_route
 from .tokens import create_token, delete_token, list_tokens
 
@@ -178,6 +178,7 @@ class Api:
 _APP = r"(?P<app>[^/]+)"
 ROUTES: list[tuple[re.Pattern, dict[str, Handler]]] = [
     (re.compile(r"/health"), {"GET": health}),
+    (re.compile(r"/health/detail"), {"GET": health_detail}),
     (re.compile(r"/version"), {"GET": version}),
     (re.compile(r"/v1/stats"), {"GET": stats}),
     (re.compile(r"/v1/nodes/?"), {"GET": list_nodes}),
