@@ -76,9 +76,18 @@ async def _until(check, timeout: float) -> float:
     return time.monotonic() - started
 
 
+class _NoReply:
+    def __init__(self, exc: Exception) -> None:
+        self.status = f"no answer ({type(exc).__name__})"
+
+
 async def _timed(url: str, method: str, target: str, **kw):
+    """(the reply, or what stood for it, and the seconds it took)."""
     started = time.monotonic()
-    reply = await request(url, method, target, **kw)
+    try:
+        reply = await request(url, method, target, **kw)
+    except Exception as exc:  # counted, and failed on below
+        reply = _NoReply(exc)
     return reply, time.monotonic() - started
 
 
@@ -155,10 +164,10 @@ async def test_a_postgresql_outage_behind_haproxy_serves_warm_calls_and_fails_ad
         report["warm calls by phase"] = load.counts
         report["admin during the outage"] = {
             "requests": len(admin_replies),
-            "statuses": sorted({r.status for r in admin_replies}),
+            "statuses": sorted({str(r.status) for r in admin_replies}),
             "slowest (s)": round(max(admin_times), 3)}
-        report["/health via HAProxy during the outage"] = sorted({r.status for r, _ in health})
-        report["/health/detail during the outage"] = sorted({r.status for r, _ in details})
+        report["/health via HAProxy during the outage"] = sorted({str(r.status) for r, _ in health})
+        report["/health/detail during the outage"] = sorted({str(r.status) for r, _ in details})
         print("\nPostgreSQL outage behind HAProxy:", report)
 
         # Every warm call through the balancer was served, during the outage too.

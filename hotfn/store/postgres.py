@@ -52,6 +52,11 @@ _PROBE_STATEMENT_TIMEOUT_MS = 2000
 _UNREACHABLE_STATES = ("08", "57P01", "57P02", "57P03")
 
 
+def _reason(exc: BaseException) -> str:
+    """The first line of what went wrong (libpq adds hints on the lines after)."""
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
 def _unreachable(exc: BaseException) -> bool:
     """Whether ``exc`` says the server does not answer (not that it refused what was asked)."""
     if isinstance(exc, psycopg_pool.PoolTimeout):
@@ -115,7 +120,7 @@ class PostgresStore(SqlStore):
         try:
             return await trio.to_thread.run_sync(run, limiter=self._limiter)
         except StoreUnreachable as exc:
-            self.health.unreachable(str(exc))
+            self.health.unreachable(_reason(exc.__cause__ or exc))
             raise
 
     def _commit_durably(self, db: Any) -> None:
@@ -128,9 +133,9 @@ class PostgresStore(SqlStore):
         try:
             await trio.to_thread.run_sync(self._probe, abandon_on_cancel=True)
         except StoreUnreachable as exc:
-            self.health.unreachable(str(exc))
+            self.health.unreachable(_reason(exc.__cause__ or exc))
         except StoreUnavailable as exc:
-            self.health.failing(str(exc))
+            self.health.failing(_reason(exc.__cause__ or exc))
         else:
             if not self.health.reachable:
                 # The pool's connections died with the server: drop them before requests
