@@ -43,6 +43,7 @@ class ApiConfig:
     call_records: str = "async"  # "sync": a call's record is committed before its answer is sent
     async_retry_delay: float = 1.0  # seconds before an async call's second attempt; doubling
     async_lease_margin: float = 30.0  # an async call's claim outlasts its longest run by this
+    async_engine_wait: float = 600.0  # async calls wait this long for an engine that is down
 
 
 class Api:
@@ -63,6 +64,7 @@ class Api:
         self.dispatcher = Dispatcher(store, invoker, self.recorder, find_route=self.find_route,
                                      node_id=config.node_id, retry_delay=config.async_retry_delay,
                                      lease_margin=config.async_lease_margin,
+                                     engine_wait=config.async_engine_wait,
                                      telemetry=self.telemetry)
         self.routes = RouteSync(store, pools, servable=lambda r: self.images.allows(r.image),
                                 on_apps_changed=self._apps_changed,
