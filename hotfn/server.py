@@ -226,7 +226,9 @@ class Server:
                         domain=s.domain or None, log_retention=s.log_retention, node_id=s.node_id,
                         call_records=s.call_records, async_retry_delay=s.async_retry_delay,
                         async_lease_margin=s.async_lease_margin,
-                        async_engine_wait=s.async_engine_wait),
+                        async_engine_wait=s.async_engine_wait,
+                        record_spill=os.path.join(s.spill_dir, f"{s.node_id}.calls")
+                        if s.spill_dir else None),
                         auth=Authenticator(store, admin_token=self._admin_token,
                                            enabled=self._admin_token is not None),
                         images=self._images, telemetry=telemetry)

@@ -44,6 +44,7 @@ class ApiConfig:
     async_retry_delay: float = 1.0  # seconds before an async call's second attempt; doubling
     async_lease_margin: float = 30.0  # an async call's claim outlasts its longest run by this
     async_engine_wait: float = 600.0  # async calls wait this long for an engine that is down
+    record_spill: str | None = None  # records the store cannot take by shutdown wait here
 
 
 class Api:
@@ -59,7 +60,7 @@ class Api:
         self.pools = pools
         self.invoker = invoker
         self.config = config
-        self.recorder = CallRecorder(store)
+        self.recorder = CallRecorder(store, spill_path=config.record_spill)
         # Runs the async calls; its owner (the server) starts it in the nursery of calls.
         self.dispatcher = Dispatcher(store, invoker, self.recorder, find_route=self.find_route,
                                      node_id=config.node_id, retry_delay=config.async_retry_delay,
