@@ -134,3 +134,36 @@ async def test_a_store_that_stops_answering_fails_fast_until_the_probe_finds_it_
         assert await store.list_apps() == []
     finally:
         await store.close()
+
+
+@pytest.mark.docker
+async def test_a_call_running_when_its_node_and_postgresql_crash_runs_again_as_attempt_2(
+        crashable_postgres, images, tmp_path):
+    from test_durability import ServeProcess, wait_for_calls
+
+    node = ServeProcess(tmp_path, "--async-retry-delay", "0.2", "--no-access-log",
+                        db=crashable_postgres.url)
+    try:
+        server = await node.start()
+        await server.create_app("demo")
+        await server.create_route(path="/job", image="hotfn-test/conformance-python",
+                                  format="hot", type="async", timeout=30, max_attempts=3)
+        reply = await server.call("demo", "/job", b"once", headers=[("x-hotfn-test", "sleep"),
+                                                                    ("x-sleep-ms", "3000")])
+        assert reply.status == 202
+        call_id = reply.json()["call_id"]
+        with trio.fail_after(30):
+            while (await server.req("GET", f"/v1/apps/demo/calls/{call_id}")).json()["call"]["status"] != "running":
+                await trio.sleep(0.02)
+        # Both at once, mid-call: the node (its run is cut short) and PostgreSQL (as a crash).
+        node.process.kill()
+        await crashable_postgres.stop("immediate")
+        await node.process.wait()
+        await crashable_postgres.start()
+        server = await node.start()
+        record = (await wait_for_calls(server, "demo", [call_id], timeout=60))[call_id]
+        assert record["status"] == "success" and record["result"] == "once", record
+        assert record["attempts"] == 2, record
+    finally:
+        with trio.CancelScope(shield=True):
+            await node.aclose()
