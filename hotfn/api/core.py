@@ -21,7 +21,7 @@ from ..invoke import CallRecorder, Invoker
 from ..models import App, Route, ValidationError
 from ..observe import Telemetry
 from ..pool import PoolManager
-from ..store import Conflict, NotFound, Store, StoreUnavailable
+from ..store import Conflict, NotFound, Store, StoreUnavailable, StoreUnreachable
 from .apps import create_app, delete_app, get_app, list_apps, patch_app
 from .calls import get_call, get_log, list_calls
 from .invocation import invoke
@@ -111,6 +111,8 @@ class Api:
                 await trio.sleep(self.config.route_refresh_interval)
             try:
                 await self.reload_routes()
+            except StoreUnreachable:
+                pass  # said once, by the store's health; the routes as they are go on
             except Exception:
                 log.exception("could not refresh routes")
 

@@ -9,9 +9,12 @@ answers but fails (a full disk) keeps its circuit closed: what it can still do (
 
 from __future__ import annotations
 
+import logging
 import time
 
 from .base import StoreUnreachable
+
+log = logging.getLogger("hotfn.store")
 
 OK = "ok"
 FAILING = "failing"  # it answers, but could not do what the probe asked (a full disk)
@@ -47,6 +50,13 @@ class StoreHealth:
 
     def _set(self, state: str, problem: str | None) -> None:
         if state != self.state:
+            # Said once a change: the loops that meet a store that does not answer stay quiet.
+            if state == UNREACHABLE:
+                log.error("the store (%s) does not answer: %s; requests that need it fail at "
+                          "once until it does (probed in the background)", self.where, problem)
+            elif self.state == UNREACHABLE:
+                log.warning("the store (%s) answers again, after %.1f s", self.where,
+                            time.time() - self.since)
             self.since = time.time()
         self.state, self.problem = state, problem
 

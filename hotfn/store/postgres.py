@@ -47,6 +47,7 @@ _CONNECTION_WAIT = 2.0
 # The probe's own connection: how long it may take to connect (libpq's least), and a query.
 _PROBE_CONNECT_TIMEOUT = 2
 _PROBE_STATEMENT_TIMEOUT_MS = 2000
+_PROBE_TIMEOUT = 3.0  # and in all, connecting included
 # SQLSTATEs that say the server is gone or going: connection exceptions (08...), and the
 # server shutting down or starting (57P01-57P03). A client-side failure has none.
 _UNREACHABLE_STATES = ("08", "57P01", "57P02", "57P03")
@@ -131,7 +132,11 @@ class PostgresStore(SqlStore):
     async def probe(self) -> None:
         # On a connection of its own, past the circuit: this is what closes it again.
         try:
-            await trio.to_thread.run_sync(self._probe, abandon_on_cancel=True)
+            with trio.fail_after(_PROBE_TIMEOUT):
+                await trio.to_thread.run_sync(self._probe, abandon_on_cancel=True)
+        except trio.TooSlowError:
+            # (A server cut off by the network: the thread waits on, and later probes say so.)
+            self.health.unreachable(f"no answer within {_PROBE_TIMEOUT:g} s")
         except StoreUnreachable as exc:
             self.health.unreachable(_reason(exc.__cause__ or exc))
         except StoreUnavailable as exc:
@@ -141,11 +146,12 @@ class PostgresStore(SqlStore):
                 # The pool's connections died with the server: drop them before requests
                 # come back, or each would fail once and open the circuit again.
                 await trio.to_thread.run_sync(self._pool.check)
-                log.warning("the store (%s) answers again", self.where)
             self.health.ok()
 
     def _probe(self) -> None:
-        with self._probe_lock:
+        if not self._probe_lock.acquire(blocking=False):
+            raise StoreUnreachable("the last probe is still waiting for an answer")
+        try:
             if self._closed:
                 return
             try:
@@ -165,12 +171,17 @@ class PostgresStore(SqlStore):
                 if _unreachable(exc):
                     raise StoreUnreachable(message) from exc
                 raise StoreUnavailable(message) from exc
+        finally:
+            self._probe_lock.release()
 
     def _after_change(self, db: Any, seq: int) -> None:
         # Delivered when (and only if) the transaction commits.
         db.execute("SELECT pg_notify(%s, %s)", (CHANNEL, str(seq)))
 
     async def wait_for_changes(self, timeout: float) -> None:
+        if not self.health.reachable:
+            await trio.sleep(timeout)  # polled: the probe knocks for everyone meanwhile
+            return
         deadline = trio.current_time() + timeout
         while (left := deadline - trio.current_time()) > 0:
             try:
