@@ -1,7 +1,7 @@
 """Puts the parts together and owns them: one root of nurseries for the whole server.
 
-    services nursery ── route refresh, call-record flushing, log purging, pool housekeeping,
-    │                   the HTTP listener and its connections
+    services nursery ── the store's probe, route refresh, call-record flushing, log purging,
+    │                   pool housekeeping, the HTTP listener and its connections
     └── calls nursery ── every warm container's task, the async-call dispatcher and the calls
                          it runs, cold-container removal
 
@@ -232,11 +232,16 @@ class Server:
                     api = Api(store, driver, pools, invoker, ApiConfig(
                         domain=s.domain or None, log_retention=s.log_retention, node_id=s.node_id,
                         call_records=s.call_records, async_retry_delay=s.async_retry_delay,
-                        async_lease_margin=s.async_lease_margin),
+                        async_lease_margin=s.async_lease_margin,
+                        async_engine_wait=s.async_engine_wait,
+                        record_spill=os.path.join(s.spill_dir, f"{s.node_id}.calls")
+                        if s.spill_dir else None),
                         auth=Authenticator(store, admin_token=self._admin_token,
                                            enabled=self._admin_token is not None),
                         images=self._images, telemetry=telemetry)
                     await api.reload_routes()
+                    # /health reads what this probe found; a dead store fails requests fast.
+                    await services.start(store.watch)
                     if telemetry.access_log is not None:
                         await services.start(telemetry.access_log.run)
                     await services.start(api.run_background)

@@ -21,13 +21,13 @@ from ..invoke import CallRecorder, Invoker
 from ..models import App, Route, ValidationError
 from ..observe import Telemetry
 from ..pool import PoolManager
-from ..store import Conflict, NotFound, Store, StoreUnavailable
+from ..store import Conflict, NotFound, Store, StoreUnavailable, StoreUnreachable
 from .apps import create_app, delete_app, get_app, list_apps, patch_app
 from .calls import get_call, get_log, list_calls
 from .invocation import invoke
 from .messages import ApiError, ApiRequest, ApiResponse, Handler, error_response
 from .nodes import list_nodes
-from .operator import health, metrics, series, stats, ui_file, ui_redirect, version
+from .operator import health, health_detail, metrics, series, stats, ui_file, ui_redirect, version
 from .routes import create_route, delete_route, get_route, list_routes, patch_route
 from .tokens import create_token, delete_token, list_tokens
 
@@ -43,6 +43,8 @@ class ApiConfig:
     call_records: str = "async"  # "sync": a call's record is committed before its answer is sent
     async_retry_delay: float = 1.0  # seconds before an async call's second attempt; doubling
     async_lease_margin: float = 30.0  # an async call's claim outlasts its longest run by this
+    async_engine_wait: float = 600.0  # async calls wait this long for an engine that is down
+    record_spill: str | None = None  # records the store cannot take by shutdown wait here
 
 
 class Api:
@@ -58,11 +60,12 @@ class Api:
         self.pools = pools
         self.invoker = invoker
         self.config = config
-        self.recorder = CallRecorder(store)
+        self.recorder = CallRecorder(store, spill_path=config.record_spill)
         # Runs the async calls; its owner (the server) starts it in the nursery of calls.
         self.dispatcher = Dispatcher(store, invoker, self.recorder, find_route=self.find_route,
                                      node_id=config.node_id, retry_delay=config.async_retry_delay,
                                      lease_margin=config.async_lease_margin,
+                                     engine_wait=config.async_engine_wait,
                                      telemetry=self.telemetry)
         self.routes = RouteSync(store, pools, servable=lambda r: self.images.allows(r.image),
                                 on_apps_changed=self._apps_changed,
@@ -108,6 +111,8 @@ class Api:
                 await trio.sleep(self.config.route_refresh_interval)
             try:
                 await self.reload_routes()
+            except StoreUnreachable:
+                pass  # said once, by the store's health; the routes as they are go on
             except Exception:
                 log.exception("could not refresh routes")
 
@@ -178,6 +183,7 @@ class Api:
 _APP = r"(?P<app>[^/]+)"
 ROUTES: list[tuple[re.Pattern, dict[str, Handler]]] = [
     (re.compile(r"/health"), {"GET": health}),
+    (re.compile(r"/health/detail"), {"GET": health_detail}),
     (re.compile(r"/version"), {"GET": version}),
     (re.compile(r"/v1/stats"), {"GET": stats}),
     (re.compile(r"/v1/nodes/?"), {"GET": list_nodes}),

@@ -1,4 +1,4 @@
-"""The operator's endpoints: ``/health``, ``/v1/stats``, ``/v1/stats/series``, ``/metrics``, the
+"""The operator's endpoints: ``/health`` (the balancer's) and ``/health/detail``, ``/v1/stats``, ``/v1/stats/series``, ``/metrics``, the
 dashboard's files (``/ui/``) and the version (``/version``, ``/v1/version``).
 """
 
@@ -24,29 +24,46 @@ log = logging.getLogger("hotfn.api")  # named as before the move: operators filt
 
 @needs(Access.OPEN)
 async def health(api: Api, request: ApiRequest, match: re.Match) -> ApiResponse:
-    """200 when this node can serve; 503 "degraded" with the reasons when the engine or the
-    store fails, so that a load balancer sends its traffic elsewhere."""
+    """The balancer's check: 200 while this node can serve calls, even degraded (a store that
+    is down stops the admin API and new routes, not the warm routes this node already knows);
+    503 while it stops (draining) or while its engine does not answer. The body says why, as
+    /health/detail does. Never waits on the store."""
+    serving, body = await _status(api)
+    headers = [("retry-after", "1")] if body["status"] == "draining" else []
+    return json_response(200 if serving else 503, body, headers)
+
+
+@needs(Access.OPEN)
+async def health_detail(api: Api, request: ApiRequest, match: re.Match) -> ApiResponse:
+    """The operator's status: 200 only when all is well; 503 "degraded" with the problems when
+    the engine or the store fails, "draining" while the node stops. The store's state is the
+    background probe's (hotfn.store.health), so that this answers at once when it is down."""
+    _, body = await _status(api)
+    headers = [("retry-after", "1")] if body["status"] == "draining" else []
+    return json_response(200 if body["status"] == "ok" else 503, body, headers)
+
+
+async def _status(api: Api) -> tuple[bool, dict]:
+    """Whether this node can serve calls, and its detailed status."""
     if api.draining:
-        return json_response(503, {"status": "draining", "problems": ["this node is stopping"]},
-                             [("retry-after", "1")])
+        return False, {"status": "draining", "serving": False, "problems": ["this node is stopping"]}
     problems = []
     docker_up = await api.driver.ping()
     if not docker_up:
         problems.append("the container engine does not answer")
-    store = "ok"
-    try:
-        await api.store.check()
-    except StoreError as exc:
-        store = "failing"
-        problems.append(str(exc))
-    return json_response(503 if problems else 200, {
+    store = api.store.health
+    if store.state != "ok":
+        problems.append(f"the store is {store.state} since {time.time() - store.since:.0f} s ago: "
+                        f"{store.problem}")
+    return docker_up, {
         "status": "degraded" if problems else "ok",
+        "serving": docker_up,
         "docker": "up" if docker_up else "down",
-        "store": store,
+        "store": store.state,
         "problems": problems,
         # Open to anyone: with auth on, it does not name apps and routes.
         **({} if api.auth.enabled else {"pools": api.pools.stats()}),
-    })
+    }
 
 
 async def stats(api: Api, request: ApiRequest, match: re.Match) -> ApiResponse:

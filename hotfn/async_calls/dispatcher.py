@@ -8,6 +8,13 @@ claim: finished, or back in the queue after a back-off to run again, at most the
 starts again (``Store.release_calls``) or, by any node, when its lease runs out; it counts as an
 attempt. Every run is at least once and at most ``max_attempts``.
 
+A call that found the container engine down (the invoker's ``engine_unavailable``: no container
+could be had, and the engine does not answer) did not fail: its attempt is given back and it goes
+back in the queue, and this node claims nothing more until its engine answers again (other nodes
+go on). That wait has an end, ``engine_wait`` from the first such call: after it, calls that find
+the engine down end in error, saying so, so that a node whose engine never comes back does not
+hold its calls for ever.
+
 Bookkeeping (calls running per route) is synchronous: nothing is awaited between a claim's
 result and counting it, or between a call's end and uncounting it.
 """
@@ -41,7 +48,7 @@ class Dispatcher:
     def __init__(self, store: Store, invoker: Invoker, recorder: CallRecorder, *,
                  find_route: Callable[[str, str], Route | None], node_id: str,
                  retry_delay: float = 1.0, poll_interval: float = 1.0,
-                 lease_margin: float = LEASE_MARGIN,
+                 lease_margin: float = LEASE_MARGIN, engine_wait: float = 600.0,
                  telemetry: Telemetry | None = None) -> None:
         self.store = store
         self.telemetry = telemetry
@@ -52,6 +59,9 @@ class Dispatcher:
         self.retry_delay = retry_delay  # before attempt 2; doubled for each later one
         self.poll_interval = poll_interval  # other nodes' calls, and back-offs, are found so
         self.lease_margin = lease_margin
+        self.engine_wait = engine_wait
+        self._engine_down_since: float | None = None  # Unix time a call first found it down
+        self._engine_asked_at = -math.inf  # monotonic: when we last pinged an engine found down
         self._running: dict[RouteKey, int] = {}
         self._wake = trio.Event()
         self._idle = trio.Event()
@@ -89,7 +99,8 @@ class Dispatcher:
             while not self._stopping:
                 self._wake = trio.Event()
                 try:
-                    await self._claim_due(nursery)
+                    if await self._engine_ready():
+                        await self._claim_due(nursery)
                     failures = 0
                 except Exception as exc:  # the store is failing: retry, but do not hammer it
                     failures += 1
@@ -100,6 +111,32 @@ class Dispatcher:
                     wait = min(wait, max(0.0, self._next_due - time.time()))
                 with trio.move_on_after(wait):
                     await self._wake.wait()
+
+    async def _engine_ready(self) -> bool:
+        """Whether to claim calls: the engine answers, or has been down past ``engine_wait``
+        (then claimed calls that find it still down end in error)."""
+        if self._engine_down_since is None:
+            return True
+        # Asked once a poll, however often we are woken (each call queued wakes us).
+        if time.monotonic() - self._engine_asked_at >= self.poll_interval:
+            self._engine_asked_at = time.monotonic()
+            if await self.invoker.driver.ping():
+                log.warning("the container engine answers again: async calls run again (held "
+                            "for %.0f s)", time.time() - self._engine_down_since)
+                self._engine_down_since = None
+                return True
+        if time.time() - self._engine_down_since > self.engine_wait:
+            return True
+        self._next_due = math.inf  # back-offs that end meanwhile wait for the engine too
+        return False
+
+    def _engine_down(self) -> float:
+        """Note that a call found the engine down; since when it has been."""
+        if self._engine_down_since is None:
+            self._engine_down_since = time.time()
+            log.warning("the container engine does not answer: this node holds its async calls "
+                        "until it does (up to %g s, --async-engine-wait)", self.engine_wait)
+        return self._engine_down_since
 
     async def _claim_due(self, nursery: trio.Nursery) -> None:
         now = time.time()
@@ -159,6 +196,8 @@ class Dispatcher:
             log.exception("async call %s: the invoker failed", call.id)
             outcome = Outcome(500, error=f"hotfn could not run it: {exc!r}", call_status="error",
                               mode=call.mode)
+        if outcome.container_id is not None:
+            self._engine_down_since = None  # it ran a container: the engine is back
         call.mode = outcome.mode
         call.http_status = outcome.status
         call.container_id = outcome.container_id
@@ -171,6 +210,18 @@ class Dispatcher:
             call.result = outcome.body[:65536].decode("utf-8", "replace")
             self._end(call, "success", None)
             await self._finish(claimed)
+        elif outcome.engine_unavailable:
+            down_for = time.time() - self._engine_down()
+            # The function never ran: this was no attempt.
+            call.attempts = claim.attempt - 1
+            if down_for <= self.engine_wait:
+                await self._requeue(claimed, f"waiting for the container engine: {outcome.error}",
+                                    delay=self.poll_interval)
+            else:
+                self._end(call, "error", f"the container engine has not answered for "
+                                         f"{down_for:.0f} s (--async-engine-wait "
+                                         f"{self.engine_wait:g}): {outcome.error}")
+                await self._finish(claimed)
         elif outcome.retry_after is not None:
             # No capacity: the function never ran, so this was no attempt.
             call.attempts = claim.attempt - 1
@@ -183,7 +234,9 @@ class Dispatcher:
             self._end(call, outcome.call_status, outcome.error)
             await self._finish(claimed)
         else:
-            self._end(call, "error", f"gave up after {claim.attempt} attempts: {outcome.error}")
+            # As the last attempt ended: a call that timed out every time ends "timeout".
+            self._end(call, outcome.call_status,
+                      f"gave up after {claim.attempt} attempts: {outcome.error}")
             await self._finish(claimed)
 
     @staticmethod

@@ -8,8 +8,11 @@ hotfn does not balance load itself; HAProxy does, configured so that:
 - a node that refuses connections, or answers 503 because it is saturated, gets the request
   retried on another node (``retry-on``, ``option redispatch``): a hot route spills to other
   nodes only when its own node is full;
-- ``/health`` decides which nodes are in (a draining node answers 503, and is taken out
-  before it stops accepting);
+- ``/health``, the nodes' balancer check, decides which nodes are in: 503 only from a node
+  that cannot serve calls (its engine does not answer, or it is draining: taken out before it
+  stops accepting). A store outage leaves it 200: every node still serves the routes it knows,
+  where taking them all out would make it a total outage (``/health/detail`` is the
+  operator's);
 - every other request (the admin API) goes to any node: they share one store.
 """
 
@@ -89,7 +92,8 @@ defaults
     retries 2
     retry-on conn-failure empty-response response-timeout 503
     option redispatch 1
-    # /health: 200 serving; 503 degraded or draining (a stopping node says so first).
+    # /health: 200 while the node can serve calls (a store outage too); 503 when its engine is
+    # down or it is draining (a stopping node says so first).
     option httpchk GET /health
     http-check expect status 200
     # A node whose name does not resolve (yet) starts out down instead of failing HAProxy.

@@ -22,7 +22,7 @@ import time
 import trio
 
 from .. import __version__
-from ..store import NodeInfo, Store
+from ..store import NodeInfo, Store, StoreUnreachable
 
 log = logging.getLogger("hotfn.node")  # named as before the move: operators filter on it
 
@@ -124,6 +124,8 @@ class Registration:
             await trio.sleep(HEARTBEAT_INTERVAL)
             try:
                 await self.beat()
+            except StoreUnreachable:
+                pass  # said once, by the store's health
             except Exception as exc:
                 log.warning("node heartbeat failed: %s", exc)
 

@@ -62,6 +62,9 @@ class Outcome:
     retry_after: int | None = None
     queue_wait: float | None = None  # seconds waiting for a container (hot) or for room (cold)
     cold_run: float | None = None  # cold: seconds from the container's start to its end
+    # The function got no container because the engine does not answer: not the function's
+    # failure (an async call waits for the engine rather than spend an attempt on it).
+    engine_unavailable: bool = False
 
 
 @dataclass(frozen=True)
@@ -141,8 +144,14 @@ class Invoker:
             return Outcome(403, error=self.limits.images.refusal(inv.route.image),
                            call_status="error", mode="hot" if inv.route.is_hot else "cold")
         if inv.route.is_hot:
-            return await self._invoke_hot(inv)
-        return await self._invoke_cold(inv)
+            outcome = await self._invoke_hot(inv)
+        else:
+            outcome = await self._invoke_cold(inv)
+        if outcome.status == 502 and outcome.container_id is None:
+            # No container to run in (a start that failed): the engine's fault, or the route's
+            # (a missing image)? Only the engine can say, and one that does not answer is down.
+            outcome.engine_unavailable = not await self.driver.ping()
+        return outcome
 
     # -- hot --
 

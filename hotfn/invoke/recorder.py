@@ -1,9 +1,15 @@
 """Call records and logs on their way to the store: buffered, and written in batches off the
-request path."""
+request path; what the store cannot take by shutdown is kept in a spill file, written at the
+next start."""
 
 from __future__ import annotations
 
+import base64
+import dataclasses
+import json
 import logging
+import os
+import stat
 
 import trio
 
@@ -43,9 +49,14 @@ class CallRecorder:
     MAX_BUFFERED = 100_000
     FULL_BATCH = 500  # records: written at once, without waiting out the interval
 
-    def __init__(self, store: Store, *, interval: float = 0.02) -> None:
+    def __init__(self, store: Store, *, interval: float = 0.02, spill_path: str | None = None) -> None:
         self.store = store
         self.interval = interval
+        # Where the records the store could not take by shutdown wait for the next start
+        # (a full disk); None: they are lost, and the log says how many.
+        self.spill_path = spill_path
+        # What was loaded from the spill file and is not yet saved: call ids, "log:" + call id.
+        self._unspilled: set[str] = set()
         self._calls: dict[str, Call] = {}
         self._logs: list[tuple[Call, bytes | CallLog]] = []
         self._lock = trio.Lock()
@@ -128,12 +139,19 @@ class CallRecorder:
             for call in calls:
                 if self._calls.get(call.id) is call:
                     del self._calls[call.id]
+            if self._unspilled:
+                self._unspilled.difference_update(c.id for c in calls)
+                self._unspilled.difference_update("log:" + call.id for call, _ in ready)
+                if not self._unspilled:
+                    self._remove_spill()
             # What is left came during the write (or is a newer version of a saved record).
             self._oldest_at = now if self._calls else None
             saved = {id(entry) for entry in ready}
             self._logs = [entry for entry in self._logs if id(entry) not in saved]
 
     async def run(self, task_status=trio.TASK_STATUS_IGNORED) -> None:
+        if self.spill_path is not None:
+            self._take_spill(*await trio.to_thread.run_sync(self._read_spill))
         task_status.started()
         failures = 0
         try:
@@ -166,5 +184,118 @@ class CallRecorder:
                         await trio.sleep(LOG_LINGER / 4)
                 try:
                     await self.flush()
-                except Exception:
-                    log.exception("could not save the last call records at shutdown")
+                except Exception as exc:
+                    self._spill(exc)
+
+    # -- the spill file: what a shutdown could not save, for the next start --
+    # One JSON object a line: {"call": {field: value}} or {"log": [call id, app, base64]}.
+
+    def _spill(self, why: BaseException) -> None:
+        logs = [(call, data.value() if isinstance(data, CallLog) else data)
+                for call, data in self._logs]
+        logs = [(call, data) for call, data in logs if data or call.attempts > 1]
+        what = f"{len(self._calls)} call record(s) and {len(logs)} log(s)"
+        if self.spill_path is None:
+            log.error("lost %s at shutdown: the store could not take them (%s)", what, why)
+            return
+        try:
+            directory = os.path.dirname(self.spill_path)
+            os.makedirs(directory, mode=0o700, exist_ok=True)
+            temporary = f"{self.spill_path}.{os.getpid()}.tmp"
+            with open(temporary, "w", encoding="utf-8") as f:
+                os.fchmod(f.fileno(), 0o600)
+                for call in self._calls.values():
+                    f.write(json.dumps({"call": dataclasses.asdict(call)}) + "\n")
+                for call, data in logs:
+                    f.write(json.dumps({"log": [call.id, call.app,
+                                                base64.b64encode(data).decode()]}) + "\n")
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(temporary, self.spill_path)
+        except OSError as exc:
+            log.error("lost %s at shutdown: the store could not take them (%s), nor the spill "
+                      "file %s (%s)", what, why, self.spill_path, exc)
+            return
+        log.error("could not save %s at shutdown (%s): kept in %s, which the next start "
+                  "writes to the store", what, why, self.spill_path)
+
+    def _read_spill(self) -> tuple[list[Call], list[tuple[Call, bytes]]]:
+        """The records and logs the spill file holds, checked (on a worker thread)."""
+        path = self.spill_path
+        assert path is not None
+        calls: list[Call] = []
+        logs: list[tuple[Call, bytes]] = []
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        except FileNotFoundError:
+            return calls, logs
+        except OSError as exc:
+            log.error("cannot read the spill file %s: %s", path, exc)
+            return calls, logs
+        with open(fd, encoding="utf-8", errors="replace") as f:
+            info = os.fstat(f.fileno())
+            # It may be in a directory others can write to: only our own file is trusted.
+            if info.st_uid != os.getuid() or info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+                log.error("not loading the spill file %s: it is not this user's alone", path)
+                return calls, logs
+            bad = 0
+            for line in f:
+                try:
+                    entry = json.loads(line)
+                    if "call" in entry:
+                        calls.append(_call_from_spill(entry["call"]))
+                    else:
+                        call_id, app, data = entry["log"]
+                        if not (isinstance(call_id, str) and isinstance(app, str)):
+                            raise ValueError("not a call id and an app")
+                        # attempts=2: written even when empty, as flush() writes a rerun's log.
+                        stub = Call(id=call_id, app=app, route="", mode="", attempts=2)
+                        logs.append((stub, base64.b64decode(data, validate=True)))
+                except (ValueError, KeyError, TypeError):
+                    bad += 1
+        if bad:
+            log.error("the spill file %s has %d line(s) that are not call records; skipped",
+                      path, bad)
+        return calls, logs
+
+    def _take_spill(self, calls: list[Call], logs: list[tuple[Call, bytes]]) -> None:
+        """Buffer what the spill file held; the file goes once all of it is saved."""
+        for call in calls:
+            self.record(call)
+            self._unspilled.add(call.id)
+        for stub, data in logs:
+            self.record_log(stub, data)
+            self._unspilled.add("log:" + stub.id)
+        if calls or logs:
+            log.warning("loaded %d call record(s) and %d log(s) that the last shutdown could not "
+                        "save (%s); they are written to the store now", len(calls), len(logs),
+                        self.spill_path)
+        if not self._unspilled:
+            self._remove_spill()
+
+    def _remove_spill(self) -> None:
+        if self.spill_path is None:
+            return
+        try:
+            os.remove(self.spill_path)
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            log.error("cannot remove the spill file %s (its records are saved; a later start "
+                      "would save them again): %s", self.spill_path, exc)
+
+
+_CALL_FIELDS = {f.name: f for f in dataclasses.fields(Call)}
+
+
+def _call_from_spill(fields: object) -> Call:
+    """A call record as the spill file holds it, checked: the file came from outside."""
+    if not isinstance(fields, dict) or not set(fields) <= set(_CALL_FIELDS):
+        raise ValueError("not a call record")
+    for name in ("id", "app", "route", "mode", "type", "status"):
+        if not isinstance(fields.get(name), str):
+            raise ValueError(f"{name} is not text")
+    for name, value in fields.items():
+        if value is not None and not isinstance(value, (str, int, float)):
+            raise ValueError(f"{name} is not a plain value")
+    return Call(**fields)

@@ -19,11 +19,14 @@ from __future__ import annotations
 import abc
 import re
 from dataclasses import dataclass, field
-from typing import Iterable, Mapping
+from typing import TYPE_CHECKING, Iterable, Mapping
 
 import trio
 
 from ..models import App, Call, Route, Token
+
+if TYPE_CHECKING:
+    from .health import StoreHealth
 
 
 def display_url(url: str) -> str:
@@ -47,6 +50,17 @@ class StoreUnavailable(StoreError):
     """The store cannot do what was asked right now (a full disk, an I/O error, a lock held
     too long, a database server that does not answer); the message says why. Nothing was
     changed."""
+
+
+class StoreUnreachable(StoreUnavailable):
+    """The store does not answer at all (its server is down or cut off): every request would
+    fail the same way until it is back, so they fail fast meanwhile (``StoreHealth``)."""
+
+
+# How often the background probe (``Store.watch``) asks a store that answers, and one that
+# does not: a dead store is found within a probe, and a store back within half of one.
+PROBE_INTERVAL = 1.0
+PROBE_INTERVAL_DOWN = 0.5
 
 
 @dataclass(frozen=True)
@@ -235,6 +249,39 @@ class Store(abc.ABC):
     async def check(self) -> None:
         """Raise StoreUnavailable unless the store can be read and written right now."""
         await self.routes_version()
+
+    # -- health: known without asking the store (hotfn.store.health) --
+
+    @property
+    def health(self) -> "StoreHealth":
+        """What the probe and the last requests found; never does I/O."""
+        try:
+            return self._health
+        except AttributeError:
+            from .health import StoreHealth
+
+            self._health: StoreHealth = StoreHealth(type(self).__name__)
+            return self._health
+
+    async def probe(self) -> None:
+        """Ask the store once whether it can be read and written, and note it in ``health``."""
+        try:
+            await self.check()
+        except StoreUnreachable as exc:
+            self.health.unreachable(str(exc))
+        except StoreError as exc:
+            self.health.failing(str(exc))
+        else:
+            self.health.ok()
+
+    async def watch(self, task_status=trio.TASK_STATUS_IGNORED) -> None:
+        """Probe the store now and then, for ``health`` (and, for a store that can be
+        unreachable, to close its circuit once it answers again); its owner's nursery runs it."""
+        await self.probe()
+        task_status.started()
+        while True:
+            await trio.sleep(PROBE_INTERVAL if self.health.state == "ok" else PROBE_INTERVAL_DOWN)
+            await self.probe()
 
     async def close(self) -> None:
         pass

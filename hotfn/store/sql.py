@@ -76,6 +76,11 @@ class SqlStore(Store):
     def _after_change(self, db: Db, seq: int) -> None:
         """Hook inside the changing transaction (PostgreSQL notifies the other nodes)."""
 
+    def _commit_durably(self, db: Db) -> None:
+        """Hook at the start of a transaction that must be on disk when it returns, whatever
+        the store's default (an accepted async call, and the claim that counts an attempt);
+        SQLite's are (WAL with synchronous=NORMAL survives a crash of the process)."""
+
     def _exec(self, db: Db, sql: str, args: Any = ()) -> Any:
         return db.execute(self.dialect.sql(sql), args)
 
@@ -358,6 +363,8 @@ class SqlStore(Store):
         row = tuple(getattr(call, f) for f in CALL_FIELDS)
 
         def work(db: Db) -> None:
+            # The 202 that follows says "it will run": a crash right after must not lose it.
+            self._commit_durably(db)
             self._exec(db, f"INSERT INTO calls ({CALL_COLUMNS}) VALUES {_CALL_ROW}", row)
             self._exec(db, "INSERT INTO call_queue (call_id, app, route, available_at, method, url, "
                            "path, query, headers, params, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -374,6 +381,9 @@ class SqlStore(Store):
     async def claim_calls(self, node_id: str, app: str, route: str, limit: int,
                           lease_until: float, now: float) -> list[ClaimedCall]:
         def work(db: Db) -> list[ClaimedCall]:
+            # The attempt is counted before the function runs: a claim lost in a crash would
+            # let a call run again under the same attempt number.
+            self._commit_durably(db)
             rows = self._exec(
                 db, "SELECT call_id, attempt, method, url, path, query, headers, params, body "
                     "FROM call_queue WHERE app = ? AND route = ? AND available_at <= ? "
