@@ -469,3 +469,15 @@ async def test_a_hostile_page_cannot_use_the_api_of_a_server_without_auth(server
     # The rebound name gets 403 for everything, and reads nothing.
     for name in ("create", "read", "call"):
         assert rebound[name].startswith("403 ") and "attacker.example" in rebound[name], rebound
+
+
+@pytest.mark.parametrize("setting, says", [
+    ({"allowed_origins": "admin.example.com"}, "is not an origin"),
+    ({"allowed_origins": "https://admin.example.com/ui/"}, "is not an origin"),
+    ({"session_lifetime": 0.0}, "--session-lifetime"),
+])
+async def test_settings_that_cannot_work_stop_the_start(server_factory, setting, says):
+    from hotfn.server import StartupError
+
+    with pytest.raises(StartupError, match=says):
+        await server_factory(**setting)
