@@ -167,19 +167,20 @@ async def test_a_function_page_cannot_take_the_dashboards_credentials(
 
 async def test_function_answers_are_sandboxed_and_cannot_set_the_session(server_factory, page_image):
     server = await server_factory(domain="fn.example")
-    await server.create_app("evil", config={"SET_COOKIE": "hotfn_session=planted; Path=/v1/"})
+    await server.create_app("evil", config={"SET_COOKIE": "hotfn_session=planted; Path=/v1/",
+                                            "CLEAR_SITE_DATA": '"cookies"'})
     await server.create_route("evil", path="/page", image=page_image, format="hot")
     by_path = await server.req("GET", "/r/evil/page")
     assert by_path.status == 200, by_path
     policy = by_path.header("content-security-policy")
     assert policy.startswith("sandbox ") and "allow-scripts" in policy, policy
     assert "allow-same-origin" not in policy
-    assert by_path.header("set-cookie") is None
+    assert by_path.header("set-cookie") is None and by_path.header("clear-site-data") is None
     # On the app's own host the page has an origin of its own: no sandbox, still no session.
     by_host = await server.req("GET", "/page", headers=[("host", "evil.fn.example")])
     assert by_host.status == 200, by_host
     assert by_host.header("content-security-policy") is None
-    assert by_host.header("set-cookie") is None
+    assert by_host.header("set-cookie") is None and by_host.header("clear-site-data") is None
     # A function's other cookies are its business.
     await server.req("PATCH", "/v1/apps/evil", json={"app": {"config": {"SET_COOKIE": "cart=1"}}})
     deadline = time.monotonic() + 10

@@ -167,9 +167,11 @@ def session_credentials(request: ApiRequest, path: str) -> Headers:
 
 def sandboxed(response: ApiResponse, *, own_origin: bool) -> ApiResponse:
     """A function's answer as the browser may have it: never setting the dashboard's session
-    cookie, and, on the server's own origin, a page in a sandbox."""
+    cookie nor clearing the site's data (Clear-Site-Data acts on the whole site, which is not
+    the function's), and, on the server's own origin, a page in a sandbox."""
     headers = [(k, v) for k, v in response.headers
-               if not (k.lower() == "set-cookie" and _sets_session(v))]
+               if not (k.lower() == "set-cookie" and _sets_session(v))
+               and k.lower() != "clear-site-data"]
     if own_origin:
         headers.append(("content-security-policy", FUNCTION_SANDBOX))
     response.headers = headers

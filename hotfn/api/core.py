@@ -45,8 +45,9 @@ class ApiConfig:
     call_records: str = "async"  # "sync": a call's record is committed before its answer is sent
     async_retry_delay: float = 1.0  # seconds before an async call's second attempt; doubling
     async_lease_margin: float = 30.0  # an async call's claim outlasts its longest run by this
-    # Browsers (hotfn.api.browsers): Host names a server without auth answers besides loopback
-    # ones, origins besides its own whose pages may use the API, the dashboard's session.
+    # Browsers (hotfn.api.browsers): Host names a server without auth answers besides addresses
+    # and local names, origins besides its own whose pages may use the API, and how long the
+    # dashboard's session lasts.
     allowed_hosts: tuple[str, ...] = ()
     allowed_origins: tuple[str, ...] = ()
     session_lifetime: float = 3600.0
