@@ -139,7 +139,7 @@ def _browse_secured(url: str, profile: pathlib.Path, token: str) -> None:
             page.click("#token-form button[type=submit]")
             card = page.locator('[data-route="demo/hello"]')
             expect(card).to_be_visible(timeout=10_000)
-            expect(page.locator("#status")).to_contain_text("live", timeout=10_000)
+            expect(page.locator("#status")).to_contain_text("live", timeout=1_500)
             expect(card.locator(".pool")).to_contain_text("warm")
             expect(page.locator("#session")).to_contain_text("signed in (admin)")
             # The page traded the token for a session cookie no script reads, and keeps the
@@ -154,6 +154,7 @@ def _browse_secured(url: str, profile: pathlib.Path, token: str) -> None:
             # Signing out ends the session: the page asks for a token again.
             page.click("#sign-out")
             expect(page.locator("#status")).to_contain_text("wants a token", timeout=10_000)
+            expect(page.locator('[data-route="demo/hello"]')).to_have_count(0)
         finally:
             context.close()
 

@@ -243,7 +243,7 @@ async function refresh() {
   }
 }
 
-async function poll() {
+async function update() {
   const status = $("status");
   try {
     await refresh();
@@ -253,7 +253,17 @@ async function poll() {
     status.textContent = e.status === 401 || e.status === 403
       ? "the API wants a token: enter it above" : `cannot reach the API: ${e.message}`;
     status.classList.add("error");
+    if (e.status === 401) {  // signed out, or the session ended: what it showed goes too
+      $("apps").replaceChildren();
+      appNodes.clear();
+      routeNodes.clear();
+      showSession(null);
+    }
   }
+}
+
+async function poll() {
+  await update();
   setTimeout(poll, POLL_MS);
 }
 
@@ -277,12 +287,12 @@ function init() {
       $("status").classList.add("error");
       return;
     }
-    refresh().catch(() => {});  // at once; the next poll says how it went
+    update();  // at once, not at the next poll
   });
   $("sign-out").addEventListener("click", async () => {
     await signOut();
     showSession(null);
-    refresh().catch(() => {});
+    update();
   });
   $("log-close").addEventListener("click", () => { $("log-panel").hidden = true; });
   poll();
