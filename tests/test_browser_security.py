@@ -189,6 +189,19 @@ async def test_function_answers_are_sandboxed_and_cannot_set_the_session(server_
         await trio.sleep(0.1)
 
 
+async def test_no_function_gets_the_dashboards_session_cookie(server):
+    await server.create_app("shop")
+    await server.create_route("shop", path="/info", image=IMAGE, format="hot")
+    reply = await server.call("shop", "/info", headers=[
+        ("x-hotfn-test", "info"), ("cookie", "cart=1; hotfn_session=s3cret; theme=dark")])
+    assert reply.status == 200, reply
+    cookies = [v for k, v in reply.json()["headers"] if k == "cookie"]
+    assert cookies == ["cart=1; theme=dark"], reply.json()["headers"]
+    reply = await server.call("shop", "/info", headers=[
+        ("x-hotfn-test", "info"), ("cookie", "hotfn_session=s3cret")])
+    assert "s3cret" not in reply.body.decode(), reply
+
+
 def _cookie_of(reply) -> tuple[str, str]:
     set_cookie = reply.header("set-cookie")
     assert set_cookie, reply

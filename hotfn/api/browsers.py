@@ -25,7 +25,8 @@ server's own origin holds function answers (``/r/...``) beside the dashboard (``
   An answer on an app's own host (``--domain``) already has an origin of its own.
 - The dashboard's session: a cookie (``SESSION_COOKIE``) that the page gets once for a token
   (``hotfn.api.sessions``), ``HttpOnly`` (no script reads it), ``SameSite=Strict``, sent only
-  under ``/v1/``, and taken for reading only (``session_credentials``).
+  under ``/v1/``, taken for reading only (``session_credentials``), and never passed on to a
+  function (``without_session``).
 """
 
 from __future__ import annotations
@@ -163,6 +164,23 @@ def session_credentials(request: ApiRequest, path: str) -> Headers:
     if secret is None:
         return request.headers
     return [*request.headers, ("authorization", f"Bearer {secret}")]
+
+
+def without_session(request: ApiRequest) -> ApiRequest:
+    """``request`` without the dashboard's session cookie, for a function: browsers send it
+    under ``/v1/`` only, but a session is a token of hotfn's, and no function gets one."""
+    if not any(name == "cookie" and SESSION_COOKIE in value for name, value in request.headers):
+        return request
+    headers = []
+    for name, value in request.headers:
+        if name == "cookie" and SESSION_COOKIE in value:
+            value = "; ".join(pair for pair in (p.strip() for p in value.split(";"))
+                              if pair.partition("=")[0] != SESSION_COOKIE)
+            if not value:
+                continue
+        headers.append((name, value))
+    request.headers = headers
+    return request
 
 
 def sandboxed(response: ApiResponse, *, own_origin: bool) -> ApiResponse:

@@ -141,13 +141,13 @@ class Api:
                 return refusal
             host_app = self._app_from_host(request)
             if host_app is not None and not path.startswith(("/v1/", "/health")):
-                return browsers.sandboxed(await invoke(self, request, host_app, path, query),
-                                          own_origin=False)
+                return browsers.sandboxed(await invoke(self, browsers.without_session(request),
+                                                       host_app, path, query), own_origin=False)
             if path.startswith("/r/"):
                 app, _, rest = path[3:].partition("/")
-                return browsers.sandboxed(
-                    await invoke(self, request, urllib.parse.unquote(app), "/" + rest, query),
-                    own_origin=True)
+                return browsers.sandboxed(await invoke(self, browsers.without_session(request),
+                                                       urllib.parse.unquote(app), "/" + rest,
+                                                       query), own_origin=True)
             refusal = browsers.origin_refusal(request, on_app_host=host_app is not None,
                                               allowed_origins=self.config.allowed_origins)
             if refusal is not None:
