@@ -86,6 +86,16 @@ class Settings:
                                      "--no-auth")
     no_auth: bool = _setting(False, "listen on a non-loopback address with the API open to anyone "
                              "who reaches it (warned about at start)")
+    allowed_hosts: str = _setting("", "comma-separated Host names with a dot that a server "
+                                  "without auth answers besides *.localhost and --domain "
+                                  "('*.example.com': its subdomains; '*': any). Others get 403: "
+                                  "a web page may have had its name resolve here (DNS rebinding)")
+    allowed_origins: str = _setting("", "comma-separated origins (https://admin.example.com) whose "
+                                    "web pages may use the API besides the server's own; others "
+                                    "get 403. Function calls (/r/) take any page's")
+    session_lifetime: float = _setting(3600.0, "seconds a dashboard session lasts: the page "
+                                       "trades the token entered once for an HttpOnly cookie "
+                                       "that stands for it, for reading")
     allowed_images: str = _setting("*", "comma-separated glob patterns of the images routes may "
                                    "run, e.g. 'hotfn-fn/*,hotfn/*'")
     allow_pull: bool = _setting(False, "pull a route's image from a registry when the engine lacks "

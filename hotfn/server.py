@@ -157,6 +157,12 @@ class Server:
     async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
         s = self.settings
         self._admin_token = _admin_token(s)
+        for origin in _names(s.allowed_origins, strip="/"):
+            if not origin.startswith(("http://", "https://")) or "/" in origin.partition("://")[2]:
+                raise StartupError(f"--allowed-origins: {origin!r} is not an origin "
+                                   "(scheme://host[:port], e.g. https://admin.example.com)")
+        if s.session_lifetime <= 0:
+            raise StartupError("--session-lifetime must be more than 0 seconds")
         try:
             self._images = ImagePolicy(s.allowed_images)
         except ValueError as exc:
@@ -235,7 +241,10 @@ class Server:
                         async_lease_margin=s.async_lease_margin,
                         async_engine_wait=s.async_engine_wait,
                         record_spill=os.path.join(s.spill_dir, f"{s.node_id}.calls")
-                        if s.spill_dir else None),
+                        if s.spill_dir else None,
+                        allowed_hosts=_names(s.allowed_hosts),
+                        allowed_origins=_names(s.allowed_origins, strip="/"),
+                        session_lifetime=s.session_lifetime),
                         auth=Authenticator(store, admin_token=self._admin_token,
                                            enabled=self._admin_token is not None),
                         images=self._images, telemetry=telemetry)
@@ -318,6 +327,12 @@ class Server:
             if io_dir:
                 shutil.rmtree(io_dir, ignore_errors=True)
         log.info("hotfn stopped")
+
+
+def _names(setting: str, *, strip: str = "") -> tuple[str, ...]:
+    """The items of a comma-separated setting of names, lower case."""
+    items = (item.strip().rstrip(strip).lower() for item in setting.split(","))
+    return tuple(item for item in items if item)
 
 
 async def _prune_networks(driver: Driver) -> None:

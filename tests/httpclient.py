@@ -43,10 +43,12 @@ class HttpClient:
 
     async def request(self, method: str, target: str, body: bytes | None = None, *,
                       headers: list[tuple[str, str]] | None = None, json: Any = None) -> Reply:
+        hdrs = list(headers or [])
         if json is not None:
             body = jsonlib.dumps(json).encode()
+            if not any(k.lower() == "content-type" for k, _ in hdrs):
+                hdrs.append(("content-type", "application/json"))
         body = body or b""
-        hdrs = list(headers or [])
         if not any(k.lower() == "host" for k, _ in hdrs):
             hdrs.insert(0, ("host", self.host))
         if not any(k.lower() in ("content-length", "transfer-encoding") for k, _ in hdrs):

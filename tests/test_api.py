@@ -88,7 +88,8 @@ async def test_missing_image_is_a_400_that_says_so(server):
 async def test_error_statuses_have_json_bodies(server):
     await server.create_app("demo")
     cases = [
-        (await server.req("POST", "/v1/apps", b"{not json"), 400),
+        (await server.req("POST", "/v1/apps", b"{not json",
+                          headers=[("content-type", "application/json")]), 400),
         (await server.req("POST", "/v1/apps", json={"name": "x"}), 400),
         (await server.req("GET", "/v1/apps/nope"), 404),
         (await server.req("GET", "/r/nope/x"), 404),

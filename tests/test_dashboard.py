@@ -1,7 +1,8 @@
 """The dashboard in a real headless browser: Debian's chromium (scripts/ensure-browser), driven
 by Playwright, which launches that binary (no browser is downloaded). The page runs against a
 real server with real containers; the calls are made while it is open. With API tokens on, the
-page asks for one, keeps it, and sends it.
+page asks for one and trades it for a session cookie that its script cannot read
+(tests/test_browser_security.py has the attacks on it).
 
 A screenshot is saved as tests/artifacts/dashboard.png (git-ignored), its path printed.
 """
@@ -91,15 +92,18 @@ def _browse(url: str, profile: pathlib.Path) -> pathlib.Path:
             page.locator("#log-close").click()
             expect(page.locator("#log-panel")).to_be_hidden()
 
-            # A saved token goes with every API request from then on (the API's auth).
-            sent: list[str | None] = []
-            page.on("request", lambda r: sent.append(r.headers.get("authorization"))
+            # Without auth the page needs no token, and keeps none: a token entered is sent once,
+            # to /v1/sessions, which says so; no poll carries it, nothing stores it.
+            sent: list[tuple[str, str | None]] = []
+            page.on("request", lambda r: sent.append((r.url, r.headers.get("authorization")))
                     if "/v1/" in r.url else None)
             page.fill("#token", "s3cret")
-            page.click("#token-form button")
+            page.click("#token-form button[type=submit]")
             page.wait_for_timeout(2500)
-            assert sent and all(h == "Bearer s3cret" for h in sent), sent
-            assert page.evaluate("localStorage.getItem('hotfn.token')") == "s3cret"
+            assert [u for u, h in sent if h is not None] == [f"{url}/v1/sessions"], sent
+            assert len(sent) > 1, sent
+            assert page.evaluate("JSON.stringify(Object.assign({}, localStorage))") == "{}"
+            expect(page.locator("#status")).to_contain_text("live")
             assert errors == [], errors
             return shot
         finally:
@@ -128,15 +132,29 @@ def _browse_secured(url: str, profile: pathlib.Path, token: str) -> None:
             page.goto(f"{url}/ui/")
             expect(page.locator("#status")).to_contain_text("wants a token", timeout=10_000)
             expect(page.locator('[data-route="demo/hello"]')).to_have_count(0)
+            page.fill("#token", "not-the-token-0123456789")
+            page.click("#token-form button[type=submit]")
+            expect(page.locator("#status")).to_contain_text("refused", timeout=10_000)
             page.fill("#token", token)
-            page.click("#token-form button")
+            page.click("#token-form button[type=submit]")
             card = page.locator('[data-route="demo/hello"]')
             expect(card).to_be_visible(timeout=10_000)
-            expect(page.locator("#status")).to_contain_text("live", timeout=10_000)
+            expect(page.locator("#status")).to_contain_text("live", timeout=1_500)
             expect(card.locator(".pool")).to_contain_text("warm")
-            # The token stays with the browser: a reload needs no new entry.
+            expect(page.locator("#session")).to_contain_text("signed in (admin)")
+            # The page traded the token for a session cookie no script reads, and keeps the
+            # token nowhere; the session lasts across a reload, with no new entry.
+            assert page.locator("#token").input_value() == ""
+            held = page.evaluate("""() => JSON.stringify([Object.assign({}, localStorage),
+                                                          Object.assign({}, sessionStorage),
+                                                          document.cookie])""")
+            assert token not in held and "hotfn_session" not in held, held
             page.reload()
             expect(page.locator('[data-route="demo/hello"]')).to_be_visible(timeout=10_000)
+            # Signing out ends the session: the page asks for a token again.
+            page.click("#sign-out")
+            expect(page.locator("#status")).to_contain_text("wants a token", timeout=10_000)
+            expect(page.locator('[data-route="demo/hello"]')).to_have_count(0)
         finally:
             context.close()
 

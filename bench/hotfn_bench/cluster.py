@@ -38,7 +38,8 @@ ROUTES = 8
 
 def post(url: str, payload: dict | bytes, method: str = "POST") -> bytes:
     data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
-    req = urllib.request.Request(url, data=data, method=method)
+    req = urllib.request.Request(url, data=data, method=method,
+                                 headers={"content-type": "application/json"})
     with urllib.request.urlopen(req, timeout=60) as reply:
         return reply.read()
 

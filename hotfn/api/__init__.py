@@ -4,8 +4,9 @@ sockets, no h11): hotfn.http turns bytes into an ApiRequest and an ApiResponse i
 
 A module per resource holds its handlers (apps, routes, calls, tokens, nodes; operator for health,
 stats, series, metrics, the dashboard and the version; invocation for ``/r/``), each a function
-``(api, request, match) -> ApiResponse`` marked with ``messages.needs``; core holds the ``Api``,
-its background tasks and the dispatch table.
+``(api, request, match) -> ApiResponse`` marked with ``messages.needs``; sessions the dashboard's
+sign-in; core holds the ``Api``, its background tasks and the dispatch table, and applies
+browsers' rules (Host, Origin, JSON; function pages' sandbox) on the way in and out.
 
 May import: ``hotfn.cluster``, ``hotfn.async_calls``,
 ``hotfn.observe``, ``hotfn.invoke``, ``hotfn.access``, ``hotfn.pool``, ``hotfn.store``,

@@ -22,6 +22,7 @@ from ..models import App, Route, ValidationError
 from ..observe import Telemetry
 from ..pool import PoolManager
 from ..store import Conflict, NotFound, Store, StoreUnavailable, StoreUnreachable
+from . import browsers
 from .apps import create_app, delete_app, get_app, list_apps, patch_app
 from .calls import get_call, get_log, list_calls
 from .invocation import invoke
@@ -29,6 +30,7 @@ from .messages import ApiError, ApiRequest, ApiResponse, Handler, error_response
 from .nodes import list_nodes
 from .operator import health, health_detail, metrics, series, stats, ui_file, ui_redirect, version
 from .routes import create_route, delete_route, get_route, list_routes, patch_route
+from .sessions import create_session, delete_session
 from .tokens import create_token, delete_token, list_tokens
 
 log = logging.getLogger("hotfn.api")  # named as before the move: operators filter on it
@@ -45,6 +47,12 @@ class ApiConfig:
     async_lease_margin: float = 30.0  # an async call's claim outlasts its longest run by this
     async_engine_wait: float = 600.0  # async calls wait this long for an engine that is down
     record_spill: str | None = None  # records the store cannot take by shutdown wait here
+    # Browsers (hotfn.api.browsers): Host names a server without auth answers besides addresses
+    # and local names, origins besides its own whose pages may use the API, and how long the
+    # dashboard's session lasts.
+    allowed_hosts: tuple[str, ...] = ()
+    allowed_origins: tuple[str, ...] = ()
+    session_lifetime: float = 3600.0
 
 
 class Api:
@@ -131,12 +139,24 @@ class Api:
     async def handle(self, request: ApiRequest) -> ApiResponse:
         path, _, query = request.target.partition("?")
         try:
+            refusal = browsers.host_refusal(request, auth_enabled=self.auth.enabled,
+                                            domain=self.config.domain,
+                                            allowed_hosts=self.config.allowed_hosts)
+            if refusal is not None:
+                return refusal
             host_app = self._app_from_host(request)
             if host_app is not None and not path.startswith(("/v1/", "/health")):
-                return await invoke(self, request, host_app, path, query)
+                return browsers.sandboxed(await invoke(self, browsers.without_session(request),
+                                                       host_app, path, query), own_origin=False)
             if path.startswith("/r/"):
                 app, _, rest = path[3:].partition("/")
-                return await invoke(self, request, urllib.parse.unquote(app), "/" + rest, query)
+                return browsers.sandboxed(await invoke(self, browsers.without_session(request),
+                                                       urllib.parse.unquote(app), "/" + rest,
+                                                       query), own_origin=True)
+            refusal = browsers.origin_refusal(request, on_app_host=host_app is not None,
+                                              allowed_origins=self.config.allowed_origins)
+            if refusal is not None:
+                return refusal
             for pattern, methods in ROUTES:
                 match = pattern.fullmatch(path)
                 if match is None:
@@ -148,12 +168,21 @@ class Api:
                     allowed = ", ".join(sorted(methods))
                     return error_response(405, f"{request.method} is not allowed on {path}",
                                           [("allow", allowed)])
+                refusal = browsers.content_type_refusal(request)
+                if refusal is not None:
+                    return refusal
                 # The one seam where the API's tokens are checked (hotfn.access); an endpoint not
-                # marked with its Access is for admins only.
+                # marked with its Access is for admins only. The dashboard's session cookie
+                # counts on the server's own host only, for reading (hotfn.api.browsers).
+                credentials = (request.headers if host_app is not None
+                               else browsers.session_credentials(request, path))
                 request.principal = await self.auth.authorize(
-                    request.headers, getattr(handler, "access", Access.ADMIN),
+                    credentials, getattr(handler, "access", Access.ADMIN),
                     match.groupdict().get("app"))
-                return await handler(self, request, match)
+                response = await handler(self, request, match)
+                if handler is not ui_file:  # (the dashboard's page has a policy of its own)
+                    response.headers.extend(browsers.API_HEADERS)
+                return response
             return error_response(404, f"no such endpoint: {path}")
         except AuthError as exc:
             return error_response(exc.status, exc.message, exc.headers)
@@ -202,5 +231,6 @@ ROUTES: list[tuple[re.Pattern, dict[str, Handler]]] = [
     (re.compile(rf"/v1/apps/{_APP}/calls/(?P<call>[^/]+)/log/?"), {"GET": get_log}),
     (re.compile(r"/v1/tokens/?"), {"GET": list_tokens, "POST": create_token}),
     (re.compile(r"/v1/tokens/(?P<token>[^/]+)/?"), {"DELETE": delete_token}),
+    (re.compile(r"/v1/sessions/?"), {"POST": create_session, "DELETE": delete_session}),
 ]
 

@@ -1,6 +1,7 @@
 """The dashboard at /ui/: static files shipped in this package (no build step, no CDN), read
-once and served from memory. The page is plain JavaScript that polls the JSON API (with the
-API token a user saved in the page, once the API asks for one).
+once and served from memory. The page is plain JavaScript that polls the JSON API (with a
+session cookie, HttpOnly, that the page got once for the token a user entered; the page never
+keeps the token: hotfn.api.sessions).
 
 May import: nothing of hotfn.
 """

@@ -6,7 +6,7 @@ const POLL_MS = 2000;
 const WINDOW_S = 300;  // the charts' last five minutes...
 const STEP_S = 2;      // ...in points of two seconds
 const RECENT_CALLS = 8;
-const TOKEN_KEY = "hotfn.token";
+const OLD_TOKEN_KEY = "hotfn.token";  // where earlier versions kept the token
 const SVG = "http://www.w3.org/2000/svg";
 
 const $ = (id) => document.getElementById(id);
@@ -24,23 +24,37 @@ function el(tag, attrs, ...children) {
   return node;
 }
 
-// -- the API, with the saved token -----------------------------------------------------------
+// -- the API, with the session's cookie -------------------------------------------------------
+// The token entered at the top goes to the server once, for a session cookie that no script
+// can read (HttpOnly): the page never keeps it, so no script on this origin can take it.
 
 class ApiError extends Error {
   constructor(status, message) { super(message); this.status = status; }
 }
 
+async function failure(reply) {
+  let message = reply.statusText;
+  try { message = (await reply.json()).error.message; } catch (e) { /* not JSON */ }
+  return new ApiError(reply.status, message);
+}
+
 async function api(path, asText = false) {
-  const headers = {};
-  const token = localStorage.getItem(TOKEN_KEY);
-  if (token) headers["Authorization"] = "Bearer " + token;
-  const reply = await fetch(path, { headers, cache: "no-store" });
-  if (!reply.ok) {
-    let message = reply.statusText;
-    try { message = (await reply.json()).error.message; } catch (e) { /* not JSON */ }
-    throw new ApiError(reply.status, message);
-  }
+  const reply = await fetch(path, { cache: "no-store", credentials: "same-origin" });
+  if (!reply.ok) throw await failure(reply);
   return asText ? reply.text() : reply.json();
+}
+
+async function signIn(token) {
+  const reply = await fetch("/v1/sessions", {
+    method: "POST", cache: "no-store", credentials: "same-origin", body: "{}",
+    headers: { "Authorization": "Bearer " + token, "Content-Type": "application/json" },
+  });
+  if (!reply.ok) throw await failure(reply);
+  return (await reply.json()).session;
+}
+
+async function signOut() {
+  await fetch("/v1/sessions", { method: "DELETE", cache: "no-store", credentials: "same-origin" });
 }
 
 const enc = encodeURIComponent;
@@ -229,7 +243,7 @@ async function refresh() {
   }
 }
 
-async function poll() {
+async function update() {
   const status = $("status");
   try {
     await refresh();
@@ -239,17 +253,46 @@ async function poll() {
     status.textContent = e.status === 401 || e.status === 403
       ? "the API wants a token: enter it above" : `cannot reach the API: ${e.message}`;
     status.classList.add("error");
+    if (e.status === 401) {  // signed out, or the session ended: what it showed goes too
+      $("apps").replaceChildren();
+      appNodes.clear();
+      routeNodes.clear();
+      showSession(null);
+    }
   }
+}
+
+async function poll() {
+  await update();
   setTimeout(poll, POLL_MS);
 }
 
+function showSession(session) {
+  $("session").textContent = session && session.expires_at
+    ? `signed in (${session.scope}) until ${clock(session.expires_at)}` : "";
+}
+
 function init() {
-  $("token").value = localStorage.getItem(TOKEN_KEY) || "";
-  $("token-form").addEventListener("submit", (event) => {
+  localStorage.removeItem(OLD_TOKEN_KEY);
+  $("token-form").addEventListener("submit", async (event) => {
     event.preventDefault();
-    const token = $("token").value.trim();
-    if (token) localStorage.setItem(TOKEN_KEY, token); else localStorage.removeItem(TOKEN_KEY);
-    refresh().catch(() => {});  // at once; the next poll says how it went
+    const field = $("token");
+    const token = field.value.trim();
+    field.value = "";
+    if (!token) return;
+    try {
+      showSession(await signIn(token));
+    } catch (e) {
+      $("status").textContent = `the token was refused: ${e.message}`;
+      $("status").classList.add("error");
+      return;
+    }
+    update();  // at once, not at the next poll
+  });
+  $("sign-out").addEventListener("click", async () => {
+    await signOut();
+    showSession(null);
+    update();
   });
   $("log-close").addEventListener("click", () => { $("log-panel").hidden = true; });
   poll();
