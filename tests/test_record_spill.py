@@ -118,3 +118,26 @@ async def test_a_hostile_spill_file_is_checked_line_by_line(images, tmp_path):
         assert "has 6 line(s) that are not call records; skipped" in log, log
         assert _saved(db, ["01GOOD", "01EVIL", "01NEST"]) == {"01GOOD"}
         assert process.returncode is None
+
+
+def test_a_spill_file_that_is_not_this_users_alone_is_not_loaded(tmp_path, caplog):
+    from hotfn.invoke import CallRecorder
+
+    record = json.dumps({"call": {"id": "01X", "app": "a", "route": "/r", "mode": "hot",
+                                  "type": "sync", "status": "success"}}) + "\n"
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)  # as /var/tmp: anyone may put a file here
+    (shared / "n.calls").write_text(record)
+    (shared / "n.calls").chmod(0o600)
+    assert CallRecorder(None, spill_path=str(shared / "n.calls"))._read_spill() == ([], [])
+    assert "not a directory of this user's alone" in caplog.text
+    own = tmp_path / "own"
+    own.mkdir(mode=0o700)
+    (own / "n.calls").write_text(record)
+    (own / "n.calls").chmod(0o666)
+    assert CallRecorder(None, spill_path=str(own / "n.calls"))._read_spill() == ([], [])
+    assert "not this user's alone" in caplog.text
+    (own / "n.calls").chmod(0o600)
+    calls, logs = CallRecorder(None, spill_path=str(own / "n.calls"))._read_spill()
+    assert [c.id for c in calls] == ["01X"] and logs == []

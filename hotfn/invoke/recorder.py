@@ -199,11 +199,14 @@ class CallRecorder:
             log.error("lost %s at shutdown: the store could not take them (%s)", what, why)
             return
         try:
-            directory = os.path.dirname(self.spill_path)
-            os.makedirs(directory, mode=0o700, exist_ok=True)
+            _own_directory(os.path.dirname(self.spill_path))
             temporary = f"{self.spill_path}.{os.getpid()}.tmp"
-            with open(temporary, "w", encoding="utf-8") as f:
-                os.fchmod(f.fileno(), 0o600)
+            try:
+                os.remove(temporary)  # left by a spill that was cut short
+            except FileNotFoundError:
+                pass
+            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+            with open(fd, "w", encoding="utf-8") as f:
                 for call in self._calls.values():
                     f.write(json.dumps({"call": dataclasses.asdict(call)}) + "\n")
                 for call, data in logs:
@@ -225,7 +228,10 @@ class CallRecorder:
         assert path is not None
         calls: list[Call] = []
         logs: list[tuple[Call, bytes]] = []
+        if not os.path.lexists(path):
+            return calls, logs
         try:
+            _own_directory(os.path.dirname(path))
             fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
         except FileNotFoundError:
             return calls, logs
@@ -286,6 +292,16 @@ class CallRecorder:
 
 
 _CALL_FIELDS = {f.name: f for f in dataclasses.fields(Call)}
+
+
+def _own_directory(path: str) -> None:
+    """Make ``path`` if it is missing; OSError unless it is a directory of this user's alone
+    (the spill directory may be under a shared one such as /var/tmp)."""
+    os.makedirs(path, mode=0o700, exist_ok=True)
+    info = os.lstat(path)
+    if (not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid()
+            or info.st_mode & (stat.S_IWGRP | stat.S_IWOTH)):
+        raise OSError(f"{path} is not a directory of this user's alone")
 
 
 def _call_from_spill(fields: object) -> Call:
