@@ -75,10 +75,10 @@ class Settings:
     async_lease_margin: float = _setting(30.0, "seconds an async call's claim outlasts the longest "
                                          "its run can take; a node that dies holds its claimed "
                                          "calls that much longer before another node takes them")
-    async_engine_wait: float = _setting(600.0, "seconds async calls wait for a container engine "
-                                        "that does not answer: meanwhile this node claims none, and "
-                                        "a call that found the engine down has not spent an attempt; "
-                                        "past it, such calls end in error")
+    async_engine_wait: float = _setting(600.0, "seconds async calls wait for a container "
+                                        "engine that does not answer: meanwhile this node "
+                                        "claims none, and a call that found it down has spent "
+                                        "no attempt; past it, such calls end in error")
     log_level: str = _setting("info", "debug, info, warning or error")
     admin_token_file: str = _setting("", "file holding the bootstrap admin token; with it the API "
                                      "needs tokens (README: Running it in production). A server on "
