@@ -68,8 +68,8 @@ class Settings:
                                  choices=("async", "sync"))
     spill_dir: str = _setting("/var/tmp/hotfn", "where call records the store cannot take by "
                               "shutdown (a full disk) are kept, one file per node, until the next "
-                              "start writes them to the store; put it on another disk than the "
-                              "database's (empty: they are lost, and the log says how many)")
+                              "start writes them to the store; room for it is reserved at start "
+                              "(empty: they are lost, and the log says how many)")
     async_retry_delay: float = _setting(1.0, "seconds before an async call that failed runs "
                                         "again; doubled for each later attempt")
     async_lease_margin: float = _setting(30.0, "seconds an async call's claim outlasts the longest "
