@@ -68,17 +68,17 @@ class Settings:
                                  choices=("async", "sync"))
     spill_dir: str = _setting("/var/tmp/hotfn", "where call records the store cannot take by "
                               "shutdown (a full disk) are kept, one file per node, until the next "
-                              "start writes them to the store; put it on another disk than the "
-                              "database's (empty: they are lost, and the log says how many)")
+                              "start writes them to the store; room for it is reserved at start "
+                              "(empty: they are lost, and the log says how many)")
     async_retry_delay: float = _setting(1.0, "seconds before an async call that failed runs "
                                         "again; doubled for each later attempt")
     async_lease_margin: float = _setting(30.0, "seconds an async call's claim outlasts the longest "
                                          "its run can take; a node that dies holds its claimed "
                                          "calls that much longer before another node takes them")
-    async_engine_wait: float = _setting(600.0, "seconds async calls wait for a container engine "
-                                        "that does not answer: meanwhile this node claims none, and "
-                                        "a call that found the engine down has not spent an attempt; "
-                                        "past it, such calls end in error")
+    async_engine_wait: float = _setting(600.0, "seconds async calls wait for a container "
+                                        "engine that does not answer: meanwhile this node "
+                                        "claims none, and a call that found it down has spent "
+                                        "no attempt; past it, such calls end in error")
     log_level: str = _setting("info", "debug, info, warning or error")
     admin_token_file: str = _setting("", "file holding the bootstrap admin token; with it the API "
                                      "needs tokens (README: Running it in production). A server on "

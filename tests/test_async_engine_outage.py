@@ -167,12 +167,15 @@ async def _records(server: Harness, ids: list[str]) -> list[dict]:
     return [(await server.req("GET", f"/v1/apps/demo/calls/{i}")).json()["call"] for i in ids]
 
 
-async def test_async_calls_wait_for_an_engine_that_is_down_without_spending_attempts(proxied_node):
+@pytest.mark.parametrize("kind", ["cold", "hot"])
+async def test_async_calls_wait_for_an_engine_that_is_down_without_spending_attempts(proxied_node, kind):
     proxy, nursery, make = proxied_node
     node = make("--async-retry-delay", "0.2", "--async-engine-wait", "120")
     server = await node.start()
     await server.create_app("demo")
-    await server.create_route(path="/job", image=IMAGE, type="async", max_attempts=3)
+    # Hot: no container is warm yet (the engine goes before the first call).
+    await server.create_route(path="/job", image=IMAGE, type="async", max_attempts=3,
+                              **({"format": "hot", "queue_timeout": 2} if kind == "hot" else {}))
 
     await proxy.close()
     ids = await _queue(server, 12)

@@ -1,6 +1,7 @@
 """A SIGTERM while the disk is still full (issue 21.11): the call records the store could not take
 are counted in an ERROR line and kept in a spill file, which the next start writes to the store
-once the disk allows. The full disk is a small tmpfs of the test's own, for the database only.
+once the disk allows. The full disk is a small tmpfs of the test's own, holding the database
+and the spill directory both (the spill file is written in room reserved at start).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import pytest
 import trio
 
 from conftest import new_node_id
-from test_robustness import ECHO, _fill
+from test_robustness import ECHO
 from test_server_process import serve_process
 
 pytestmark = pytest.mark.docker
@@ -24,14 +25,24 @@ pytestmark = pytest.mark.docker
 
 @pytest.fixture
 def small_disk(tmp_path):
-    """A 4 MiB file system of the test's own, to fill up."""
+    """A 16 MiB file system of the test's own, to fill up."""
     if os.geteuid() != 0:
         pytest.skip("mounting a small file system needs root")
     mount = tmp_path / "disk"
     mount.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount)], check=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(mount)], check=True)
     yield mount
     subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def _fill(directory, name: str = "filler") -> None:
+    with open(directory / name, "wb") as f:
+        try:
+            while True:
+                f.write(b"\0" * 65536)
+                f.flush()
+        except OSError:
+            pass
 
 
 def _saved(db: str, ids: list[str]) -> set[str]:
@@ -43,7 +54,7 @@ def _saved(db: str, ids: list[str]) -> set[str]:
 async def test_records_a_sigterm_cannot_save_on_a_full_disk_are_counted_kept_and_saved_at_the_next_start(
         images, tmp_path, small_disk):
     db = str(small_disk / "hotfn.db")
-    spill_dir = tmp_path / "spill"
+    spill_dir = small_disk / "spill"  # on the disk that fills up
     node_id = new_node_id()
     options = ("--spill-dir", str(spill_dir), "--no-access-log")
     async with serve_process(tmp_path, 10, *options, db=db, node_id=node_id) as (process, server):
@@ -78,13 +89,10 @@ async def test_records_a_sigterm_cannot_save_on_a_full_disk_are_counted_kept_and
     spilled = [json.loads(line) for line in spill.read_text().splitlines()]
     assert {e["call"]["id"] for e in spilled if "call" in e} == set(ids)
 
-    # Still full: the next start keeps them (buffered, and in the file) until the disk allows.
+    # Once the disk has room again, the next start writes them and removes the file.
+    os.remove(small_disk / "filler")
     async with serve_process(tmp_path, 10, *options, db=db, node_id=node_id) as (process, server):
-        with trio.fail_after(30):
-            while "loaded 40 call record(s)" not in server.log_path.read_text():
-                await trio.sleep(0.1)
-        assert spill.exists() and not _saved(db, ids)
-        os.remove(small_disk / "filler")
+        assert "loaded 40 call record(s)" in server.log_path.read_text()
         with trio.fail_after(30):
             while _saved(db, ids) != set(ids):
                 await trio.sleep(0.1)
@@ -93,6 +101,8 @@ async def test_records_a_sigterm_cannot_save_on_a_full_disk_are_counted_kept_and
                 await trio.sleep(0.1)
         record = await server.req("GET", f"/v1/apps/demo/calls/{ids[0]}")
         assert record.status == 200 and record.json()["call"]["status"] == "success"
+    # A clean stop gives the reserved room back.
+    assert list(spill_dir.iterdir()) == []
 
 
 async def test_a_hostile_spill_file_is_checked_line_by_line(images, tmp_path):
@@ -118,3 +128,26 @@ async def test_a_hostile_spill_file_is_checked_line_by_line(images, tmp_path):
         assert "has 6 line(s) that are not call records; skipped" in log, log
         assert _saved(db, ["01GOOD", "01EVIL", "01NEST"]) == {"01GOOD"}
         assert process.returncode is None
+
+
+def test_a_spill_file_that_is_not_this_users_alone_is_not_loaded(tmp_path, caplog):
+    from hotfn.invoke import CallRecorder
+
+    record = json.dumps({"call": {"id": "01X", "app": "a", "route": "/r", "mode": "hot",
+                                  "type": "sync", "status": "success"}}) + "\n"
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)  # as /var/tmp: anyone may put a file here
+    (shared / "n.calls").write_text(record)
+    (shared / "n.calls").chmod(0o600)
+    assert CallRecorder(None, spill_path=str(shared / "n.calls"))._read_spill() == ([], [])
+    assert "not a directory of this user's alone" in caplog.text
+    own = tmp_path / "own"
+    own.mkdir(mode=0o700)
+    (own / "n.calls").write_text(record)
+    (own / "n.calls").chmod(0o666)
+    assert CallRecorder(None, spill_path=str(own / "n.calls"))._read_spill() == ([], [])
+    assert "not this user's alone" in caplog.text
+    (own / "n.calls").chmod(0o600)
+    calls, logs = CallRecorder(None, spill_path=str(own / "n.calls"))._read_spill()
+    assert [c.id for c in calls] == ["01X"] and logs == []

@@ -153,7 +153,8 @@ async def test_a_call_running_when_its_node_and_postgresql_crash_runs_again_as_a
         assert reply.status == 202
         call_id = reply.json()["call_id"]
         with trio.fail_after(30):
-            while (await server.req("GET", f"/v1/apps/demo/calls/{call_id}")).json()["call"]["status"] != "running":
+            while (await server.req("GET", f"/v1/apps/demo/calls/{call_id}")
+                   ).json()["call"]["status"] != "running":
                 await trio.sleep(0.02)
         # Both at once, mid-call: the node (its run is cut short) and PostgreSQL (as a crash).
         node.process.kill()

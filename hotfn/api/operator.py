@@ -1,5 +1,6 @@
-"""The operator's endpoints: ``/health`` (the balancer's) and ``/health/detail``, ``/v1/stats``, ``/v1/stats/series``, ``/metrics``, the
-dashboard's files (``/ui/``) and the version (``/version``, ``/v1/version``).
+"""The operator's endpoints: ``/health`` (the balancer's check) and ``/health/detail`` (the
+operator's status), ``/v1/stats``, ``/v1/stats/series``, ``/metrics``, the dashboard's files
+(``/ui/``) and the version (``/version``, ``/v1/version``).
 """
 
 from __future__ import annotations

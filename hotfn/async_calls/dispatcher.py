@@ -40,6 +40,8 @@ RouteKey = tuple[str, str]  # (app, route path)
 # How long a claim lasts beyond the longest a run can take (waiting for a container, its start
 # and the call): a node that dies holds its calls that much longer, for other nodes.
 LEASE_MARGIN = 30.0
+# How long an engine found down may take to answer a ping before it counts as still down.
+ENGINE_PING_TIMEOUT = 2.0
 # Claims at once for the calls of a route that no longer exists (each just fails).
 GONE_ROUTE_BATCH = 16
 
@@ -120,7 +122,10 @@ class Dispatcher:
         # Asked once a poll, however often we are woken (each call queued wakes us).
         if time.monotonic() - self._engine_asked_at >= self.poll_interval:
             self._engine_asked_at = time.monotonic()
-            if await self.invoker.driver.ping():
+            answered = False
+            with trio.move_on_after(ENGINE_PING_TIMEOUT):
+                answered = await self.invoker.driver.ping()
+            if answered:
                 log.warning("the container engine answers again: async calls run again (held "
                             "for %.0f s)", time.time() - self._engine_down_since)
                 self._engine_down_since = None

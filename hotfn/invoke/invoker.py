@@ -25,6 +25,9 @@ from ..protocol.httpformat import RequestNotWritable
 
 log = logging.getLogger("hotfn.invoker")  # named as before the move: operators filter on it
 
+# How long an engine may take to answer a ping after a container could not be started.
+ENGINE_PING_TIMEOUT = 2.0
+
 HOP_BY_HOP = frozenset({
     "connection", "keep-alive", "transfer-encoding", "content-length", "upgrade", "te",
     "trailer", "proxy-authenticate", "proxy-authorization", "proxy-connection",
@@ -150,7 +153,10 @@ class Invoker:
         if outcome.status == 502 and outcome.container_id is None:
             # No container to run in (a start that failed): the engine's fault, or the route's
             # (a missing image)? Only the engine can say, and one that does not answer is down.
-            outcome.engine_unavailable = not await self.driver.ping()
+            answered = False
+            with trio.move_on_after(ENGINE_PING_TIMEOUT):
+                answered = await self.driver.ping()
+            outcome.engine_unavailable = not answered
         return outcome
 
     # -- hot --

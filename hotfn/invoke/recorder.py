@@ -19,6 +19,11 @@ from ..store import Store, StoreUnavailable
 
 log = logging.getLogger("hotfn.calls")  # named as before the move: operators filter on it
 
+# Disk taken ahead for the spill file, so that it can be written on a disk that has since
+# filled up (the database's, often): some 10,000 records without logs. Given back at a clean
+# shutdown.
+SPILL_RESERVE = 4 << 20
+
 
 class _Batch:
     """One write of records: those who wait for it learn how it went."""
@@ -152,6 +157,7 @@ class CallRecorder:
     async def run(self, task_status=trio.TASK_STATUS_IGNORED) -> None:
         if self.spill_path is not None:
             self._take_spill(*await trio.to_thread.run_sync(self._read_spill))
+            await trio.to_thread.run_sync(self._reserve)
         task_status.started()
         failures = 0
         try:
@@ -186,6 +192,8 @@ class CallRecorder:
                     await self.flush()
                 except Exception as exc:
                     self._spill(exc)
+                else:
+                    self._unreserve()
 
     # -- the spill file: what a shutdown could not save, for the next start --
     # One JSON object a line: {"call": {field: value}} or {"log": [call id, app, base64]}.
@@ -194,30 +202,83 @@ class CallRecorder:
         logs = [(call, data.value() if isinstance(data, CallLog) else data)
                 for call, data in self._logs]
         logs = [(call, data) for call, data in logs if data or call.attempts > 1]
+        lines = ([json.dumps({"call": dataclasses.asdict(call)}).encode() + b"\n"
+                  for call in self._calls.values()]
+                 + [json.dumps({"log": [call.id, call.app, base64.b64encode(data).decode()]})
+                    .encode() + b"\n" for call, data in logs])
         what = f"{len(self._calls)} call record(s) and {len(logs)} log(s)"
         if self.spill_path is None:
             log.error("lost %s at shutdown: the store could not take them (%s)", what, why)
             return
         try:
-            directory = os.path.dirname(self.spill_path)
-            os.makedirs(directory, mode=0o700, exist_ok=True)
-            temporary = f"{self.spill_path}.{os.getpid()}.tmp"
-            with open(temporary, "w", encoding="utf-8") as f:
-                os.fchmod(f.fileno(), 0o600)
-                for call in self._calls.values():
-                    f.write(json.dumps({"call": dataclasses.asdict(call)}) + "\n")
-                for call, data in logs:
-                    f.write(json.dumps({"log": [call.id, call.app,
-                                                base64.b64encode(data).decode()]}) + "\n")
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(temporary, self.spill_path)
+            kept = self._write_spill(lines)
         except OSError as exc:
             log.error("lost %s at shutdown: the store could not take them (%s), nor the spill "
                       "file %s (%s)", what, why, self.spill_path, exc)
             return
-        log.error("could not save %s at shutdown (%s): kept in %s, which the next start "
-                  "writes to the store", what, why, self.spill_path)
+        if kept < len(lines):
+            log.error("could not save %s at shutdown (%s): kept %d of them in %s, which the next "
+                      "start writes to the store; the disk took no more, %d are lost", what,
+                      why, kept, self.spill_path, len(lines) - kept)
+        else:
+            log.error("could not save %s at shutdown (%s): kept in %s, which the next start "
+                      "writes to the store", what, why, self.spill_path)
+
+    def _write_spill(self, lines: list[bytes]) -> int:
+        """Write ``lines`` to the spill file, in the room reserved for it first (a full disk
+        has none left); how many were written whole."""
+        assert self.spill_path is not None
+        _own_directory(os.path.dirname(self.spill_path))
+        temporary = f"{self.spill_path}.{os.getpid()}.tmp"
+        try:
+            os.remove(temporary)  # left by a spill that was cut short
+        except FileNotFoundError:
+            pass
+        try:
+            os.rename(self._reserve_path, temporary)
+            fd = os.open(temporary, os.O_WRONLY | os.O_NOFOLLOW)
+        except FileNotFoundError:
+            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        kept = 0
+        with open(fd, "wb", buffering=0) as f:
+            try:
+                for line in lines:
+                    view = memoryview(line)
+                    while view:
+                        view = view[f.write(view):]
+                    kept += 1
+            except OSError:
+                pass  # no room beyond the reserve: what is whole is kept
+            f.truncate(sum(len(line) for line in lines[:kept]))
+            os.fsync(f.fileno())
+        os.replace(temporary, self.spill_path)
+        return kept
+
+    @property
+    def _reserve_path(self) -> str:
+        return f"{self.spill_path}.reserve"
+
+    def _unreserve(self) -> None:
+        """All was saved: the room is given back (the next start takes it again)."""
+        if self.spill_path is not None:
+            try:
+                os.remove(self._reserve_path)
+            except OSError:
+                pass
+
+    def _reserve(self) -> None:
+        """Take room for the spill file now, while the disk has it (on a worker thread)."""
+        try:
+            _own_directory(os.path.dirname(self._reserve_path))
+            fd = os.open(self._reserve_path, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+            try:
+                os.posix_fallocate(fd, 0, SPILL_RESERVE)
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            log.warning("cannot reserve %d MiB for the spill file in %s (records a shutdown "
+                        "cannot save may be lost): %s", SPILL_RESERVE >> 20,
+                        os.path.dirname(self._reserve_path), exc)
 
     def _read_spill(self) -> tuple[list[Call], list[tuple[Call, bytes]]]:
         """The records and logs the spill file holds, checked (on a worker thread)."""
@@ -225,7 +286,10 @@ class CallRecorder:
         assert path is not None
         calls: list[Call] = []
         logs: list[tuple[Call, bytes]] = []
+        if not os.path.lexists(path):
+            return calls, logs
         try:
+            _own_directory(os.path.dirname(path))
             fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
         except FileNotFoundError:
             return calls, logs
@@ -286,6 +350,16 @@ class CallRecorder:
 
 
 _CALL_FIELDS = {f.name: f for f in dataclasses.fields(Call)}
+
+
+def _own_directory(path: str) -> None:
+    """Make ``path`` if it is missing; OSError unless it is a directory of this user's alone
+    (the spill directory may be under a shared one such as /var/tmp)."""
+    os.makedirs(path, mode=0o700, exist_ok=True)
+    info = os.lstat(path)
+    if (not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid()
+            or info.st_mode & (stat.S_IWGRP | stat.S_IWOTH)):
+        raise OSError(f"{path} is not a directory of this user's alone")
 
 
 def _call_from_spill(fields: object) -> Call:

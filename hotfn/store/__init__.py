@@ -1,6 +1,8 @@
 """Where apps, routes, call records and logs live: the ``Store`` interface (base.py) and its
 implementations, SQLite embedded (sqlite.py, the default) and PostgreSQL for several nodes
-(postgres.py), which share their schema (schema.py) and their queries (sql.py).
+(postgres.py), which share their schema (schema.py) and their queries (sql.py); and what is
+known of a store's health without asking it (health.py), kept by a probe its owner runs
+(``Store.watch``).
 
 Nothing outside this package knows which implementation it has.
 

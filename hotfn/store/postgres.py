@@ -12,8 +12,9 @@ A server that stops answering (down, restarting, cut off) opens the circuit of `
 then on requests fail at once (``StoreUnreachable``, a 503 for the API) rather than each waiting
 for a connection, and only the probe (``probe``, on a connection of its own) knocks, until the
 server answers again. Accepted async calls and their claims are committed with
-``synchronous_commit`` on, whatever the server's default (which may stay off, for speed, for the
-rest: call records are written again if lost, and flushed by the next durable commit).
+``synchronous_commit`` on, whatever the server's default; everything else keeps that default
+(which a server may set off for speed: a crash of it then loses the last moments of call
+records, as a SIGKILL of hotfn would).
 """
 
 from __future__ import annotations
