@@ -5,9 +5,10 @@ May import: ``hotfn.pool``, ``hotfn.access``, ``hotfn.store``, ``hotfn.protocol`
 ``hotfn.drivers``, ``hotfn.models``.
 """
 
-from .invoker import Invocation, Invoker, Limits, Outcome, cold_env, container_spec
+from .invoker import MIN_CPUS, Invocation, Invoker, Limits, Outcome, cold_env, container_spec
 from .recorder import CallRecorder
 
 __all__ = [
-    "CallRecorder", "cold_env", "container_spec", "Invocation", "Invoker", "Limits", "Outcome",
+    "CallRecorder", "MIN_CPUS", "cold_env", "container_spec", "Invocation", "Invoker", "Limits",
+    "Outcome",
 ]
