@@ -62,8 +62,8 @@ CREATE TABLE IF NOT EXISTS changes (
 CREATE TABLE IF NOT EXISTS nodes (
     id TEXT PRIMARY KEY, address TEXT NOT NULL, capacity INTEGER NOT NULL, version TEXT NOT NULL,
     draining INTEGER NOT NULL, started_at REAL NOT NULL, heartbeat_at REAL NOT NULL);
-INSERT INTO meta (key, value) VALUES ('schema_version', '5'), ('routes_version', '0')
-    ON CONFLICT (key) DO NOTHING;
+INSERT INTO meta (key, value) VALUES ('schema_version', '5'), ('routes_version', '0'),
+    ('tokens_version', '0') ON CONFLICT (key) DO NOTHING;
 """
 # 4: tenants' quotas and secrets on apps, API tokens; 5: the change feed, the node registry.
 SCHEMA_VERSION = 5

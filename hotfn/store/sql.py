@@ -500,6 +500,7 @@ class SqlStore(Store):
                            row)
             except self.integrity_errors:
                 raise Conflict("a token with this id already exists") from None
+            self._tokens_changed(db)
 
         await self._run(work)
 
@@ -514,8 +515,21 @@ class SqlStore(Store):
         def work(db: Db) -> None:
             if self._exec(db, "DELETE FROM tokens WHERE id = ?", (token_id,)).rowcount == 0:
                 raise NotFound(f"token {token_id!r} not found")
+            self._tokens_changed(db)
 
         await self._run(work)
+
+    def _tokens_changed(self, db: Db) -> None:
+        # An upsert: a store made by a hotfn before tokens_version lacks the row until then.
+        self._exec(db, "INSERT INTO meta (key, value) VALUES ('tokens_version', '1') ON CONFLICT "
+                       "(key) DO UPDATE SET value = CAST(CAST(meta.value AS INTEGER) + 1 AS TEXT)")
+
+    async def tokens_version(self) -> int:
+        def work(db: Db) -> int:
+            row = self._exec(db, "SELECT value FROM meta WHERE key = 'tokens_version'").fetchone()
+            return int(row[0]) if row is not None else 0
+
+        return await self._run(work)
 
     async def find_token(self, secret_hash: str) -> Token | None:
         def work(db: Db) -> Token | None:
