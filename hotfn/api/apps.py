@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING
 
 from .. import models
 from ..access import Access, AuthError
-from .messages import (ApiError, ApiRequest, ApiResponse, _body, _flag, _page, _query, json_response,
-                       needs)
+from .messages import (ApiError, ApiRequest, ApiResponse, _body, _flag, _page, _query,
+                       json_response, needs)
 
 if TYPE_CHECKING:
     from .core import Api
@@ -58,7 +58,8 @@ async def get_app(api: Api, request: ApiRequest, match: re.Match) -> ApiResponse
 @needs(Access.DEPLOY)
 async def patch_app(api: Api, request: ApiRequest, match: re.Match) -> ApiResponse:
     body = _body(request, "app")
-    quotas = sorted(set(body) & {"max_containers", "max_memory_mb", "rate_limit", "burst", "isolation"})
+    quotas = sorted(set(body) & {"max_containers", "max_memory_mb", "rate_limit", "burst",
+                                 "isolation"})
     if quotas and request.principal.scope != "admin":
         # A tenant does not set its own share of the server, nor the walls it runs behind.
         raise AuthError(403, f"only an admin token may change app.{quotas[0]}")

@@ -35,15 +35,15 @@ def cmd_apps(args: argparse.Namespace, client: Client) -> int:
     name = args.name
     isolation = {"isolation": args.isolation} if getattr(args, "isolation", None) else {}
     if args.action == "create":
-        payload = client.json("POST", "/v1/apps", {"app": {"name": name, "config": _kv(args.config, "--config"),
-                                                           **isolation}})
+        body = {"name": name, "config": _kv(args.config, "--config"), **isolation}
+        payload = client.json("POST", "/v1/apps", {"app": body})
         _show(args, payload, done=f"created app {name}")
     elif args.action == "inspect":
         payload = client.json("GET", f"/v1/apps/{_q(name)}")
         _show(args, payload, payload.get("app"))
     elif args.action == "update":
-        payload = client.json("PATCH", f"/v1/apps/{_q(name)}", {"app": {"config": _kv(args.config, "--config"),
-                                                                       **isolation}})
+        body = {"config": _kv(args.config, "--config"), **isolation}
+        payload = client.json("PATCH", f"/v1/apps/{_q(name)}", {"app": body})
         _show(args, payload, done=f"updated app {name}")
     elif args.action == "delete":
         suffix = "?cascade=true" if args.cascade else ""

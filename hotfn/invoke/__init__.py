@@ -5,7 +5,8 @@ May import: ``hotfn.pool``, ``hotfn.access``, ``hotfn.store``, ``hotfn.protocol`
 ``hotfn.drivers``, ``hotfn.models``.
 """
 
-from .invoker import MIN_CPUS, Invocation, Invoker, Limits, Outcome, cold_env, container_spec
+from ..models import MIN_CPUS  # the least --default-cpus may be (checked by the server)
+from .invoker import Invocation, Invoker, Limits, Outcome, cold_env, container_spec
 from .recorder import CallRecorder
 
 __all__ = [

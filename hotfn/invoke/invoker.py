@@ -18,7 +18,7 @@ import trio
 from .. import protocol
 from ..access import ImagePolicy
 from ..drivers import Container, ContainerGone, ContainerSpec, Driver, DriverError, ImageNotFound
-from ..models import MIN_CPUS, Route, config_env, header_env_name, header_problem
+from ..models import Route, config_env, header_env_name, header_problem
 from ..pool import (CANCELLED, EXITED, PROTOCOL_ERROR, START_FAILED, TIMEOUT, CallLog, ColdStarts,
                     PoolError, PoolManager, default_cpus, exit_cause, node_cpus)
 from ..protocol.httpformat import RequestNotWritable

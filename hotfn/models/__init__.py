@@ -61,7 +61,8 @@ from .tokens import (
 
 __all__ = [
     "APP_NAME", "CALL_STATUSES", "DEFAULT_USER", "FORMATS", "GREEDY_SEGMENT", "HOT_FORMATS",
-    "ISOLATIONS", "MAX_CPUS", "MAX_SECRET_LENGTH", "MIN_CPUS", "ROUTE_AUTH", "SCOPES", "TYPES", "App", "Call", "Route",
+    "ISOLATIONS", "MAX_CPUS", "MAX_SECRET_LENGTH", "MIN_CPUS", "ROUTE_AUTH", "SCOPES", "TYPES",
+    "App", "Call", "Route",
     "Token", "ValidationError", "app_from_record", "check_app_name", "check_cpus",
     "check_isolation",
     "check_user", "config_env", "env_name", "hash_secret", "header_env_name", "header_problem",

@@ -100,7 +100,7 @@ def new_app(body: Mapping[str, Any]) -> App:
     _reject_unknown("app", body, _APP_FIELDS)
     t = now()
     secrets = _merge({}, _check_secrets("app.secrets", body.get("secrets")))
-    isolation = check_isolation(body["isolation"], "app.isolation") if "isolation" in body else "container"
+    isolation = check_isolation(body.get("isolation", "container"), "app.isolation")
     return App(name=name, config=_check_config("app.config", body.get("config")), created_at=t,
                updated_at=t, secrets=secrets, isolation=isolation, **_app_quotas(body))
 
@@ -111,7 +111,7 @@ def patch_app(app: App, body: Mapping[str, Any]) -> App:
         raise ValidationError("app.name", "cannot be changed")
     config = merge_config(app.config, _check_config("app.config", body.get("config")))
     secrets = _merge(app.secrets, _check_secrets("app.secrets", body.get("secrets")))
-    isolation = check_isolation(body["isolation"], "app.isolation") if "isolation" in body else app.isolation
+    isolation = check_isolation(body.get("isolation", app.isolation), "app.isolation")
     return dataclasses.replace(app, config=config, secrets=secrets, isolation=isolation,
                                updated_at=now(), **_app_quotas(body))
 
