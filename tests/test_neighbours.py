@@ -150,3 +150,39 @@ async def test_the_cli_takes_cpus_where_it_takes_route_fields(server):
     assert (await server.req("GET", "/v1/apps/demo/routes/c")).json()["route"]["cpus"] == 1.5
     bad = await hotfn("routes", "update", "demo", "/c", "--cpus", "0")
     assert bad.returncode != 0 and b"--cpus: must be a number of cores" in bad.stderr, bad.stderr
+
+
+async def test_hotfn_serve_runs_at_its_niceness_every_thread(tmp_path, images):
+    """The server's headroom: its threads outweigh a container's when the CPU is contended."""
+    import signal
+
+    from test_durability import ServeProcess
+
+    process = ServeProcess(tmp_path, "--server-nice", "-3")
+    try:
+        server = await process.start()
+        await server.create_app("demo")
+        await server.create_route(path="/p", image=IMAGE, format="hot")
+        assert (await server.call("demo", "/p", b"hi")).status == 200  # worker threads started
+        pid = process.process.pid
+        nice = {}
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{task}/stat") as stat:
+                nice[task] = int(stat.read().rsplit(")", 1)[1].split()[16])
+        assert len(nice) > 1 and set(nice.values()) == {-3}, nice
+    finally:
+        if process.process is not None and process.process.returncode is None:
+            await process.stop(signal.SIGTERM)
+    with trio.fail_after(60):  # refused before it starts
+        bad = await trio.run_process([sys.executable, "-m", "hotfn", "serve", "--port", "0",
+                                      "--db", str(tmp_path / "x.db"), "--server-nice", "42"],
+                                     capture_stdout=True, capture_stderr=True, check=False)
+    assert bad.returncode != 0 and b"--server-nice must be from -20 to 19" in bad.stderr, bad.stderr
+
+
+@pytest.mark.parametrize("stored", [0, -1, "2", True, 5000, [1]])
+def test_a_cpus_the_store_gives_back_damaged_is_the_nodes_default(stored, caplog):
+    from hotfn.models import route_from_record
+
+    route = route_from_record({"app": "a", "path": "/p", "image": "i", "cpus": stored})
+    assert route.cpus is None and "stored cpus" in caplog.text
