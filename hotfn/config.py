@@ -13,7 +13,7 @@ import socket
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from .pool import default_max_memory_mb
+from .pool import default_cpus, default_max_memory_mb
 from .protocol import DEFAULT_MAX_FRAME_SIZE
 
 
@@ -58,6 +58,14 @@ class Settings:
     max_containers: int = _setting(64, "server-wide cap on running function containers")
     max_memory_mb: int = _setting(default_max_memory_mb, "server-wide cap on the memory limits "
                                   "of running containers, MiB (default: 3/4 of this machine)")
+    default_cpus: float = _setting(default_cpus,
+                                   "cores each container may use when its route sets no cpus "
+                                   "(its CPU weight follows it; default: this machine's cores "
+                                   "less one, kept for the server; at least 1)")
+    server_nice: int = _setting(-5, "the niceness `hotfn serve` runs at (-20 to 19): below 0, a "
+                                "higher CPU weight than the function containers', so that calls "
+                                "are still answered while functions spin (needs root or "
+                                "CAP_SYS_NICE; without, the server says so and runs at 0)")
     max_parked: int = _setting(8, "cold containers started ahead of their calls (one per cold "
                                "route at most; a call then skips the engine's create and start; "
                                "needs --io-dir and /bin/sh in the image); 0: off")

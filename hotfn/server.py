@@ -31,9 +31,9 @@ from .cluster import NodeIdError, NodeLock, Registration
 from .config import Settings
 from .drivers import Driver, DriverError
 from .http import HttpConfig, HttpServer
-from .invoke import Invoker, Limits, container_spec
+from .invoke import MIN_CPUS, Invoker, Limits, container_spec
 from .observe import Metrics, Telemetry, accesslog, logthrottle
-from .pool import ColdStarts, PoolManager
+from .pool import ColdStarts, PoolManager, node_cpus
 from .store import Store, StoreError, display_url, is_postgres_url, open_store
 
 log = logging.getLogger(__name__)
@@ -167,6 +167,9 @@ class Server:
             self._images = ImagePolicy(s.allowed_images)
         except ValueError as exc:
             raise StartupError(str(exc)) from None
+        if not MIN_CPUS <= s.default_cpus <= node_cpus():
+            raise StartupError(f"--default-cpus must be from {MIN_CPUS} to this machine's "
+                               f"{node_cpus()} cores, not {s.default_cpus:g}")
         # Before anything of this node's is touched: another server may be this node.
         try:
             lock = NodeLock(s.node_id)
@@ -194,7 +197,7 @@ class Server:
         driver = self._driver
         store = self._store or _open_store(s.db)
         limits = Limits(max_frame_size=s.max_frame_size, max_response_size=s.max_frame_size,
-                        node_id=s.node_id, images=self._images)
+                        node_id=s.node_id, images=self._images, default_cpus=s.default_cpus)
         if s.log_format == "json":
             accesslog.use_json_logs()
         metrics = None if s.no_metrics else Metrics(s.node_id)

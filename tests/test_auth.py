@@ -147,7 +147,7 @@ async def test_every_endpoint_class_with_each_scope(secured):
         assert "authorization" not in [k for k, _ in reply.json()["headers"]]
 
 
-async def test_a_revoked_token_fails_at_once_on_every_node(server_factory, images, tmp_path):
+async def test_a_revoked_token_fails_on_every_node(server_factory, images, tmp_path):
     one = await _start(server_factory, tmp_path)
     two = await _start(server_factory, tmp_path)  # the same store, another node
     token = await make_token(one, "deploy")
@@ -156,8 +156,16 @@ async def test_a_revoked_token_fails_at_once_on_every_node(server_factory, image
     assert [t["id"] for t in listed.json()["tokens"]] == [token["id"]]
     assert token["secret"] not in listed.body.decode() and "secret" not in listed.json()["tokens"][0]
     assert (await one.req("DELETE", f"/v1/tokens/{token['id']}", headers=bearer(ADMIN))).status == 200
-    assert_401(await two.req("GET", "/v1/apps", headers=bearer(token["secret"])))
     assert_401(await one.req("GET", "/v1/apps", headers=bearer(token["secret"])))
+    # The other node within a second (its tokens are cached; tests/test_token_cache.py).
+    revoked = trio.current_time()
+    while True:
+        sent = trio.current_time()
+        reply = await two.req("GET", "/v1/apps", headers=bearer(token["secret"]))
+        if reply.status != 200:
+            break
+        assert sent - revoked < 1.0, "a request sent a second after the revoke was let in"
+    assert_401(reply)
     # The store keeps a hash of the secret, never the secret.
     db = sqlite3.connect(tmp_path / "hotfn.db")
     dump = "\n".join(db.iterdump())

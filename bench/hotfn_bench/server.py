@@ -114,7 +114,7 @@ class HotfnServer(ManagedProcess):
 
     def __init__(self, *, port: int, db: str, node_id: str, log_path: str,
                  extra_args: list[str] | None = None, source: str = REPO_DIR,
-                 python: str = PYTHON) -> None:
+                 python: str = PYTHON, env: dict[str, str] | None = None) -> None:
         """``source``: the checkout whose ``hotfn`` package runs (the cwd comes first on
         sys.path); another revision's, to compare side by side."""
         self.port = port
@@ -131,7 +131,7 @@ class HotfnServer(ManagedProcess):
             [python, "-m", "hotfn", "serve", "--host", "127.0.0.1", "--port", str(port), "--db", db,
              "--node-id", node_id, "--log-level", "warning", "--shutdown-grace", "5",
              *(extra_args or [])],
-            log_path, cwd=source,
+            log_path, env=env, cwd=source,
         )
         try:
             wait_for(lambda: self.alive() and self.request("GET", "/health")[0] == 200, 60,

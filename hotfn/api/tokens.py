@@ -33,6 +33,7 @@ async def list_tokens(api: Api, request: ApiRequest, match: re.Match) -> ApiResp
 async def delete_token(api: Api, request: ApiRequest, match: re.Match) -> ApiResponse:
     token_id = urllib.parse.unquote(match["token"])
     await api.store.delete_token(token_id)
+    api.auth.tokens_changed()  # this node at once; the others within TOKENS_RECHECK
     log.info("token %s revoked", token_id)
     return json_response(200, {"message": f"token {token_id!r} revoked"})
 

@@ -33,14 +33,17 @@ def cmd_apps(args: argparse.Namespace, client: Client) -> int:
                     for a in payload["apps"]])
         return 0
     name = args.name
+    isolation = {"isolation": args.isolation} if getattr(args, "isolation", None) else {}
     if args.action == "create":
-        payload = client.json("POST", "/v1/apps", {"app": {"name": name, "config": _kv(args.config, "--config")}})
+        body = {"name": name, "config": _kv(args.config, "--config"), **isolation}
+        payload = client.json("POST", "/v1/apps", {"app": body})
         _show(args, payload, done=f"created app {name}")
     elif args.action == "inspect":
         payload = client.json("GET", f"/v1/apps/{_q(name)}")
         _show(args, payload, payload.get("app"))
     elif args.action == "update":
-        payload = client.json("PATCH", f"/v1/apps/{_q(name)}", {"app": {"config": _kv(args.config, "--config")}})
+        body = {"config": _kv(args.config, "--config"), **isolation}
+        payload = client.json("PATCH", f"/v1/apps/{_q(name)}", {"app": body})
         _show(args, payload, done=f"updated app {name}")
     elif args.action == "delete":
         suffix = "?cascade=true" if args.cascade else ""
@@ -54,7 +57,12 @@ def cmd_apps(args: argparse.Namespace, client: Client) -> int:
 ROUTE_OPTIONS = {
     "image": str, "format": str, "type": str, "memory": int, "timeout": float,
     "idle_timeout": float, "max_concurrency": int, "min_warm": int, "startup_timeout": float,
-    "queue_timeout": float, "max_attempts": int,
+    "queue_timeout": float, "max_attempts": int, "cpus": float, "isolation": str,
+}
+OPTION_HELP = {
+    "format": "hot, http, or cold (the default)",
+    "cpus": "cores each container may use at most (default: the server's --default-cpus)",
+    "isolation": "container (the default) or gvisor",
 }
 
 
@@ -205,6 +213,8 @@ def _add_apps(sub: Any, common: argparse.ArgumentParser) -> None:
         a.add_argument("name")
         if name in ("create", "update"):
             a.add_argument("--config", action="append", metavar="KEY=VALUE")
+            a.add_argument("--isolation", choices=("container", "gvisor"),
+                           help="the least every route of the app runs under (admin only)")
         if name == "delete":
             a.add_argument("--cascade", action="store_true", help="also delete the app's routes")
     p.set_defaults(func=cmd_apps)
@@ -223,7 +233,7 @@ def _add_routes(sub: Any, common: argparse.ArgumentParser) -> None:
         if name in ("create", "update"):
             for option, kind in ROUTE_OPTIONS.items():
                 a.add_argument("--" + option.replace("_", "-"), dest=option, type=kind,
-                               help="hot, http, or cold (the default)" if option == "format" else None)
+                               help=OPTION_HELP.get(option))
             a.add_argument("--config", action="append", metavar="KEY=VALUE")
             a.add_argument("--header", action="append", metavar="NAME=VALUE")
             a.add_argument("--network", action="store_true", help="give the containers a network")

@@ -90,7 +90,7 @@ def cmd_build(args: argparse.Namespace, client: Client | None) -> int:
 def _route_defaults(meta: dict[str, Any], fmt: str | None) -> dict[str, Any]:
     body = {"format": fmt or meta.get("format", "hot")}
     for key in ("memory", "timeout", "max_concurrency", "min_warm", "type", "idle_timeout",
-                "startup_timeout", "queue_timeout"):
+                "startup_timeout", "queue_timeout", "cpus"):
         if key in meta:
             body[key] = meta[key]
     return body

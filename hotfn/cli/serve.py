@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 
@@ -19,6 +20,7 @@ def serve(args: argparse.Namespace) -> int:
     setup_logging(settings.log_level)
     server = Server(settings)
     log = logging.getLogger("hotfn")
+    _renice(settings.server_nice, log)
 
     async def main() -> None:
         # The receiver stays open for the whole run: the first SIGINT/SIGTERM starts a graceful
@@ -58,3 +60,15 @@ def serve(args: argparse.Namespace) -> int:
         print(f"hotfn: cannot start: {startup}", file=sys.stderr)
         return 1
     return 0
+
+
+def _renice(nice: int, log: logging.Logger) -> None:
+    """Run at ``nice`` (before any thread starts: threads inherit it from the one that made
+    them). Here, not in Server: a server run inside another program leaves its priority alone."""
+    if not -20 <= nice <= 19:
+        raise SystemExit(f"hotfn: --server-nice must be from -20 to 19, not {nice}")
+    try:
+        os.setpriority(os.PRIO_PROCESS, 0, nice)
+    except OSError as exc:
+        log.warning("cannot run at niceness %d (%s): the server's CPU weight is no higher than "
+                    "its function containers'", nice, exc.strerror)

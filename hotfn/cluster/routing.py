@@ -103,9 +103,11 @@ class RouteTable:
         route = self._raw.get(app_name, {}).get(path)
         if app is None or route is None:
             return
-        # The container sees the app's config overlaid by the route's; secrets likewise.
+        # The container sees the app's config overlaid by the route's; secrets likewise. It runs
+        # under the stronger of the two isolations.
         route = replace(route, config={**app.config, **route.config},
-                        secrets={**app.secrets, **route.secrets})
+                        secrets={**app.secrets, **route.secrets},
+                        isolation=app.route_isolation(route))
         self._merged[key] = route
         segments = route.path.strip("/").split("/")
         if models.GREEDY_SEGMENT.match(segments[-1]):

@@ -53,6 +53,7 @@ class ContainerSpec:
     labels: Mapping[str, str] = field(default_factory=dict)
     memory_mb: int = 128
     cpu_shares: int = 1024  # relative weight, Docker's default
+    cpus: float | None = None  # at most this many cores (a CFS quota); None: no limit
     pids_limit: int = 256
     user: str = DEFAULT_USER  # "uid" or "uid:gid", numeric
     # "container": namespaces, cgroups, no capabilities, seccomp (runc); "gvisor": the same

@@ -5,9 +5,11 @@ May import: ``hotfn.pool``, ``hotfn.access``, ``hotfn.store``, ``hotfn.protocol`
 ``hotfn.drivers``, ``hotfn.models``.
 """
 
+from ..models import MIN_CPUS  # the least --default-cpus may be (checked by the server)
 from .invoker import Invocation, Invoker, Limits, Outcome, cold_env, container_spec
 from .recorder import CallRecorder
 
 __all__ = [
-    "CallRecorder", "cold_env", "container_spec", "Invocation", "Invoker", "Limits", "Outcome",
+    "CallRecorder", "MIN_CPUS", "cold_env", "container_spec", "Invocation", "Invoker", "Limits",
+    "Outcome",
 ]

@@ -20,7 +20,7 @@ from ..access import ImagePolicy
 from ..drivers import Container, ContainerGone, ContainerSpec, Driver, DriverError, ImageNotFound
 from ..models import Route, config_env, header_env_name, header_problem
 from ..pool import (CANCELLED, CRASH, EXITED, PROTOCOL_ERROR, START_FAILED, TIMEOUT, CallLog,
-                    ColdStarts, PoolError, PoolManager, exit_cause)
+                    ColdStarts, PoolError, PoolManager, default_cpus, exit_cause, node_cpus)
 from ..protocol.httpformat import RequestNotWritable
 
 log = logging.getLogger("hotfn.invoker")  # named as before the move: operators filter on it
@@ -76,10 +76,18 @@ class Limits:
     max_response_size: int = protocol.DEFAULT_MAX_FRAME_SIZE
     node_id: str = "hotfn"
     images: ImagePolicy = field(default_factory=ImagePolicy)  # --allowed-images
+    default_cpus: float = field(default_factory=default_cpus)  # --default-cpus
+    cores: int = field(default_factory=node_cpus)  # no container gets more CPUs than this
+
+    def cpus(self, route: Route) -> float:
+        """The CPU limit of ``route``'s containers on this node: the route's, else the node's
+        default, and never more than the node's cores (the engine refuses more)."""
+        return min(route.cpus or self.default_cpus, float(self.cores))
 
 
 def container_spec(route: Route, limits: Limits) -> ContainerSpec:
     """The container every call of ``route`` runs in, hot or cold (cold adds per-call env)."""
+    cpus = limits.cpus(route)
     env = {
         # Names as IronFunctions made them: upper case, '-' as '_' (db-url is DB_URL).
         **config_env(route.config),
@@ -105,12 +113,16 @@ def container_spec(route: Route, limits: Limits) -> ContainerSpec:
             "hotfn.format": route.format,
         },
         memory_mb=route.memory,
-        # CPU weight follows memory, as with Lambda: a route that asks for twice the memory of
-        # the default 128 MiB gets twice the share of a contended CPU.
-        cpu_shares=max(2, route.memory * 1024 // 128),
+        # A ceiling (the engine's CFS quota) and, under contention, a weight in proportion to
+        # it: 1024 per core. Not in proportion to memory: a 2048 MiB route then had 16 times
+        # the weight of a 128 MiB one, and a fork bomb in it starved every other route's calls.
+        cpus=cpus,
+        cpu_shares=max(2, int(cpus * 1024)),
         user=route.user,
         isolation=route.isolation,
-        network=route.network,
+        # gVisor has no network here (scripts/ensure-sandbox): a route of an app put in gVisor
+        # whole runs without the network it asked for, rather than not at all.
+        network=route.network and route.isolation != "gvisor",
         network_labels={"hotfn": "1", "hotfn.node": limits.node_id, "hotfn.app": route.app},
         direct_stdio=route.is_hot,
     )

@@ -1,4 +1,5 @@
-"""Apps: a tenant's name, its config and secrets, and its share of the server (quotas)."""
+"""Apps: a tenant's name, its config and secrets, its share of the server (quotas), and the
+isolation its routes run under at least."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any, Mapping
 
 from .fields import (ValidationError, _check_config, _check_secrets, _merge, _reject_unknown,
                      merge_config, now, secrets_from_record)
+from .route import ISOLATIONS, Route, check_isolation
 
 log = logging.getLogger("hotfn.models")  # named as before the move: operators filter on it
 
@@ -23,7 +25,7 @@ _APP_QUOTAS = {
     "rate_limit": ((int, float), 0.001, 1_000_000),
     "burst": (int, 1, 1_000_000),
 }
-_APP_FIELDS = {"name", "config", "secrets", *_APP_QUOTAS}
+_APP_FIELDS = {"name", "config", "secrets", "isolation", *_APP_QUOTAS}
 
 
 def _check_quota(field_name: str, value: Any, kind: Any, low: float, high: float) -> Any:
@@ -49,6 +51,9 @@ class App:
     burst: int | None = None
     # Environment variables like config, never shown by the API (write-only: names only).
     secrets: Mapping[str, str] = field(default_factory=dict)
+    # The isolation every route of the app runs under at least: "gvisor" puts the whole tenant
+    # in gVisor, whatever its routes say; "container" leaves it to each route.
+    isolation: str = "container"
 
     @property
     def bucket_size(self) -> float:
@@ -56,6 +61,12 @@ class App:
         if self.burst is not None:
             return float(self.burst)
         return max(1.0, float(self.rate_limit or 1))
+
+    def route_isolation(self, route: Route) -> str:
+        """The isolation ``route`` runs under: the stronger of the route's and the app's. A
+        route may ask for more than its app (gVisor in a runc app), never for less: its fields
+        are the tenant's to set (a deploy token), the app's isolation only an admin's."""
+        return max(route.isolation, self.isolation, key=ISOLATIONS.index)
 
     def to_record(self) -> dict[str, Any]:
         """Every field, secrets included: what the store keeps."""
@@ -89,8 +100,9 @@ def new_app(body: Mapping[str, Any]) -> App:
     _reject_unknown("app", body, _APP_FIELDS)
     t = now()
     secrets = _merge({}, _check_secrets("app.secrets", body.get("secrets")))
+    isolation = check_isolation(body.get("isolation", "container"), "app.isolation")
     return App(name=name, config=_check_config("app.config", body.get("config")), created_at=t,
-               updated_at=t, secrets=secrets, **_app_quotas(body))
+               updated_at=t, secrets=secrets, isolation=isolation, **_app_quotas(body))
 
 
 def patch_app(app: App, body: Mapping[str, Any]) -> App:
@@ -99,8 +111,9 @@ def patch_app(app: App, body: Mapping[str, Any]) -> App:
         raise ValidationError("app.name", "cannot be changed")
     config = merge_config(app.config, _check_config("app.config", body.get("config")))
     secrets = _merge(app.secrets, _check_secrets("app.secrets", body.get("secrets")))
-    return dataclasses.replace(app, config=config, secrets=secrets, updated_at=now(),
-                               **_app_quotas(body))
+    isolation = check_isolation(body.get("isolation", app.isolation), "app.isolation")
+    return dataclasses.replace(app, config=config, secrets=secrets, isolation=isolation,
+                               updated_at=now(), **_app_quotas(body))
 
 
 def app_from_record(record: Mapping[str, Any]) -> App:
@@ -115,5 +128,11 @@ def app_from_record(record: Mapping[str, Any]) -> App:
     fields["secrets"] = secrets_from_record(f"app {fields.get('name')}", fields.get("secrets"))
     config = fields.get("config")
     fields["config"] = config if isinstance(config, dict) else {}
+    try:
+        fields["isolation"] = check_isolation(fields.get("isolation", "container"), "app.isolation")
+    except ValidationError as exc:
+        # Fail closed: an app put in gVisor must not leave it through a damaged record.
+        log.error("app %s: stored isolation: %s; using 'gvisor'", fields.get("name"), exc.message)
+        fields["isolation"] = "gvisor"
     return App(**fields)
 

@@ -1,5 +1,5 @@
-"""Routes: which image serves a path of an app and how (format, type, limits, user, isolation,
-auth), and the checks a route's fields pass, on the way in from the API and on the way back from
+"""Routes: which image serves a path of an app and how (format, type, limits, CPUs, user,
+isolation, auth), and the checks a route's fields pass, on the way in from the API and on the way back from
 the store.
 """
 
@@ -28,7 +28,7 @@ HOT_FORMATS = frozenset({"hot", "http"})
 # Other names a client may use for a format; stored as the format they stand for.
 FORMAT_ALIASES = {"cold": "default"}
 TYPES = ("sync", "async")
-ISOLATIONS = ("container", "gvisor")
+ISOLATIONS = ("container", "gvisor")  # the weakest first (App.route_isolation)
 # Numeric only: a name would be looked up in the image's /etc/passwd, which the image's author
 # controls. 0 to 2**31 - 1, as the kernel and runc take them.
 USER = re.compile(r"^(0|[1-9][0-9]{0,9})(?::(0|[1-9][0-9]{0,9}))?$")
@@ -38,6 +38,9 @@ DEFAULT_USER = "1000:1000"
 # signed with the route's jwt_key (IronFunctions).
 ROUTE_AUTH = ("none", "token", "jwt")
 MAX_JWT_KEY = 4096
+# A container's CPU limit, in cores: Docker's smallest (a 1 ms quota in its 100 ms period) up to
+# more cores than any node has (each node caps it at its own count).
+MIN_CPUS, MAX_CPUS = 0.01, 1024
 
 
 def normalize_path(path: Any, field_name: str = "route.path", *, lookup: bool = False) -> str:
@@ -89,6 +92,9 @@ class Route:
     network: bool = False
     user: str = DEFAULT_USER  # uid[:gid] the function runs as
     isolation: str = "container"  # or "gvisor": the container under gVisor's kernel (runsc)
+    # Cores each container may use at most (and its CPU weight under contention); None: the
+    # node's --default-cpus.
+    cpus: float | None = None
     max_attempts: int = 3  # async calls: runs at most this many times (a failure or a crash)
     auth: str = "none"  # one of ROUTE_AUTH
     jwt_key: str = ""  # auth "jwt": the HS256 key; write-only (never in an API answer)
@@ -106,7 +112,7 @@ class Route:
         """What a running container depends on: a change here retires warm containers."""
         return (self.image, self.image_id, self.memory, tuple(sorted(self.config.items())),
                 tuple(sorted(self.secrets.items())), self.network, self.format, self.user,
-                self.isolation)
+                self.isolation, self.cpus)
 
     def to_record(self) -> dict[str, Any]:
         """Every field, the write-only ones included: what the store keeps."""
@@ -148,7 +154,7 @@ _NUMBERS = {
 _SECONDS = ("timeout", "idle_timeout", "startup_timeout", "queue_timeout")
 _ROUTE_FIELDS = {
     "path", "image", "format", "type", "config", "headers", "network", "user", "isolation",
-    "auth", "jwt_key", "secrets", *_NUMBERS,
+    "auth", "jwt_key", "secrets", "cpus", *_NUMBERS,
 }
 
 
@@ -166,6 +172,17 @@ def check_isolation(value: Any, field_name: str = "route.isolation") -> str:
     if value not in ISOLATIONS:
         raise ValidationError(field_name, "must be 'container' or 'gvisor'")
     return value
+
+
+def check_cpus(value: Any, field_name: str = "route.cpus") -> float | None:
+    """Cores, from MIN_CPUS to MAX_CPUS (null: the node's default)."""
+    if value is None:
+        return None
+    if (isinstance(value, bool) or not isinstance(value, (int, float)) or value != value
+            or not MIN_CPUS <= value <= MAX_CPUS):
+        raise ValidationError(field_name, f"must be a number of cores from {MIN_CPUS} to {MAX_CPUS}, "
+                                          "or null (the node's default)")
+    return float(value)
 
 
 def _route_fields(body: Mapping[str, Any]) -> dict[str, Any]:
@@ -193,6 +210,8 @@ def _route_fields(body: Mapping[str, Any]) -> dict[str, Any]:
         out["user"] = check_user(body["user"])
     if "isolation" in body:
         out["isolation"] = check_isolation(body["isolation"])
+    if "cpus" in body:
+        out["cpus"] = check_cpus(body["cpus"])
     for name, (kind, low, high) in _NUMBERS.items():
         if name not in body:
             continue
@@ -345,7 +364,8 @@ def route_from_record(record: Mapping[str, Any]) -> Route:
     # A stored user or isolation that is not one hotfn accepts would reach the engine: fall
     # back to the defaults, the most confined choice.
     for name, check, default in (("user", check_user, DEFAULT_USER),
-                                 ("isolation", check_isolation, "container")):
+                                 ("isolation", check_isolation, "container"),
+                                 ("cpus", check_cpus, None)):
         if name in fields:
             try:
                 fields[name] = check(fields[name])

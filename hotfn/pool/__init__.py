@@ -15,6 +15,7 @@ May import: ``hotfn.protocol``, ``hotfn.drivers``, ``hotfn.models``.
 
 from .capacity import Capacity, default_max_memory_mb
 from .coldstart import ColdStarts
+from .cpus import default_cpus, node_cpus
 from .errors import (CallTimeout, NotDelivered, PoolClosed, PoolError, QueueTimeout, StartFailed,
                      WorkerDied)
 from .events import (CANCELLED, CRASH, DEATHS, EXITED, KILLED, OOM, PROTOCOL_ERROR, START_FAILED,
@@ -27,6 +28,6 @@ __all__ = [
     "CANCELLED", "CRASH", "DEATHS", "EXITED", "KILLED", "LOG_LINGER", "OOM", "PROTOCOL_ERROR",
     "SCALE_AFTER", "START_FAILED", "STOPS", "TIMEOUT", "CallLog", "CallTimeout", "Capacity",
     "ColdStarts", "HotWorker", "NotDelivered", "PoolClosed", "PoolError", "PoolEvents",
-    "PoolManager", "QueueTimeout", "StartFailed", "WorkerDied", "default_max_memory_mb",
-    "exit_cause",
+    "PoolManager", "QueueTimeout", "StartFailed", "WorkerDied", "default_cpus",
+    "default_max_memory_mb", "exit_cause", "node_cpus",
 ]

@@ -232,8 +232,9 @@ class Store(abc.ABC):
     async def remove_node(self, node_id: str) -> None: ...
 
     # -- API tokens (hotfn.models.tokens, hotfn.access.auth) --
-    # A revoked token must fail at once on every node, so ``find_token`` is asked on every
-    # authenticated request (no cache): it must be cheap.
+    # A revoked token must fail within a second on every node. Nodes keep the tokens they found
+    # and ask ``tokens_version`` (one number, which every create and delete moves on in the same
+    # transaction) at most every few hundred ms; a change empties what they kept.
 
     @abc.abstractmethod
     async def create_token(self, token: Token) -> None: ...
@@ -245,6 +246,9 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def find_token(self, secret_hash: str) -> Token | None:
         """The token whose secret hashes to ``secret_hash``, if any (expired ones too)."""
+    @abc.abstractmethod
+    async def tokens_version(self) -> int:
+        """A number that every token create and delete (revoke) changes."""
 
     async def check(self) -> None:
         """Raise StoreUnavailable unless the store can be read and written right now."""

@@ -27,7 +27,7 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS apps (
     name TEXT PRIMARY KEY, config TEXT NOT NULL, created_at REAL NOT NULL, updated_at REAL NOT NULL,
     max_containers INTEGER, max_memory_mb INTEGER, rate_limit REAL, burst INTEGER,
-    secrets TEXT NOT NULL DEFAULT '{}');
+    secrets TEXT NOT NULL DEFAULT '{}', isolation TEXT NOT NULL DEFAULT 'container');
 CREATE TABLE IF NOT EXISTS routes (
     app TEXT NOT NULL REFERENCES apps(name), path TEXT NOT NULL, spec TEXT NOT NULL,
     PRIMARY KEY (app, path));
@@ -62,8 +62,8 @@ CREATE TABLE IF NOT EXISTS changes (
 CREATE TABLE IF NOT EXISTS nodes (
     id TEXT PRIMARY KEY, address TEXT NOT NULL, capacity INTEGER NOT NULL, version TEXT NOT NULL,
     draining INTEGER NOT NULL, started_at REAL NOT NULL, heartbeat_at REAL NOT NULL);
-INSERT INTO meta (key, value) VALUES ('schema_version', '5'), ('routes_version', '0')
-    ON CONFLICT (key) DO NOTHING;
+INSERT INTO meta (key, value) VALUES ('schema_version', '5'), ('routes_version', '0'),
+    ('tokens_version', '0') ON CONFLICT (key) DO NOTHING;
 """
 # 4: tenants' quotas and secrets on apps, API tokens; 5: the change feed, the node registry.
 SCHEMA_VERSION = 5
@@ -77,6 +77,7 @@ ADDED_COLUMNS: list[tuple[str, str]] = [
     ("apps", "burst INTEGER"),
     ("apps", "secrets TEXT NOT NULL DEFAULT '{}'"),
     ("calls", "traceparent TEXT"),  # the W3C traceparent each call was given
+    ("apps", "isolation TEXT NOT NULL DEFAULT 'container'"),  # the least its routes run under
 ]
 
 

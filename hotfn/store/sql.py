@@ -48,7 +48,7 @@ _CALL_ROW = f"({CALL_PLACEHOLDERS})"
 _CALL_UPDATE = ", ".join(f"{name} = ?" for name in CALL_FIELDS if name != "id")
 _CALL_UPSERT = ", ".join(f"{name} = excluded.{name}" for name in CALL_FIELDS if name != "id")
 APP_COLUMNS = ("name, config, created_at, updated_at, max_containers, max_memory_mb, rate_limit, "
-               "burst, secrets")
+               "burst, secrets, isolation")
 TOKEN_COLUMNS = "id, secret_hash, name, scope, apps, expires_at, created_at"
 # Rows per INSERT statement: SQLite's sqlite3 module lets go of the GIL around every step of a
 # statement, and a busy event loop takes up to a switch interval (5 ms) to give it back; one
@@ -110,19 +110,19 @@ class SqlStore(Store):
     def _app_row(app: App) -> tuple:
         return (app.name, json.dumps(dict(app.config)), app.created_at, app.updated_at,
                 app.max_containers, app.max_memory_mb, app.rate_limit, app.burst,
-                json.dumps(dict(app.secrets)))
+                json.dumps(dict(app.secrets)), app.isolation)
 
     @staticmethod
     def _app(row: Any) -> App:
         return app_from_record({
             "name": row[0], "config": json.loads(row[1]), "created_at": row[2], "updated_at": row[3],
             "max_containers": row[4], "max_memory_mb": row[5], "rate_limit": row[6],
-            "burst": row[7], "secrets": json.loads(row[8] or "{}")})
+            "burst": row[7], "secrets": json.loads(row[8] or "{}"), "isolation": row[9]})
 
     async def create_app(self, app: App) -> None:
         def work(db: Db) -> None:
             try:
-                self._exec(db, f"INSERT INTO apps ({APP_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                self._exec(db, f"INSERT INTO apps ({APP_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                            self._app_row(app))
             except self.integrity_errors:
                 raise Conflict(f"app {app.name!r} already exists") from None
@@ -156,7 +156,8 @@ class SqlStore(Store):
             row = self._app_row(app)
             cur = self._exec(
                 db, "UPDATE apps SET config = ?, created_at = ?, updated_at = ?, max_containers = ?, "
-                    "max_memory_mb = ?, rate_limit = ?, burst = ?, secrets = ? WHERE name = ?",
+                    "max_memory_mb = ?, rate_limit = ?, burst = ?, secrets = ?, isolation = ? "
+                    "WHERE name = ?",
                 row[1:] + row[:1])
             if cur.rowcount == 0:
                 raise NotFound(f"app {app.name!r} not found")
@@ -509,6 +510,7 @@ class SqlStore(Store):
                            row)
             except self.integrity_errors:
                 raise Conflict("a token with this id already exists") from None
+            self._tokens_changed(db)
 
         await self._run(work)
 
@@ -523,8 +525,21 @@ class SqlStore(Store):
         def work(db: Db) -> None:
             if self._exec(db, "DELETE FROM tokens WHERE id = ?", (token_id,)).rowcount == 0:
                 raise NotFound(f"token {token_id!r} not found")
+            self._tokens_changed(db)
 
         await self._run(work)
+
+    def _tokens_changed(self, db: Db) -> None:
+        # An upsert: a store made by a hotfn before tokens_version lacks the row until then.
+        self._exec(db, "INSERT INTO meta (key, value) VALUES ('tokens_version', '1') ON CONFLICT "
+                       "(key) DO UPDATE SET value = CAST(CAST(meta.value AS INTEGER) + 1 AS TEXT)")
+
+    async def tokens_version(self) -> int:
+        def work(db: Db) -> int:
+            row = self._exec(db, "SELECT value FROM meta WHERE key = 'tokens_version'").fetchone()
+            return int(row[0]) if row is not None else 0
+
+        return await self._run(work)
 
     async def find_token(self, secret_hash: str) -> Token | None:
         def work(db: Db) -> Token | None:

@@ -292,6 +292,7 @@ class DockerDriver(Driver):
             mem_limit=f"{spec.memory_mb}m",
             memswap_limit=f"{spec.memory_mb}m",  # equal to mem_limit: no swap
             cpu_shares=spec.cpu_shares,
+            nano_cpus=round(spec.cpus * 1e9) if spec.cpus else None,  # a CFS quota per 100 ms
             pids_limit=spec.pids_limit,
             read_only=spec.read_only_root,
             tmpfs={"/tmp": f"rw,nosuid,nodev,size={spec.tmpfs_mb}m"},

@@ -57,9 +57,17 @@ def _request_from_frame(frame: Mapping[str, Any]) -> Request:
             app=frame["app"],
             route=frame["route"],
             params=dict(frame["params"]),
+            attempt=_attempt(frame.get("attempt", 1)),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise frames.ProtocolError(f"bad request frame: {exc!r}") from None
+
+
+def _attempt(value: Any) -> int:
+    """An attempt number as hotfn sends it (docs/protocol.md): an int from 1 up; absent is 1."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"attempt must be an int from 1 up, not {value!r}")
+    return value
 
 
 def _answer(call: Callable[[Request], Any], request: Request, max_frame_size: int) -> bytes:
@@ -228,6 +236,10 @@ def request_from_env(env: Mapping[str, str], body: bytes) -> Request:
         deadline = int(env.get("DEADLINE", "0"))
     except ValueError:
         deadline = 0
+    try:
+        attempt = _attempt(int(env.get("HOTFN_ATTEMPT", "1")))
+    except ValueError:
+        attempt = 1
     return Request(
         method=env.get("METHOD", "GET"),
         url=url,
@@ -240,6 +252,7 @@ def request_from_env(env: Mapping[str, str], body: bytes) -> Request:
         app=app,
         route=env.get("ROUTE", ""),
         params=params,
+        attempt=attempt,
     )
 
 

@@ -23,6 +23,9 @@ class Request:
     app: str
     route: str
     params: dict[str, str] = field(default_factory=dict)
+    # Which run of this call this is: 1, then 2, 3, ... when an async call runs again after a
+    # failure or a crash (same call_id), so that a handler can do its side effects once.
+    attempt: int = 1
 
     def header(self, name: str, default: str | None = None) -> str | None:
         """The first value of header ``name`` (any case), or ``default``."""

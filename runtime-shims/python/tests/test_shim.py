@@ -86,6 +86,9 @@ def test_cold_request_from_environment():
     assert (request.method, request.path, request.query) == ("PUT", "/users/7", [("a", "1"), ("a", "2")])
     assert request.header("X-Token") == "t" and request.params == {"id": "7"}
     assert (request.deadline, request.call_id, request.body) == (99, "c", b"body")
+    assert request.attempt == 1  # no HOTFN_ATTEMPT: a first run, as from an older hotfn
+    assert request_from_env({**env, "HOTFN_ATTEMPT": "3"}, b"").attempt == 3
+    assert request_from_env({**env, "HOTFN_ATTEMPT": "zero"}, b"").attempt == 1
 
 
 class Process:
@@ -99,10 +102,11 @@ class Process:
                  "HOTFN_FUNCTION_DIR": str(HERE / "fixtures"), "HOTFN_HANDLER": handler, **env})
         self.reader = frames.FrameReader(self.proc.stdout)
 
-    def call(self, body: bytes = b"", headers=(), call_id: str = "c1") -> dict:
+    def call(self, body: bytes = b"", headers=(), call_id: str = "c1", **extra) -> dict:
         frame = {"type": "request", "call_id": call_id, "method": "POST",
                  "url": "http://h/r/a/p/1", "path": "/p/1", "query": [], "headers": [list(h) for h in headers],
-                 "body": body, "deadline": 0, "app": "a", "route": "/p/:n", "params": {"n": "1"}}
+                 "body": body, "deadline": 0, "app": "a", "route": "/p/:n", "params": {"n": "1"},
+                 **extra}
         self.proc.stdin.write(frames.encode(frame))
         self.proc.stdin.flush()
         answer = self.reader.read_frame()
@@ -130,6 +134,33 @@ def test_hot_loop_serves_answers_and_survives_errors():
     assert json.loads(p.call(headers=[("x-kind", "json")])["body"]) == {"path": "/p/1", "params": {"n": "1"}}
     code, stderr = p.finish()
     assert code == 0 and b"user output" in stderr
+
+
+def test_the_handler_gets_the_attempt_the_frame_carries_and_1_without_it():
+    p = Process()
+    assert p.reader.read_frame()["type"] == "ready"
+    kind = [("x-kind", "attempt")]
+    first = p.call(headers=kind, call_id="a1")
+    assert json.loads(first["body"]) == {"attempt": 1, "call_id": "a1"}
+    again = p.call(headers=kind, call_id="a1", attempt=2)
+    assert json.loads(again["body"]) == {"attempt": 2, "call_id": "a1"}
+    # A handler that never looks at it is served as before.
+    assert p.call(b"old", call_id="a2", attempt=3)["body"] == b"old"
+    code, stderr = p.finish()
+    assert code == 0, stderr
+
+
+@pytest.mark.parametrize("attempt", [0, -1, "2", True, 1.5])
+def test_a_request_frame_with_a_bad_attempt_is_a_protocol_error(attempt):
+    p = Process()
+    assert p.reader.read_frame()["type"] == "ready"
+    frame = {"type": "request", "call_id": "c", "method": "POST", "url": "http://h/r/a/p",
+             "path": "/p", "query": [], "headers": [], "body": b"", "deadline": 0, "app": "a",
+             "route": "/p", "params": {}, "attempt": attempt}
+    p.proc.stdin.write(frames.encode(frame))
+    p.proc.stdin.flush()
+    code, stderr = p.finish()
+    assert code == 2 and b"attempt must be an int" in stderr
 
 
 def test_hot_oversized_request_exits_and_oversized_response_is_an_error_frame():
