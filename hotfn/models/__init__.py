@@ -16,11 +16,19 @@ from .fields import (
     now,
     secrets_from_record,
 )
+from .imageref import (
+    ImageRef,
+    InvalidImageRef,
+    app_image_scope,
+    check_image,
+    parse_image_ref,
+)
 from .app import (
     APP_NAME,
     App,
     app_from_record,
     check_app_name,
+    check_image_patterns,
     new_app,
     patch_app,
 )
@@ -30,6 +38,7 @@ from .route import (
     GREEDY_SEGMENT,
     HOT_FORMATS,
     ISOLATIONS,
+    MIN_JWT_KEY_BYTES,
     ROUTE_AUTH,
     TYPES,
     Route,
@@ -58,10 +67,11 @@ from .tokens import (
 
 __all__ = [
     "APP_NAME", "CALL_STATUSES", "DEFAULT_USER", "FORMATS", "GREEDY_SEGMENT", "HOT_FORMATS",
-    "ISOLATIONS", "MAX_SECRET_LENGTH", "ROUTE_AUTH", "SCOPES", "TYPES", "App", "Call", "Route",
-    "Token", "ValidationError", "app_from_record", "check_app_name", "check_isolation",
+    "ISOLATIONS", "MAX_SECRET_LENGTH", "MIN_JWT_KEY_BYTES", "ROUTE_AUTH", "SCOPES", "TYPES", "App",
+    "Call", "ImageRef", "InvalidImageRef", "Route", "Token", "ValidationError", "app_from_record",
+    "app_image_scope", "check_app_name", "check_image", "check_image_patterns", "check_isolation",
     "check_user", "config_env", "env_name", "hash_secret", "header_env_name", "header_problem",
     "merge_config", "new_app", "new_call_id", "new_route", "new_secret", "new_token",
-    "normalize_path", "now", "patch_app", "patch_route", "route_from_record",
+    "normalize_path", "now", "parse_image_ref", "patch_app", "patch_route", "route_from_record",
     "secrets_from_record", "token_from_record", "whole_seconds",
 ]

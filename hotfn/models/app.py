@@ -8,8 +8,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from .fields import (ValidationError, _check_config, _check_secrets, _merge, _reject_unknown,
-                     merge_config, now, secrets_from_record)
+from .fields import (ValidationError, _brief, _check_config, _check_secrets, _merge,
+                     _reject_unknown, merge_config, now, secrets_from_record)
 
 log = logging.getLogger("hotfn.models")  # named as before the move: operators filter on it
 
@@ -23,7 +23,10 @@ _APP_QUOTAS = {
     "rate_limit": ((int, float), 0.001, 1_000_000),
     "burst": (int, 1, 1_000_000),
 }
-_APP_FIELDS = {"name", "config", "secrets", *_APP_QUOTAS}
+_APP_FIELDS = {"name", "config", "secrets", "allowed_images", *_APP_QUOTAS}
+# An app's allowed_images: glob patterns over image references (hotfn.access.image_policy).
+MAX_IMAGE_PATTERNS = 100
+MAX_IMAGE_PATTERN = 256
 
 
 def _check_quota(field_name: str, value: Any, kind: Any, low: float, high: float) -> Any:
@@ -49,6 +52,9 @@ class App:
     burst: int | None = None
     # Environment variables like config, never shown by the API (write-only: names only).
     secrets: Mapping[str, str] = field(default_factory=dict)
+    # Images its routes may run (glob patterns), set by an admin; None: its own images
+    # (hotfn-fn/<app>/...) and what the server allows, never another app's.
+    allowed_images: tuple[str, ...] | None = None
 
     @property
     def bucket_size(self) -> float:
@@ -62,6 +68,7 @@ class App:
         out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         out["config"] = dict(self.config)
         out["secrets"] = dict(self.secrets)
+        out["allowed_images"] = list(self.allowed_images) if self.allowed_images is not None else None
         return out
 
     def to_json(self) -> dict[str, Any]:
@@ -84,13 +91,35 @@ def _app_quotas(body: Mapping[str, Any]) -> dict[str, Any]:
             for name, rule in _APP_QUOTAS.items() if name in body}
 
 
+def check_image_patterns(value: Any, field_name: str = "app.allowed_images") -> tuple[str, ...] | None:
+    """A list of glob patterns over image references, or None (the default)."""
+    if value is None:
+        return None
+    if not isinstance(value, list) or len(value) > MAX_IMAGE_PATTERNS:
+        raise ValidationError(field_name, f"must be a list of at most {MAX_IMAGE_PATTERNS} glob "
+                              "patterns of image names, or null (the app's own images and what "
+                              "the server allows)")
+    for pattern in value:
+        if (not isinstance(pattern, str) or not 1 <= len(pattern) <= MAX_IMAGE_PATTERN
+                or not pattern.isprintable() or any(c.isspace() or c == "," for c in pattern)):
+            raise ValidationError(field_name, f"pattern {_brief(pattern)} must be 1-"
+                                  f"{MAX_IMAGE_PATTERN} printable characters without spaces or commas")
+    return tuple(dict.fromkeys(value))
+
+
+def _app_policy(body: Mapping[str, Any]) -> dict[str, Any]:
+    if "allowed_images" not in body:
+        return {}
+    return {"allowed_images": check_image_patterns(body["allowed_images"])}
+
+
 def new_app(body: Mapping[str, Any]) -> App:
     name = check_app_name(body.get("name"))
     _reject_unknown("app", body, _APP_FIELDS)
     t = now()
     secrets = _merge({}, _check_secrets("app.secrets", body.get("secrets")))
     return App(name=name, config=_check_config("app.config", body.get("config")), created_at=t,
-               updated_at=t, secrets=secrets, **_app_quotas(body))
+               updated_at=t, secrets=secrets, **_app_quotas(body), **_app_policy(body))
 
 
 def patch_app(app: App, body: Mapping[str, Any]) -> App:
@@ -98,9 +127,9 @@ def patch_app(app: App, body: Mapping[str, Any]) -> App:
     if "name" in body and body["name"] != app.name:
         raise ValidationError("app.name", "cannot be changed")
     config = merge_config(app.config, _check_config("app.config", body.get("config")))
-    secrets = _merge(app.secrets, _check_secrets("app.secrets", body.get("secrets")))
+    secrets = merge_config(app.secrets, _check_secrets("app.secrets", body.get("secrets")))
     return dataclasses.replace(app, config=config, secrets=secrets, updated_at=now(),
-                               **_app_quotas(body))
+                               **_app_quotas(body), **_app_policy(body))
 
 
 def app_from_record(record: Mapping[str, Any]) -> App:
@@ -115,5 +144,12 @@ def app_from_record(record: Mapping[str, Any]) -> App:
     fields["secrets"] = secrets_from_record(f"app {fields.get('name')}", fields.get("secrets"))
     config = fields.get("config")
     fields["config"] = config if isinstance(config, dict) else {}
+    try:
+        fields["allowed_images"] = check_image_patterns(fields.get("allowed_images"))
+    except ValidationError as exc:
+        # Fail closed: an app whose stored list cannot be read may run no image.
+        log.error("app %s: its stored allowed_images are invalid (%s); it may run no image",
+                  fields.get("name"), exc.message)
+        fields["allowed_images"] = ()
     return App(**fields)
 

@@ -48,7 +48,7 @@ _CALL_ROW = f"({CALL_PLACEHOLDERS})"
 _CALL_UPDATE = ", ".join(f"{name} = ?" for name in CALL_FIELDS if name != "id")
 _CALL_UPSERT = ", ".join(f"{name} = excluded.{name}" for name in CALL_FIELDS if name != "id")
 APP_COLUMNS = ("name, config, created_at, updated_at, max_containers, max_memory_mb, rate_limit, "
-               "burst, secrets")
+               "burst, secrets, allowed_images")
 TOKEN_COLUMNS = "id, secret_hash, name, scope, apps, expires_at, created_at"
 # Rows per INSERT statement: SQLite's sqlite3 module lets go of the GIL around every step of a
 # statement, and a busy event loop takes up to a switch interval (5 ms) to give it back; one
@@ -105,19 +105,21 @@ class SqlStore(Store):
     def _app_row(app: App) -> tuple:
         return (app.name, json.dumps(dict(app.config)), app.created_at, app.updated_at,
                 app.max_containers, app.max_memory_mb, app.rate_limit, app.burst,
-                json.dumps(dict(app.secrets)))
+                json.dumps(dict(app.secrets)),
+                json.dumps(list(app.allowed_images)) if app.allowed_images is not None else None)
 
     @staticmethod
     def _app(row: Any) -> App:
         return app_from_record({
             "name": row[0], "config": json.loads(row[1]), "created_at": row[2], "updated_at": row[3],
             "max_containers": row[4], "max_memory_mb": row[5], "rate_limit": row[6],
-            "burst": row[7], "secrets": json.loads(row[8] or "{}")})
+            "burst": row[7], "secrets": json.loads(row[8] or "{}"),
+            "allowed_images": _json_or_invalid(row[9])})
 
     async def create_app(self, app: App) -> None:
         def work(db: Db) -> None:
             try:
-                self._exec(db, f"INSERT INTO apps ({APP_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                self._exec(db, f"INSERT INTO apps ({APP_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                            self._app_row(app))
             except self.integrity_errors:
                 raise Conflict(f"app {app.name!r} already exists") from None
@@ -151,7 +153,8 @@ class SqlStore(Store):
             row = self._app_row(app)
             cur = self._exec(
                 db, "UPDATE apps SET config = ?, created_at = ?, updated_at = ?, max_containers = ?, "
-                    "max_memory_mb = ?, rate_limit = ?, burst = ?, secrets = ? WHERE name = ?",
+                    "max_memory_mb = ?, rate_limit = ?, burst = ?, secrets = ?, allowed_images = ? "
+                    "WHERE name = ?",
                 row[1:] + row[:1])
             if cur.rowcount == 0:
                 raise NotFound(f"app {app.name!r} not found")
@@ -530,6 +533,17 @@ class SqlStore(Store):
         await self._run(lambda db: self._exec(
             db, "INSERT INTO meta (key, value) VALUES ('checked_at', ?) "
                 "ON CONFLICT (key) DO UPDATE SET value = excluded.value", (now,)))
+
+
+def _json_or_invalid(text: str | None) -> Any:
+    """A JSON column's value; text that is not JSON is handed on as is, for the model's check of
+    stored values to refuse (and say so)."""
+    if text is None:
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
 
 
 def _chunks(rows: list[T]) -> Iterable[list[T]]:
