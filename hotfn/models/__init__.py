@@ -62,6 +62,7 @@ from .tokens import (
     hash_secret,
     new_secret,
     new_token,
+    secret_shaped,
     token_from_record,
 )
 
@@ -73,5 +74,5 @@ __all__ = [
     "check_user", "config_env", "env_name", "hash_secret", "header_env_name", "header_problem",
     "merge_config", "new_app", "new_call_id", "new_route", "new_secret", "new_token",
     "normalize_path", "now", "parse_image_ref", "patch_app", "patch_route", "route_from_record",
-    "secrets_from_record", "token_from_record", "whole_seconds",
+    "secret_shaped", "secrets_from_record", "token_from_record", "whole_seconds",
 ]
