@@ -46,8 +46,8 @@ async def invoke(api: Api, request: ApiRequest, app: str, path: str, query: str)
     # (Not even awaited for a route without auth: a coroutine made and run costs ~1 us.)
     if route.auth != "none":
         await api.auth.check_route(request.headers, app, route.auth, route.jwt_key)
-    # The route's image, as stored, read again against its app's allowed_images (which an admin
-    # may have narrowed since); the server's own list is checked by the invoker.
+    # The route's image, as stored, read again: a valid reference, allowed by the server and by
+    # its app's allowed_images (either may have narrowed since). Decisions are remembered.
     refusal = api.images.refusal(route.image, tenant)
     if refusal is not None:
         return error_response(403, refusal)
