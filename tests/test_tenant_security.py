@@ -263,29 +263,37 @@ async def test_no_token_is_stored_with_a_queued_call(server_factory, images, tmp
     assert not [r for r in db.execute("SELECT headers FROM call_queue").fetchall() if "uthorization" in r[0]]
 
 
-async def test_the_cli_sends_its_token_only_to_a_route_that_asks_for_it(server, tmp_path):
+async def _cli_call(server, token: str, app: str, path: str) -> subprocess.CompletedProcess:
+    return await trio.run_process(
+        [sys.executable, "-m", "hotfn", "--server", server.url, "--token", token,
+         "call", app, path, "-H", "x-hotfn-test=info"],
+        capture_stdout=True, capture_stderr=True, check=False)
+
+
+async def test_the_cli_sends_its_token_only_to_a_route_that_asks_for_it(server_factory, images, tmp_path):
+    open_server = await server_factory()
     app = f"cli{RUN}"
-    await server.create_app(app)
-    await server.create_route(app, path="/none", image=IMAGE, format="hot")
-    await server.create_route(app, path="/token", image=IMAGE, format="hot", auth="token")
+    await open_server.create_app(app)
+    await open_server.create_route(app, path="/none", image=IMAGE, format="hot")
+    await open_server.create_route(app, path="/token", image=IMAGE, format="hot", auth="token")
     # A token this server does not know is one it would not strip: what the function sees is
-    # what the CLI sent.
+    # what the CLI sent. As found, `hotfn call` sent its token to every route.
     stranger = "cli-token-the-server-does-not-know"
-
-    async def call(path: str) -> subprocess.CompletedProcess:
-        return await trio.run_process(
-            [sys.executable, "-m", "hotfn", "--server", server.url, "--token", stranger,
-             "call", app, path, "-H", "x-hotfn-test=info"],
-            capture_stdout=True, capture_stderr=True, check=False)
-
-    none = await call("/none")
+    none = await _cli_call(open_server, stranger, app, "/none")
     assert none.returncode == 0, none.stderr
     headers = json.loads(none.stdout)["headers"]
     assert not [h for h in headers if h[0].lower() == "authorization"], headers
-    # A route with auth "token" answers 401 without it: the CLI sends it then (and the server,
-    # which does not know it, answers 401 again; its own tokens are tested above).
-    token = await call("/token")
+    # A route with auth "token" answers 401 without it: the CLI sends it then (this server does
+    # not know it: 401 again).
+    token = await _cli_call(open_server, stranger, app, "/token")
     assert token.returncode == 1 and b"[status 401" in token.stderr
+    await server_factory.stop(open_server)
+
+    # With a token the server knows, the route that asks for it gets it, and its function not.
+    secured = await _start(server_factory, tmp_path)
+    asked = await _cli_call(secured, ADMIN, app, "/token")
+    assert asked.returncode == 0, asked.stderr
+    assert not [h for h in json.loads(asked.stdout)["headers"] if h[0].lower() == "authorization"]
 
 
 # -- 20.7: app names and fields through paging --
