@@ -177,6 +177,20 @@ async def test_an_app_cannot_run_another_apps_images_unless_an_admin_allows_it(
     assert reread.json()["app"]["allowed_images"] == ["hotfn/*"]
 
 
+async def test_two_apps_never_share_the_names_of_their_images(server):
+    first = f"shared-{RUN}"
+    await server.create_app(first)
+    # `hotfn deploy --app` names both hotfn-fn/shared-<run>/...: each would run the other's code.
+    for name in [f"shared_{RUN}", f"Shared-{RUN}", f"shared--{RUN}-"]:
+        refused = await server.req("POST", "/v1/apps", json={"app": {"name": name}})
+        assert refused.status == 409, (name, refused)
+        assert f"hotfn-fn/shared-{RUN}/" in refused.json()["error"]["message"]
+    made_by_route = await server.req("POST", f"/v1/apps/Shared_{RUN}/routes",
+                                     json={"route": {"path": "/x", "image": IMAGE}})
+    assert made_by_route.status == 409
+    assert [a["name"] for a in (await server.req("GET", "/v1/apps")).json()["apps"]] == [first]
+
+
 async def test_a_stored_allowed_images_that_cannot_be_read_runs_nothing(server, tmp_path, caplog):
     caplog.set_level(logging.ERROR)
     app = f"bad{RUN}"

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from .. import models
 from ..access import Access, AuthError
-from ..store import NotFound
+from ..store import Conflict, NotFound
 from .messages import ApiRequest, ApiResponse, _body, _flag, _page, _query, json_response, needs
 
 if TYPE_CHECKING:
@@ -50,12 +50,25 @@ async def list_apps(api: Api, request: ApiRequest, match: re.Match) -> ApiRespon
     })
 
 
+async def refuse_shared_images(api: Api, name: str) -> None:
+    """Conflict if a new app ``name`` would own the images of an app already there: hotfn names
+    an app's images by a lower-case form of its name (``my_app`` and ``My-App`` are both
+    hotfn-fn/my-app/...), and each app may run its own."""
+    scope = models.app_image_scope(name)
+    for other in await api.store.list_apps():
+        if other.name != name and models.app_image_scope(other.name) == scope:
+            raise Conflict(f"app {name!r} would share its images (hotfn-fn/{scope}/...) with app "
+                           f"{other.name!r}; choose a name that differs in more than case and "
+                           f"punctuation")
+
+
 def _name_only(app: models.App) -> dict:
     return {"name": app.name, "created_at": app.created_at, "updated_at": app.updated_at}
 
 
 async def create_app(api: Api, request: ApiRequest, match: re.Match) -> ApiResponse:
     app = models.new_app(_body(request, "app"))
+    await refuse_shared_images(api, app.name)
     await api.store.create_app(app)
     await api.reload_routes()
     # 200, not 201: IronFunctions' clients treat any other status as an error.

@@ -14,6 +14,7 @@ from .. import models
 from ..access import Access
 from ..models import Route, ValidationError
 from ..store import Conflict, NotFound
+from .apps import refuse_shared_images
 from .messages import ApiError, ApiRequest, ApiResponse, _body, _page, json_response, needs
 
 if TYPE_CHECKING:
@@ -95,6 +96,7 @@ async def _ensure_app(api: Api, request: ApiRequest, name: str) -> None:
         if not request.principal.is_admin:
             raise
     app = models.new_app({"name": name})
+    await refuse_shared_images(api, name)
     try:
         await api.store.create_app(app)
     except Conflict:
