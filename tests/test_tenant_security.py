@@ -17,6 +17,7 @@ import jwt
 import pytest
 import trio
 
+from conftest import containers_of
 from test_auth import ADMIN, _start, bearer, make_token
 
 pytestmark = pytest.mark.docker
@@ -151,10 +152,12 @@ async def test_an_app_cannot_run_another_apps_images_unless_an_admin_allows_it(
     echoed = await server.req("PATCH", f"/v1/apps/{mine}", headers=deploy, json={"app": allowed.json()["app"]
                                                                                    | {"secrets": {}}})
     assert echoed.status == 200, echoed
-    now_ok = await server.req("POST", f"/v1/apps/{mine}/routes", headers=deploy,
-                              json={"route": {"path": "/theirs", "image": their_image, "format": "hot"}})
+    now_ok = await server.req("POST", f"/v1/apps/{mine}/routes", headers=deploy, json={
+        "route": {"path": "/theirs", "image": their_image, "format": "hot", "min_warm": 1,
+                  "secrets": {"MINE_ONLY": "x"}}})
     assert now_ok.status == 200
     assert (await server.call(mine, "/theirs", b"t")).body == b"t"
+    assert containers_of(server.node_id, all=False, route="/theirs")
 
     # Narrowed again: the stored route is kept, its calls are refused; the app's own still run.
     back = await server.req("PATCH", f"/v1/apps/{mine}", headers=admin, json={"app": {"allowed_images": None}})
@@ -164,6 +167,10 @@ async def test_an_app_cannot_run_another_apps_images_unless_an_admin_allows_it(
             await trio.sleep(0.1)
     assert f"built for another app ({theirs})" in reply.json()["error"]["message"]
     assert (await server.call(mine, "/mine", b"m")).body == b"m"
+    # Nor does it keep a warm container of their image holding this app's secrets.
+    with trio.fail_after(30):
+        while containers_of(server.node_id, all=False, route="/theirs"):
+            await trio.sleep(0.2)
     for bad in ["hotfn-fn/*", ["a b"], [""], ["x,y"], [7], ["x"] * 101]:
         refused = await server.req("PATCH", f"/v1/apps/{mine}", headers=admin, json={"app": {"allowed_images": bad}})
         assert refused.status == 400 and refused.json()["error"]["field"] == "app.allowed_images", bad
