@@ -462,3 +462,40 @@ async def test_a_jwt_with_a_string_exp_is_a_plain_401(server, caplog):
         [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
     assert (await server.call(app, "/j", b"x", headers=bearer(jwt.encode(
         {"exp": int(time.time()) + 60}, key, algorithm="HS256")))).body == b"x"
+
+
+# -- the store keeps an app's allowed_images --
+
+
+async def test_both_stores_keep_an_apps_allowed_images(store_location):
+    from hotfn.models import new_app, patch_app
+    from hotfn.store import open_store
+
+    store = open_store(store_location)
+    await store.create_app(new_app({"name": "a", "allowed_images": ["hotfn-fn/a/*", "hotfn/*"]}))
+    await store.create_app(new_app({"name": "b"}))
+    await store.close()
+    store = open_store(store_location)
+    assert (await store.get_app("a")).allowed_images == ("hotfn-fn/a/*", "hotfn/*")
+    assert (await store.get_app("b")).allowed_images is None
+    await store.update_app(patch_app(await store.get_app("a"), {"allowed_images": None}))
+    await store.update_app(patch_app(await store.get_app("b"), {"allowed_images": []}))
+    assert [(a.name, a.allowed_images) for a in await store.list_apps()] == [("a", None), ("b", ())]
+    await store.close()
+
+
+async def test_an_older_database_gets_the_column(tmp_path):
+    from hotfn.models import new_app
+    from hotfn.store import open_store
+
+    path = str(tmp_path / "old.db")
+    store = open_store(path)
+    await store.create_app(new_app({"name": "a"}))
+    await store.close()
+    with sqlite3.connect(path) as db:
+        db.execute("ALTER TABLE apps DROP COLUMN allowed_images")
+    store = open_store(path)
+    assert (await store.get_app("a")).allowed_images is None
+    await store.close()
+    with sqlite3.connect(path) as db:
+        assert "allowed_images" in [r[1] for r in db.execute("PRAGMA table_info(apps)")]
