@@ -265,7 +265,7 @@ async def test_no_token_is_stored_with_a_queued_call(server_factory, images, tmp
     for path, secret in [("/none", ADMIN), ("/none", invoke_secret), ("/token", invoke_secret)]:
         # A call that sleeps stays in the queue table while it runs: read it there.
         queued = await server.call(app, path, b"", headers=bearer(secret) + [
-            ("x-hotfn-test", "sleep"), ("x-sleep-ms", "3000")])
+            ("x-hotfn-test", "sleep"), ("x-sleep-ms", "5000")])
         assert queued.status == 202, queued
         call_id = queued.json()["call_id"]
         rows = db.execute("SELECT headers, url, query, body FROM call_queue WHERE call_id = ?",
