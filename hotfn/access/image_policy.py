@@ -73,8 +73,3 @@ class ImagePolicy:
             return (f"image {image!r} is not allowed for app {app.name!r}: its allowed_images "
                     f"are {','.join(listed)!r}")
         return None
-
-    @staticmethod
-    def default_for(app: str) -> str:
-        """The pattern of ``app``'s own images."""
-        return f"hotfn-fn/{app_image_scope(app)}/*"
