@@ -317,6 +317,23 @@ async def test_the_cli_sends_its_token_only_to_a_route_that_asks_for_it(server_f
     assert not [h for h in json.loads(asked.stdout)["headers"] if h[0].lower() == "authorization"]
 
 
+async def test_the_cli_sets_an_apps_allowed_images(server):
+    app = f"clipol{RUN}"
+
+    async def hotfn(*args: str) -> bytes:
+        done = await trio.run_process([sys.executable, "-m", "hotfn", "--server", server.url, *args],
+                                      capture_stdout=True, capture_stderr=True, check=False)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    await hotfn("apps", "create", app, "--allowed-images", f"hotfn-fn/{app}/*, hotfn/*")
+    shown = json.loads(await hotfn("apps", "inspect", app, "--json"))["app"]
+    assert shown["allowed_images"] == [f"hotfn-fn/{app}/*", "hotfn/*"]
+    assert b"allowed_images" in await hotfn("apps", "inspect", app)
+    await hotfn("apps", "update", app, "--allowed-images", "")
+    assert json.loads(await hotfn("apps", "inspect", app, "--json"))["app"]["allowed_images"] is None
+
+
 # -- 20.7: app names and fields through paging --
 
 
