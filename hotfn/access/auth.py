@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+import math
 import time
 import warnings
 from dataclasses import dataclass
@@ -27,7 +28,7 @@ from typing import Any, Callable, Iterable
 
 import trio
 
-from ..models import MAX_SECRET_LENGTH, Token, hash_secret
+from ..models import MAX_SECRET_LENGTH, Token, hash_secret, secret_shaped
 from ..store import Store
 
 log = logging.getLogger("hotfn.auth")  # named as before the move: operators filter on it
@@ -187,6 +188,33 @@ class Authenticator:
             raise unauthorized()
         return Principal(token.scope, token.apps, token.id)
 
+    async def is_api_token(self, credentials: str) -> bool:
+        """Whether ``credentials`` are a secret of hotfn's API: the bootstrap token or a stored
+        one, expired included (it is still a secret of the server's)."""
+        if len(credentials) > MAX_SECRET_LENGTH:
+            return False
+        digest = hash_secret(credentials)
+        if self._admin_hash is not None and hmac.compare_digest(digest, self._admin_hash):
+            return True
+        # A JWT (a route's own credential, on every call of it) is never a stored token's shape:
+        # no look-up in the store for it.
+        return secret_shaped(credentials) and await self.store.find_token(digest) is not None
+
+    async def without_api_tokens(self, headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
+        """``headers`` less any Authorization header that carries one of hotfn's API tokens
+        (as ``Bearer <token>``, another scheme, or bare): a function is never handed the caller's
+        token, whatever the route's auth. Another credential (a JWT, a function's own) stays."""
+        if not any(name == "authorization" for name, _ in headers):
+            return headers
+        kept = []
+        for name, value in headers:
+            if name == "authorization":
+                scheme, space, credentials = value.strip().partition(" ")
+                if await self.is_api_token(credentials.strip() if space else scheme):
+                    continue
+            kept.append((name, value))
+        return kept
+
     async def authorize(self, headers: Iterable[tuple[str, str]], access: str,
                         app: str | None) -> Principal:
         """Who may go on with an API request needing ``access`` (on ``app``, if it names one);
@@ -247,17 +275,21 @@ def check_jwt(credentials: str, key: str, now: float | None = None) -> dict[str,
 
     try:
         with warnings.catch_warnings():
-            # PyJWT warns about short HMAC keys; IronFunctions routes may have them (README).
+            # PyJWT warns about short HMAC keys; routes stored before hotfn asked for 32 bytes
+            # may have them (README).
             warnings.simplefilter("ignore")
             claims = jwt.decode(credentials, key, algorithms=["HS256"],
                                 options={"require": ["exp"]}, leeway=0)
-        exp = claims["exp"]
-        if isinstance(exp, bool) or not isinstance(exp, (int, float)) or (now is not None and now >= exp):
-            raise unauthorized()
-        return claims
     except jwt.InvalidTokenError:
         raise unauthorized() from None
     except Exception:
         # A library bug must not take the request down with a 500 that hints at anything.
         log.exception("JWT check failed unexpectedly")
         raise unauthorized() from None
+    # Outside the try: a refusal here is an answer, not a failure to log. PyJWT takes an exp
+    # that int() can read ("9999999999" as a string); the claim must be a JSON number.
+    exp = claims.get("exp") if isinstance(claims, dict) else None
+    if (isinstance(exp, bool) or not isinstance(exp, (int, float)) or not math.isfinite(exp)
+            or (now is not None and now >= exp)):
+        raise unauthorized()
+    return claims

@@ -7,25 +7,48 @@ from typing import TYPE_CHECKING
 
 from .. import models
 from ..access import Access, AuthError
+from ..store import Conflict, NotFound
 from .messages import (ApiError, ApiRequest, ApiResponse, _body, _flag, _page, _query,
                        json_response, needs)
 
 if TYPE_CHECKING:
     from .core import Api
 
+# An app's share of the server and the images it may run: set by an unrestricted admin only.
+ADMIN_FIELDS = frozenset({"max_containers", "max_memory_mb", "rate_limit", "burst", "allowed_images",
+                          "isolation"})
+
 
 @needs(Access.ANY)
 async def list_apps(api: Api, request: ApiRequest, match: re.Match) -> ApiResponse:
-    # Each token sees the apps it covers; a page of them may hold fewer than per_page.
+    # Each token sees the apps it covers, and an invoke token only their names: GET
+    # /v1/apps/{app} shows it nothing more.
+    who = request.principal
+    show = (lambda a: a.to_json()) if who.scope != "invoke" else _name_only
     page = _page(request)
     if page is None:
-        apps = [a for a in await api.store.list_apps() if request.principal.covers(a.name)]
-        return json_response(200, {"apps": [a.to_json() for a in apps]})
+        apps = [a for a in await api.store.list_apps() if who.covers(a.name)]
+        return json_response(200, {"apps": [show(a) for a in apps]})
     cursor, per_page = page
-    apps = await api.store.list_apps(after=cursor, limit=per_page)
+    if who.apps is None:
+        apps = await api.store.list_apps(after=cursor, limit=per_page)
+        more = len(apps) == per_page
+    else:
+        # Paged over the token's own apps: a cursor from the store's page would name an app the
+        # token does not cover.
+        apps = []
+        names = sorted(n for n in who.apps if cursor is None or n > cursor)
+        for name in names:
+            try:
+                apps.append(await api.store.get_app(name))
+            except NotFound:
+                continue
+            if len(apps) == per_page:
+                break
+        more = len(apps) == per_page and names[-1] != apps[-1].name
     return json_response(200, {
-        "apps": [a.to_json() for a in apps if request.principal.covers(a.name)],
-        "next_cursor": apps[-1].name if len(apps) == per_page else None,
+        "apps": [show(a) for a in apps],
+        "next_cursor": apps[-1].name if more else None,
     })
 
 
@@ -41,9 +64,26 @@ async def _isolation_available(api: Api, app: models.App) -> None:
                             "scripts/ensure-sandbox)", field="app.isolation")
 
 
+async def refuse_shared_images(api: Api, name: str) -> None:
+    """Conflict if a new app ``name`` would own the images of an app already there: hotfn names
+    an app's images by a lower-case form of its name (``my_app`` and ``My-App`` are both
+    hotfn-fn/my-app/...), and each app may run its own."""
+    scope = models.app_image_scope(name)
+    for other in await api.store.list_apps():
+        if other.name != name and models.app_image_scope(other.name) == scope:
+            raise Conflict(f"app {name!r} would share its images (hotfn-fn/{scope}/...) with app "
+                           f"{other.name!r}; choose a name that differs in more than case and "
+                           f"punctuation")
+
+
+def _name_only(app: models.App) -> dict:
+    return {"name": app.name, "created_at": app.created_at, "updated_at": app.updated_at}
+
+
 async def create_app(api: Api, request: ApiRequest, match: re.Match) -> ApiResponse:
     app = models.new_app(_body(request, "app"))
     await _isolation_available(api, app)
+    await refuse_shared_images(api, app.name)
     await api.store.create_app(app)
     await api.reload_routes()
     # 200, not 201: IronFunctions' clients treat any other status as an error.
@@ -58,12 +98,14 @@ async def get_app(api: Api, request: ApiRequest, match: re.Match) -> ApiResponse
 @needs(Access.DEPLOY)
 async def patch_app(api: Api, request: ApiRequest, match: re.Match) -> ApiResponse:
     body = _body(request, "app")
-    quotas = sorted(set(body) & {"max_containers", "max_memory_mb", "rate_limit", "burst",
-                                 "isolation"})
-    if quotas and request.principal.scope != "admin":
-        # A tenant does not set its own share of the server, nor the walls it runs behind.
-        raise AuthError(403, f"only an admin token may change app.{quotas[0]}")
-    app = models.patch_app(await api.store.get_app(match["app"]), body)
+    old = await api.store.get_app(match["app"])
+    app = models.patch_app(old, body)
+    changed = sorted(f for f in ADMIN_FIELDS if getattr(app, f) != getattr(old, f))
+    if changed and not request.principal.is_admin:
+        # A tenant does not set its own share of the server, nor which images it may run: not
+        # even an admin token limited to some apps (it would raise its own apps' limits). An
+        # app sent back as it was read changes none of them.
+        raise AuthError(403, f"only an admin token for every app may change app.{changed[0]}")
     await _isolation_available(api, app)
     await api.store.update_app(app)
     await api.reload_routes()

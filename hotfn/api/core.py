@@ -75,7 +75,7 @@ class Api:
                                      lease_margin=config.async_lease_margin,
                                      engine_wait=config.async_engine_wait,
                                      telemetry=self.telemetry)
-        self.routes = RouteSync(store, pools, servable=lambda r: self.images.allows(r.image),
+        self.routes = RouteSync(store, pools, servable=self._may_run,
                                 on_apps_changed=self._apps_changed,
                                 on_routes_changed=self.telemetry.routes_changed)
         # Set when this node begins to stop: /health answers 503 so that balancers go elsewhere.
@@ -94,6 +94,11 @@ class Api:
     def find_route(self, app: str, path: str) -> Route | None:
         """The route whose path (pattern) is ``path``, as it is now (config merged)."""
         return self.routes.table.get(app, path)
+
+    def _may_run(self, route: Route) -> bool:
+        """Warm containers only for an image the route's app may run: app A's secrets never
+        sit in a container of app B's image that A's calls would refuse."""
+        return self.images.refusal(route.image, self.table.apps.get(route.app)) is None
 
     def _apps_changed(self, apps: dict[str, App]) -> None:
         """Each app's own limits, for the pools and the rate limiter (after any app changed)."""

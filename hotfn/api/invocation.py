@@ -46,6 +46,11 @@ async def invoke(api: Api, request: ApiRequest, app: str, path: str, query: str)
     # (Not even awaited for a route without auth: a coroutine made and run costs ~1 us.)
     if route.auth != "none":
         await api.auth.check_route(request.headers, app, route.auth, route.jwt_key)
+    # The route's image, as stored, read again: a valid reference, allowed by the server and by
+    # its app's allowed_images (either may have narrowed since). Decisions are remembered.
+    refusal = api.images.refusal(route.image, tenant)
+    if refusal is not None:
+        return error_response(403, refusal)
     wait = api.rates.acquire(tenant)
     if wait is not None:
         return error_response(429, f"app {app!r} is over its rate limit of "
@@ -53,11 +58,14 @@ async def invoke(api: Api, request: ApiRequest, app: str, path: str, query: str)
                               [("retry-after", str(max(1, math.ceil(wait))))])
     host = request.header("host") or "localhost"
     call_id = models.new_call_id()
-    headers = request.headers
     if route.auth == "token":
         # The token was for hotfn: the function (and an async call's stored request) never
         # sees it. A JWT goes on, as with IronFunctions: its claims are the function's.
-        headers = [h for h in headers if h[0] != "authorization"]
+        headers = [h for h in request.headers if h[0] != "authorization"]
+    else:
+        # Nor, on any route, a token of hotfn's that a client sent along (a CLI or a browser
+        # that adds it to every request): the function would hold the caller's powers.
+        headers = await api.auth.without_api_tokens(request.headers)
     traceparent, headers = tracecontext.resolve(headers, call_id)
     inv = Invocation(
         call_id=call_id, route=route, method=request.method,

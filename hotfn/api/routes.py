@@ -14,6 +14,7 @@ from .. import models
 from ..access import Access
 from ..models import Route, ValidationError
 from ..store import Conflict, NotFound
+from .apps import refuse_shared_images
 from .messages import ApiError, ApiRequest, ApiResponse, _body, _page, json_response, needs
 
 if TYPE_CHECKING:
@@ -39,9 +40,15 @@ async def list_routes(api: Api, request: ApiRequest, match: re.Match) -> ApiResp
 
 async def _with_image_id(api: Api, route: Route) -> Route:
     """The route pinned to the image its name means now (pulled if need be): a rebuild under
-    the same tag is a new revision, so warm containers of the old build are retired."""
-    if not api.images.allows(route.image):
-        raise ApiError(400, f"route.image: {api.images.refusal(route.image)}", field="route.image")
+    the same tag is a new revision, so warm containers of the old build are retired. The image
+    must be one the server and the route's app may run (an app not yet made: the default)."""
+    try:
+        app = await api.store.get_app(route.app)
+    except NotFound:
+        app = models.App(route.app)
+    refusal = api.images.refusal(route.image, app)
+    if refusal is not None:
+        raise ApiError(400, f"route.image: {refusal}", field="route.image")
     try:
         image_id = await api.driver.ensure_image(route.image)
     except Exception as exc:  # ImageNotFound, or the engine is down
@@ -89,6 +96,7 @@ async def _ensure_app(api: Api, request: ApiRequest, name: str) -> None:
         if not request.principal.is_admin:
             raise
     app = models.new_app({"name": name})
+    await refuse_shared_images(api, name)
     try:
         await api.store.create_app(app)
     except Conflict:

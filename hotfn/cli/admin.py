@@ -35,14 +35,15 @@ def cmd_apps(args: argparse.Namespace, client: Client) -> int:
     name = args.name
     isolation = {"isolation": args.isolation} if getattr(args, "isolation", None) else {}
     if args.action == "create":
-        body = {"name": name, "config": _kv(args.config, "--config"), **isolation}
+        body = {"name": name, "config": _kv(args.config, "--config"), **isolation,
+                **_image_patterns(args)}
         payload = client.json("POST", "/v1/apps", {"app": body})
         _show(args, payload, done=f"created app {name}")
     elif args.action == "inspect":
         payload = client.json("GET", f"/v1/apps/{_q(name)}")
         _show(args, payload, payload.get("app"))
     elif args.action == "update":
-        body = {"config": _kv(args.config, "--config"), **isolation}
+        body = {"config": _kv(args.config, "--config"), **isolation, **_image_patterns(args)}
         payload = client.json("PATCH", f"/v1/apps/{_q(name)}", {"app": body})
         _show(args, payload, done=f"updated app {name}")
     elif args.action == "delete":
@@ -50,6 +51,14 @@ def cmd_apps(args: argparse.Namespace, client: Client) -> int:
         payload = client.json("DELETE", f"/v1/apps/{_q(name)}{suffix}", explain=_explain_app_delete(name))
         _show(args, payload, done=f"deleted app {name}")
     return 0
+
+
+def _image_patterns(args: argparse.Namespace) -> dict[str, Any]:
+    """--allowed-images 'p1,p2' as the app's field; '' puts back the default (null)."""
+    if args.allowed_images is None:
+        return {}
+    patterns = [p.strip() for p in args.allowed_images.split(",") if p.strip()]
+    return {"allowed_images": patterns or None}
 
 
 # -- routes -----------------------------------------------------------------------------------
@@ -125,8 +134,13 @@ def cmd_routes(args: argparse.Namespace, client: Client) -> int:
 
 def cmd_call(args: argparse.Namespace, client: Client) -> int:
     body = sys.stdin.buffer.read() if not sys.stdin.isatty() else b""
-    status, headers, data = client.request(args.method, f"/r/{_q(args.app)}{_path(args.path)}", raw=body,
-                                           headers=_kv(args.header, "--header"))
+    target = f"/r/{_q(args.app)}{_path(args.path)}"
+    extra = _kv(args.header, "--header")
+    # The token goes only to a route that asks for one (its 401 says so; a refused call is not
+    # run): a route with auth "none" would hand it to the function.
+    status, headers, data = client.request(args.method, target, raw=body, headers=extra, send_token=False)
+    if status == 401 and client.token and not any(k.lower() == "authorization" for k in extra):
+        status, headers, data = client.request(args.method, target, raw=body, headers=extra)
     sys.stdout.buffer.write(data)
     sys.stdout.flush()
     call_id = {k.lower(): v for k, v in headers.items()}.get("hotfn-call-id")
@@ -215,6 +229,9 @@ def _add_apps(sub: Any, common: argparse.ArgumentParser) -> None:
             a.add_argument("--config", action="append", metavar="KEY=VALUE")
             a.add_argument("--isolation", choices=("container", "gvisor"),
                            help="the least every route of the app runs under (admin only)")
+            a.add_argument("--allowed-images", metavar="PATTERNS",
+                           help="(admin) comma-separated globs of the images its routes may run; "
+                                "'' for the default: its own hotfn-fn/<app>/* and the server's list")
         if name == "delete":
             a.add_argument("--cascade", action="store_true", help="also delete the app's routes")
     p.set_defaults(func=cmd_apps)

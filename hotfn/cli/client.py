@@ -24,7 +24,9 @@ class Client:
         self.token = token
 
     def request(self, method: str, path: str, body: Any = None, *, raw: bytes | None = None,
-                headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
+                headers: dict[str, str] | None = None,
+                send_token: bool = True) -> tuple[int, dict[str, str], bytes]:
+        """``send_token``: False leaves the token out (a call of a route that does not ask for it)."""
         # Imported here: urllib.request brings http.client and email (~1 MiB), which a server
         # process never uses.
         import urllib.error
@@ -34,7 +36,7 @@ class Client:
         req = urllib.request.Request(self.base + path, data=data, method=method)
         if body is not None:
             req.add_header("content-type", "application/json")
-        if self.token:
+        if self.token and send_token:
             req.add_header("authorization", f"Bearer {self.token}")
         for k, v in (headers or {}).items():
             req.add_header(k, v)

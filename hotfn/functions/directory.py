@@ -16,6 +16,8 @@ import re
 import shutil
 from typing import Any, Callable
 
+from ..models import app_image_scope
+
 # The runtimes hotfn has images for (hotfn/<runtime>; `hotfn images build` makes them).
 RUNTIMES = ("python", "node", "java", "clojure")
 
@@ -90,7 +92,8 @@ def _tag_component(text: str, fallback: str) -> str:
 def default_tag(directory: str, app: str | None = None) -> str:
     """hotfn-fn/<app>/<dir name>: the app keeps two users' `hello` functions apart on one engine."""
     name = _tag_component(os.path.basename(os.path.abspath(directory)), "function")
-    scope = _tag_component(app, "app") if app else "local"
+    # The app's component is the image policy's too: hotfn-fn/<it>/* are the app's own images.
+    scope = app_image_scope(app) if app else "local"
     return f"hotfn-fn/{scope}/{name}:latest"
 
 

@@ -9,8 +9,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from .fields import (ValidationError, _check_config, _check_secrets, _merge, _reject_unknown,
-                     merge_config, now, secrets_from_record)
+from .fields import (ValidationError, _brief, _check_config, _check_secrets, _merge,
+                     _reject_unknown, merge_config, now, secrets_from_record)
 from .route import ISOLATIONS, Route, check_isolation
 
 log = logging.getLogger("hotfn.models")  # named as before the move: operators filter on it
@@ -25,7 +25,10 @@ _APP_QUOTAS = {
     "rate_limit": ((int, float), 0.001, 1_000_000),
     "burst": (int, 1, 1_000_000),
 }
-_APP_FIELDS = {"name", "config", "secrets", "isolation", *_APP_QUOTAS}
+_APP_FIELDS = {"name", "config", "secrets", "isolation", "allowed_images", *_APP_QUOTAS}
+# An app's allowed_images: glob patterns over image references (hotfn.access.image_policy).
+MAX_IMAGE_PATTERNS = 100
+MAX_IMAGE_PATTERN = 256
 
 
 def _check_quota(field_name: str, value: Any, kind: Any, low: float, high: float) -> Any:
@@ -54,6 +57,9 @@ class App:
     # The isolation every route of the app runs under at least: "gvisor" puts the whole tenant
     # in gVisor, whatever its routes say; "container" leaves it to each route.
     isolation: str = "container"
+    # Images its routes may run (glob patterns), set by an admin; None: its own images
+    # (hotfn-fn/<app>/...) and what the server allows, never another app's.
+    allowed_images: tuple[str, ...] | None = None
 
     @property
     def bucket_size(self) -> float:
@@ -73,6 +79,7 @@ class App:
         out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         out["config"] = dict(self.config)
         out["secrets"] = dict(self.secrets)
+        out["allowed_images"] = list(self.allowed_images) if self.allowed_images is not None else None
         return out
 
     def to_json(self) -> dict[str, Any]:
@@ -95,6 +102,28 @@ def _app_quotas(body: Mapping[str, Any]) -> dict[str, Any]:
             for name, rule in _APP_QUOTAS.items() if name in body}
 
 
+def check_image_patterns(value: Any, field_name: str = "app.allowed_images") -> tuple[str, ...] | None:
+    """A list of glob patterns over image references, or None (the default)."""
+    if value is None:
+        return None
+    if not isinstance(value, list) or len(value) > MAX_IMAGE_PATTERNS:
+        raise ValidationError(field_name, f"must be a list of at most {MAX_IMAGE_PATTERNS} glob "
+                              "patterns of image names, or null (the app's own images and what "
+                              "the server allows)")
+    for pattern in value:
+        if (not isinstance(pattern, str) or not 1 <= len(pattern) <= MAX_IMAGE_PATTERN
+                or not pattern.isprintable() or any(c.isspace() or c == "," for c in pattern)):
+            raise ValidationError(field_name, f"pattern {_brief(pattern)} must be 1-"
+                                  f"{MAX_IMAGE_PATTERN} printable characters without spaces or commas")
+    return tuple(dict.fromkeys(value))
+
+
+def _app_policy(body: Mapping[str, Any]) -> dict[str, Any]:
+    if "allowed_images" not in body:
+        return {}
+    return {"allowed_images": check_image_patterns(body["allowed_images"])}
+
+
 def new_app(body: Mapping[str, Any]) -> App:
     name = check_app_name(body.get("name"))
     _reject_unknown("app", body, _APP_FIELDS)
@@ -102,7 +131,8 @@ def new_app(body: Mapping[str, Any]) -> App:
     secrets = _merge({}, _check_secrets("app.secrets", body.get("secrets")))
     isolation = check_isolation(body.get("isolation", "container"), "app.isolation")
     return App(name=name, config=_check_config("app.config", body.get("config")), created_at=t,
-               updated_at=t, secrets=secrets, isolation=isolation, **_app_quotas(body))
+               updated_at=t, secrets=secrets, isolation=isolation, **_app_quotas(body),
+               **_app_policy(body))
 
 
 def patch_app(app: App, body: Mapping[str, Any]) -> App:
@@ -110,10 +140,10 @@ def patch_app(app: App, body: Mapping[str, Any]) -> App:
     if "name" in body and body["name"] != app.name:
         raise ValidationError("app.name", "cannot be changed")
     config = merge_config(app.config, _check_config("app.config", body.get("config")))
-    secrets = _merge(app.secrets, _check_secrets("app.secrets", body.get("secrets")))
+    secrets = merge_config(app.secrets, _check_secrets("app.secrets", body.get("secrets")))
     isolation = check_isolation(body.get("isolation", app.isolation), "app.isolation")
     return dataclasses.replace(app, config=config, secrets=secrets, isolation=isolation,
-                               updated_at=now(), **_app_quotas(body))
+                               updated_at=now(), **_app_quotas(body), **_app_policy(body))
 
 
 def app_from_record(record: Mapping[str, Any]) -> App:
@@ -134,5 +164,12 @@ def app_from_record(record: Mapping[str, Any]) -> App:
         # Fail closed: an app put in gVisor must not leave it through a damaged record.
         log.error("app %s: stored isolation: %s; using 'gvisor'", fields.get("name"), exc.message)
         fields["isolation"] = "gvisor"
+    try:
+        fields["allowed_images"] = check_image_patterns(fields.get("allowed_images"))
+    except ValidationError as exc:
+        # Fail closed: an app whose stored list cannot be read may run no image.
+        log.error("app %s: its stored allowed_images are invalid (%s); it may run no image",
+                  fields.get("name"), exc.message)
+        fields["allowed_images"] = ()
     return App(**fields)
 

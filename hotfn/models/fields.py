@@ -159,14 +159,15 @@ def secrets_from_record(owner: str, value: Any) -> dict[str, str]:
     return kept
 
 
-def merge_config(old: Mapping[str, str], patch: Mapping[str, str]) -> dict[str, str]:
-    """PATCH merges config; an empty-string value deletes a key (as IronFunctions did). A key
-    replaces (or deletes) any other spelling of its variable: ``DB_URL`` over ``db-url``."""
+def merge_config(old: Mapping[str, str], patch: Mapping[str, str | None]) -> dict[str, str]:
+    """PATCH merges config (and secrets); an empty-string value (or a secret's null) deletes a
+    key (as IronFunctions did). A key replaces (or deletes) any other spelling of its variable:
+    ``DB_URL`` over ``db-url``, so no older value is left to come back."""
     config = dict(old)
     for key, value in patch.items():
         for same in [k for k in config if env_name(k) == env_name(key)]:
             del config[same]
-        if value != "":
+        if value is not None and value != "":
             config[key] = value
     return config
 

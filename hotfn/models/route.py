@@ -14,6 +14,7 @@ from typing import Any, Mapping
 from .fields import (HEADER_NAME, MAX_CONFIG_TOTAL, ValidationError, _brief, _check_config,
                      _check_secrets, _field_key, _merge, _reject_unknown, header_problem,
                      merge_config, now, secrets_from_record)
+from .imageref import InvalidImageRef, check_image, parse_image_ref
 
 log = logging.getLogger("hotfn.models")  # named as before the move: operators filter on it
 
@@ -41,6 +42,8 @@ MAX_JWT_KEY = 4096
 # A container's CPU limit, in cores: Docker's smallest (a 1 ms quota in its 100 ms period) up to
 # more cores than any node has (each node caps it at its own count).
 MIN_CPUS, MAX_CPUS = 0.01, 1024
+# New keys only: a route stored with a shorter one (an older hotfn, IronFunctions) still works.
+MIN_JWT_KEY_BYTES = 32
 
 
 def normalize_path(path: Any, field_name: str = "route.path", *, lookup: bool = False) -> str:
@@ -189,10 +192,8 @@ def _route_fields(body: Mapping[str, Any]) -> dict[str, Any]:
     _reject_unknown("route", body, _ROUTE_FIELDS)
     out: dict[str, Any] = {}
     if "image" in body:
-        image = body["image"]
-        if not isinstance(image, str) or not image or len(image) > 512 or any(c.isspace() for c in image):
-            raise ValidationError("route.image", "must be a Docker image name")
-        out["image"] = image
+        check_image(body["image"])  # kept as written: it names what its normalised form names
+        out["image"] = body["image"]
     if "format" in body:
         fmt = FORMAT_ALIASES.get(body["format"], body["format"]) if isinstance(body["format"], str) else None
         if fmt not in FORMATS:
@@ -235,6 +236,11 @@ def _route_fields(body: Mapping[str, Any]) -> dict[str, Any]:
         if not isinstance(key, str) or len(key) > MAX_JWT_KEY or "\0" in key:
             raise ValidationError("route.jwt_key", f"must be a string of at most {MAX_JWT_KEY} "
                                   "characters (\"\" or null removes it)")
+        if key and len(key.encode("utf-8", "surrogatepass")) < MIN_JWT_KEY_BYTES:
+            # HS256 is only as strong as its key: a short one is guessed offline from any one
+            # JWT a client holds (RFC 7518 3.2 asks for at least the hash's 256 bits).
+            raise ValidationError("route.jwt_key", f"must be at least {MIN_JWT_KEY_BYTES} bytes "
+                                  "(a shorter HS256 key can be found from any JWT signed with it)")
         out["jwt_key"] = key
     if "headers" in body:
         out["headers"] = _check_headers(body["headers"])
@@ -326,7 +332,7 @@ def patch_route(route: Route, body: Mapping[str, Any]) -> Route:
                 merged[name] = values
         fields["headers"] = merged
     if "secrets" in fields:  # merge, '' deletes
-        fields["secrets"] = _merge(route.secrets, fields["secrets"])
+        fields["secrets"] = merge_config(route.secrets, fields["secrets"])
     return _check_route(dataclasses.replace(route, updated_at=now(), **fields))
 
 
@@ -361,6 +367,11 @@ def route_from_record(record: Mapping[str, Any]) -> Route:
         # Fail closed: a route whose stored auth cannot be trusted admits no one.
         log.error("%s: its stored auth %s is invalid; it refuses every call", owner, _brief(auth, 20))
         fields["auth"], fields["jwt_key"] = "jwt", ""
+    try:
+        parse_image_ref(fields.get("image"))
+    except InvalidImageRef as exc:
+        # Kept, so that it can be seen and deleted; the image policy refuses to run it (403).
+        log.error("%s: its stored image is not a valid reference and will not run: %s", owner, exc)
     # A stored user or isolation that is not one hotfn accepts would reach the engine: fall
     # back to the defaults, the most confined choice.
     for name, check, default in (("user", check_user, DEFAULT_USER),

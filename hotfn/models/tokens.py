@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 import secrets
 import time
 from dataclasses import dataclass
@@ -54,6 +55,15 @@ def hash_secret(secret: str) -> str:
 
 def new_secret() -> str:
     return secrets.token_urlsafe(32)
+
+
+# What new_secret makes: URL-safe base64 without padding. Text of any other shape (a JWT, with
+# its dots) is no stored token, and needs no look-up to say so.
+_SECRET_SHAPE = re.compile(r"[A-Za-z0-9_-]{1,512}")
+
+
+def secret_shaped(text: str) -> bool:
+    return _SECRET_SHAPE.fullmatch(text) is not None
 
 
 def new_token(body: Mapping[str, Any], now: float | None = None) -> tuple[Token, str]:

@@ -27,7 +27,8 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS apps (
     name TEXT PRIMARY KEY, config TEXT NOT NULL, created_at REAL NOT NULL, updated_at REAL NOT NULL,
     max_containers INTEGER, max_memory_mb INTEGER, rate_limit REAL, burst INTEGER,
-    secrets TEXT NOT NULL DEFAULT '{}', isolation TEXT NOT NULL DEFAULT 'container');
+    secrets TEXT NOT NULL DEFAULT '{}', isolation TEXT NOT NULL DEFAULT 'container',
+    allowed_images TEXT);
 CREATE TABLE IF NOT EXISTS routes (
     app TEXT NOT NULL REFERENCES apps(name), path TEXT NOT NULL, spec TEXT NOT NULL,
     PRIMARY KEY (app, path));
@@ -78,6 +79,7 @@ ADDED_COLUMNS: list[tuple[str, str]] = [
     ("apps", "secrets TEXT NOT NULL DEFAULT '{}'"),
     ("calls", "traceparent TEXT"),  # the W3C traceparent each call was given
     ("apps", "isolation TEXT NOT NULL DEFAULT 'container'"),  # the least its routes run under
+    ("apps", "allowed_images TEXT"),  # a JSON list of image patterns; NULL: the default
 ]
 
 

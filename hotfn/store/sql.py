@@ -48,7 +48,8 @@ _CALL_ROW = f"({CALL_PLACEHOLDERS})"
 _CALL_UPDATE = ", ".join(f"{name} = ?" for name in CALL_FIELDS if name != "id")
 _CALL_UPSERT = ", ".join(f"{name} = excluded.{name}" for name in CALL_FIELDS if name != "id")
 APP_COLUMNS = ("name, config, created_at, updated_at, max_containers, max_memory_mb, rate_limit, "
-               "burst, secrets, isolation")
+               "burst, secrets, isolation, allowed_images")
+_APP_PLACEHOLDERS = ", ".join("?" * len(APP_COLUMNS.split(",")))
 TOKEN_COLUMNS = "id, secret_hash, name, scope, apps, expires_at, created_at"
 # Rows per INSERT statement: SQLite's sqlite3 module lets go of the GIL around every step of a
 # statement, and a busy event loop takes up to a switch interval (5 ms) to give it back; one
@@ -110,19 +111,21 @@ class SqlStore(Store):
     def _app_row(app: App) -> tuple:
         return (app.name, json.dumps(dict(app.config)), app.created_at, app.updated_at,
                 app.max_containers, app.max_memory_mb, app.rate_limit, app.burst,
-                json.dumps(dict(app.secrets)), app.isolation)
+                json.dumps(dict(app.secrets)), app.isolation,
+                json.dumps(list(app.allowed_images)) if app.allowed_images is not None else None)
 
     @staticmethod
     def _app(row: Any) -> App:
         return app_from_record({
             "name": row[0], "config": json.loads(row[1]), "created_at": row[2], "updated_at": row[3],
             "max_containers": row[4], "max_memory_mb": row[5], "rate_limit": row[6],
-            "burst": row[7], "secrets": json.loads(row[8] or "{}"), "isolation": row[9]})
+            "burst": row[7], "secrets": json.loads(row[8] or "{}"), "isolation": row[9],
+            "allowed_images": _json_or_invalid(row[10])})
 
     async def create_app(self, app: App) -> None:
         def work(db: Db) -> None:
             try:
-                self._exec(db, f"INSERT INTO apps ({APP_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                self._exec(db, f"INSERT INTO apps ({APP_COLUMNS}) VALUES ({_APP_PLACEHOLDERS})",
                            self._app_row(app))
             except self.integrity_errors:
                 raise Conflict(f"app {app.name!r} already exists") from None
@@ -156,7 +159,8 @@ class SqlStore(Store):
             row = self._app_row(app)
             cur = self._exec(
                 db, "UPDATE apps SET config = ?, created_at = ?, updated_at = ?, max_containers = ?, "
-                    "max_memory_mb = ?, rate_limit = ?, burst = ?, secrets = ?, isolation = ? "
+                    "max_memory_mb = ?, rate_limit = ?, burst = ?, secrets = ?, isolation = ?, "
+                    "allowed_images = ? "
                     "WHERE name = ?",
                 row[1:] + row[:1])
             if cur.rowcount == 0:
@@ -555,6 +559,17 @@ class SqlStore(Store):
         await self._run(lambda db: self._exec(
             db, "INSERT INTO meta (key, value) VALUES ('checked_at', ?) "
                 "ON CONFLICT (key) DO UPDATE SET value = excluded.value", (now,)))
+
+
+def _json_or_invalid(text: str | None) -> Any:
+    """A JSON column's value; text that is not JSON is handed on as is, for the model's check of
+    stored values to refuse (and say so)."""
+    if text is None:
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
 
 
 def _chunks(rows: list[T]) -> Iterable[list[T]]:
