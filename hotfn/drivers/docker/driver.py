@@ -47,6 +47,12 @@ WAIT_POOL_SIZE = 16
 # isolation "gvisor" runs containers with this OCI runtime, registered with dockerd by
 # scripts/ensure-sandbox (/etc/docker/daemon.json "runtimes").
 GVISOR_RUNTIME = "runsc"
+# Without this flag runsc ignores the seccomp profile Docker puts in a container's spec: a
+# function could then unshare() a user namespace and open raw sockets in it.
+GVISOR_SECCOMP_FLAG = "--oci-seccomp"
+# /dev/shm: Docker's default is a 64 MiB tmpfs, memory outside the container's own /tmp cap;
+# 1 MiB still holds what POSIX semaphores and small shared segments (multiprocessing) need.
+SHM_SIZE = "1m"
 
 
 
@@ -186,7 +192,12 @@ class DockerDriver(Driver):
         if not self._gvisor_seen:  # once registered it stays so; until then ask every time
             with engine_errors("asking the engine for its runtimes"):
                 info = await self._sdk("info")
-            self._gvisor_seen = self.gvisor_runtime in (info.get("Runtimes") or {})
+            runtime = (info.get("Runtimes") or {}).get(self.gvisor_runtime)
+            self._gvisor_seen = runtime is not None
+            if runtime is not None and GVISOR_SECCOMP_FLAG not in (runtime.get("runtimeArgs") or []):
+                log.warning("the %s runtime is registered without %s: gVisor functions run "
+                            "without Docker's seccomp profile (run scripts/ensure-sandbox)",
+                            self.gvisor_runtime, GVISOR_SECCOMP_FLAG)
         return self._gvisor_seen
 
     # -- networks --
@@ -284,6 +295,7 @@ class DockerDriver(Driver):
             pids_limit=spec.pids_limit,
             read_only=spec.read_only_root,
             tmpfs={"/tmp": f"rw,nosuid,nodev,size={spec.tmpfs_mb}m"},
+            shm_size=SHM_SIZE,
             security_opt=["no-new-privileges"],
             cap_drop=["ALL"],
             network_mode=network or "none",
