@@ -30,7 +30,7 @@ from ..base import (ISOLATIONS, ContainerSpec, Driver, DriverError, ExitStatus, 
 from .container import IO_MOUNT, IO_WRAPPER, _NO_SHELL, DockerContainer, _Fifos
 from .engine import EngineSocket, socket_path_from_env
 from .errors import _sdk_error, engine_errors
-from .networks import BRIDGE_OPTIONS, NETWORK_LABEL, _NetworkUse, network_names
+from .networks import BRIDGE_OPTIONS, NETWORK_LABEL, HostSubnetGuard, _NetworkUse, network_names
 from .parked import PARK_WRAPPER, ParkedContainer, _EnvFifo
 
 log = logging.getLogger(__name__)
@@ -87,6 +87,9 @@ class DockerDriver(Driver):
         # one, the containers joining it and removing it.
         self._networks: dict[str, _NetworkUse] = {}
         self._network_locks: dict[str, trio.Lock] = {}
+        # The host's own subnets, kept from function networks: only where the engine is on this
+        # host (its unix socket), as its bridges are.
+        self._host_subnets = HostSubnetGuard() if engine is not None else None
         # Images known to have IO_WRAPPER's shell (by the id or name a spec gave).
         self._has_shell: set[str] = set()
         if io_dir is not None:
@@ -210,6 +213,7 @@ class DockerDriver(Driver):
         name, bridge = network_names(labels)
         async with self._network_lock(name):
             if name not in self._networks:
+                await self.guard_host_subnets()
                 with engine_errors(f"creating network {name}"):
                     await self._call(self._create_network, name, bridge, labels)
                 self._networks[name] = _NetworkUse()
@@ -247,7 +251,14 @@ class DockerDriver(Driver):
         self._networks.pop(name, None)
         return True
 
+    async def guard_host_subnets(self) -> None:
+        """Drop function networks' traffic to the host's connected subnets, as they are now."""
+        if self._host_subnets is not None:
+            await trio.to_thread.run_sync(self._host_subnets.sync)
+
     async def prune_networks(self, idle_for: float) -> int:
+        if self._networks:  # (run every few seconds: a change of the host's subnets is seen)
+            await self.guard_host_subnets()
         removed = 0
         for name, use in list(self._networks.items()):
             if use.users or trio.current_time() - use.idle_since < idle_for:
