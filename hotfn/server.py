@@ -184,7 +184,8 @@ class Server:
                         node_id=s.node_id, images=self._images)
         if s.log_format == "json":
             accesslog.use_json_logs()
-        metrics = None if s.no_metrics else Metrics(s.node_id)
+        metrics = None if s.no_metrics else Metrics(s.node_id,
+                                                    max_routes_per_app=s.max_metric_routes or None)
         telemetry = Telemetry(
             metrics=metrics,
             access_log=accesslog.AccessLog(s.log_format, self._access_log_stream)
@@ -225,7 +226,11 @@ class Server:
                     api = Api(store, driver, pools, invoker, ApiConfig(
                         domain=s.domain or None, log_retention=s.log_retention, node_id=s.node_id,
                         call_records=s.call_records, async_retry_delay=s.async_retry_delay,
-                        async_lease_margin=s.async_lease_margin),
+                        async_lease_margin=s.async_lease_margin,
+                        max_queued_calls=s.max_queued_calls, max_queued_bytes=s.max_queued_mb << 20,
+                        max_route_queued_calls=s.max_route_queued_calls,
+                        max_route_queued_bytes=s.max_route_queued_mb << 20,
+                        max_routes=s.max_routes),
                         auth=Authenticator(store, admin_token=self._admin_token,
                                            enabled=self._admin_token is not None),
                         images=self._images, telemetry=telemetry)

@@ -4,7 +4,9 @@ series per app, the cost of refused calls, and the function firewall's reach."""
 
 from __future__ import annotations
 
+import pathlib
 import secrets
+import sqlite3
 import subprocess
 import sys
 
@@ -12,6 +14,10 @@ import pytest
 import trio
 
 from hotfn.drivers.docker.networks import HOST_SUBNETS_CHAIN, connected_subnets, host_subnets_rules
+from hotfn.models import Call, new_app
+from hotfn.observe import Metrics
+from hotfn.store import (CallRequest, NotFound, QueueBounds, QueueFull, SqliteStore,
+                         open_store)
 
 pytestmark = pytest.mark.docker
 ESCAPE = "hotfn-test/escape"
@@ -129,3 +135,171 @@ def test_connected_subnets_are_read_from_the_routing_table():
     assert connected_subnets(table) == ["172.17.0.0/16", "192.0.2.0/24"]
     rules = host_subnets_rules(["192.0.2.0/24"])
     assert f":{HOST_SUBNETS_CHAIN} - [0:0]" in rules and f"-A {HOST_SUBNETS_CHAIN} -d 192.0.2.0/24 -j DROP" in rules
+
+
+# -- the async queue: bounded, and its space given back ------------------------------------------
+
+JUGGLER = "hotfn-test/juggler"
+MiB = 1024 * 1024
+
+
+def _store_bytes(db: pathlib.Path) -> int:
+    return sum(p.stat().st_size for p in (db, db.with_name(db.name + "-wal")) if p.exists())
+
+
+async def _flood(server, app: str, path: str, count: int, body: bytes, delay_ms: int):
+    """``count`` anonymous async POSTs at once, as the attacker sent them."""
+    replies = []
+
+    async def one():
+        replies.append(await server.call(app, path, body, headers=[("x-delay-ms", str(delay_ms))]))
+
+    async with trio.open_nursery() as nursery:
+        for _ in range(count):
+            nursery.start_soon(one)
+    return replies
+
+
+def _refused_for_the_queue(reply, holder: str) -> bool:
+    if reply.status != 429:
+        return False
+    assert int(reply.header("retry-after")) >= 1, reply
+    message = reply.json()["error"]["message"]
+    assert message.startswith(holder) and "bound" in message, message
+    return True
+
+
+async def test_the_async_queue_is_bounded_and_its_space_given_back(server_factory, images, tmp_path):
+    # As found: 200 anonymous 1 MiB async POSTs were accepted in 2 s; the store grew by 208 MB
+    # and stayed so. Here, 24 of them against a 4 MiB bound (scaled down).
+    db = tmp_path / "flood.db"
+    server = await server_factory(db=str(db), max_queued_mb=4, max_route_queued_calls=4,
+                                  log_retention=2.0)
+    await server.create_app("flood")
+    await server.create_route("flood", path="/slow", image=JUGGLER, format="hot", type="async")
+    before = _store_bytes(db)
+    # Each call waits 10 s in its function: none leaves the queue during the flood.
+    replies = await _flood(server, "flood", "/slow", 24, b"x" * MiB, delay_ms=10_000)
+    accepted = [r.json()["call_id"] for r in replies if r.status == 202]
+    refused = [r for r in replies if _refused_for_the_queue(r, "app 'flood'")]
+    assert len(accepted) == 3 and len(refused) == 21, [r.status for r in replies]  # 3 x (1 MiB + its head) <= 4 MiB
+    peak = _store_bytes(db)
+    # A few times the bound, not the flood's 24 MiB: the WAL holds each accepted request's pages
+    # as written and again as claimed (SQLite rewrites a row's overflow pages when it changes).
+    assert peak - before < 16 * MiB, (before, peak)
+
+    # Calls: the route's bound (server-wide), then the app's own (an admin's override).
+    reply = await server.req("PATCH", "/v1/apps/flood", json={"app": {"max_queued_calls": 8}})
+    assert reply.status == 200 and reply.json()["app"]["max_queued_calls"] == 8, reply
+    await server.create_route("flood", path="/other", image=JUGGLER, format="hot", type="async")
+    await server.create_route("flood", path="/third", image=JUGGLER, format="hot", type="async")
+    replies = await _flood(server, "flood", "/other", 8, b"small", delay_ms=10_000)
+    assert sum(r.status == 202 for r in replies) == 4, [r.status for r in replies]
+    assert all(_refused_for_the_queue(r, "route '/other'") for r in replies if r.status != 202)
+    # 3 on /slow and 4 on /other: the app (bound 8 now) has room for one more on /third.
+    replies = await _flood(server, "flood", "/third", 8, b"small", delay_ms=10_000)
+    assert sum(r.status == 202 for r in replies) == 1, [r.status for r in replies]
+    assert all(_refused_for_the_queue(r, "app 'flood'") for r in replies if r.status != 202)
+
+    # Once the calls have run and their records are purged, the file shrinks again.
+    with trio.fail_after(90):
+        while True:
+            calls = (await server.req("GET", "/v1/apps/flood/calls?route=/slow")).json()["calls"]
+            if not calls or all(c["status"] not in ("queued", "running") for c in calls):
+                break
+            await trio.sleep(0.5)
+        while _store_bytes(db) > peak - 2 * MiB:
+            await trio.sleep(0.5)
+
+
+def _queued(call_id: str, route: str = "/job", body: bytes = b"") -> tuple:
+    call = Call(id=call_id, app="a", route=route, mode="hot", type="async", created_at=1.0)
+    return call, CallRequest(method="POST", url="http://h/r/a/job", path="/job", query=(),
+                             headers=(("host", "h"),), body=body)
+
+
+async def test_enqueue_keeps_to_its_bounds_in_both_stores(store_location):
+    store = open_store(store_location)
+    try:
+        await store.create_app(new_app({"name": "a"}))
+        bounds = QueueBounds(app_calls=3, app_bytes=10_000, route_calls=2)
+        for i in range(2):
+            await store.enqueue_call(*_queued(f"c{i}"), bounds)
+        with pytest.raises(QueueFull, match=r"^route '/job' holds 2 calls .* bound of 2"):
+            await store.enqueue_call(*_queued("c2"), bounds)
+        await store.enqueue_call(*_queued("d0", route="/other"), bounds)
+        with pytest.raises(QueueFull, match=r"^app 'a' holds 3 calls .* bound of 3"):
+            await store.enqueue_call(*_queued("d1", route="/other"), bounds)
+        with pytest.raises(QueueFull, match=r"^app 'a' holds \d+ bytes .* bound of 10000"):
+            await store.enqueue_call(*_queued("d2", route="/big", body=b"x" * 10_000),
+                                     QueueBounds(app_bytes=10_000))
+        # Refused: nothing stored, neither the queue entry nor the call's record.
+        assert sorted((r, n) for _, r, n, _ in await store.queue_stats()) == [("/job", 2), ("/other", 1)]
+        with pytest.raises(NotFound):
+            await store.get_call("a", "c2")
+    finally:
+        await store.close()
+
+
+def test_a_store_file_made_without_incremental_vacuum_is_converted_once(tmp_path):
+    path = tmp_path / "old.db"
+    old = sqlite3.connect(path)
+    old.execute("CREATE TABLE kept (x BLOB)")
+    old.executemany("INSERT INTO kept VALUES (?)", [(b"x" * 100_000,)] * 50)
+    old.commit()
+    assert old.execute("PRAGMA auto_vacuum").fetchone()[0] == 0
+    old.close()
+
+    store = SqliteStore(str(path))
+    try:
+        assert store._db.execute("PRAGMA auto_vacuum").fetchone()[0] == 2  # incremental
+        assert store._db.execute("SELECT COUNT(*) FROM kept").fetchone()[0] == 50
+        store._db.execute("DELETE FROM kept")
+        size = path.stat().st_size
+        trio.run(store.purge, 0.0)
+        assert path.stat().st_size < size - 4_000_000
+    finally:
+        trio.run(store.close)
+
+
+# -- routes per app, and their series in /metrics ----------------------------------------------
+
+async def test_routes_per_app_and_their_metric_series_are_bounded(server_factory, images):
+    # As found: one deploy token could add routes without end, each growing /metrics by ~5 KB.
+    server = await server_factory(max_routes=3, max_metric_routes=2)
+    await server.create_app("t")
+    for i in range(3):
+        await server.create_route("t", path=f"/r{i}", image=JUGGLER, format="hot")
+    reply = await server.req("POST", "/v1/apps/t/routes", json={"route": {
+        "path": "/r3", "image": JUGGLER, "format": "hot"}})
+    assert reply.status == 403, reply
+    assert reply.json()["error"]["message"] == (
+        "app 't' has 3 routes, its bound (max_routes 3): delete one first, or ask an admin to "
+        "raise it")
+    # An admin raises the app's own bound.
+    reply = await server.req("PATCH", "/v1/apps/t", json={"app": {"max_routes": 5}})
+    assert reply.status == 200 and reply.json()["app"]["max_routes"] == 5, reply
+    for i in (3, 4):
+        await server.create_route("t", path=f"/r{i}", image=JUGGLER, format="hot")
+    assert (await server.req("POST", "/v1/apps/t/routes", json={"route": {
+        "path": "/r5", "image": JUGGLER, "format": "hot"}})).status == 403
+
+    for i in range(5):
+        assert (await server.call("t", f"/r{i}", b"hi")).status == 200
+    scrape = (await server.req("GET", "/metrics")).body.decode()
+    calls = [line for line in scrape.splitlines() if line.startswith('hotfn_calls_total{app="t"')]
+    routes = sorted(line.split('route="')[1].split('"')[0] for line in calls)
+    assert routes == ["(other)", "/r0", "/r1"], calls
+    assert [line for line in calls if 'route="(other)"' in line][0].endswith(" 3.0"), calls
+
+
+def test_metrics_overflow_goes_with_the_apps_last_own_route():
+    metrics = Metrics("n", max_routes_per_app=1)
+    metrics.route("a", "/x").call("hot", 200, 0.001, None)
+    metrics.route("a", "/y").call("hot", 200, 0.001, None)
+    assert metrics.route("a", "/y") is metrics.route("a", "/z")  # both in the overflow
+    assert metrics.route("b", "/y") is not metrics.route("a", "/y")  # per app
+    metrics.route_removed("a", "/x")
+    text = metrics.render()[0].decode()
+    assert 'app="a"' not in text
+    assert metrics.route("a", "/y") is not metrics.route("a", "/z")  # a series of its own again

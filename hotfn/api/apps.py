@@ -44,7 +44,8 @@ async def get_app(api: Api, request: ApiRequest, match: re.Match) -> ApiResponse
 @needs(Access.DEPLOY)
 async def patch_app(api: Api, request: ApiRequest, match: re.Match) -> ApiResponse:
     body = _body(request, "app")
-    quotas = sorted(set(body) & {"max_containers", "max_memory_mb", "rate_limit", "burst"})
+    quotas = sorted(set(body) & {"max_containers", "max_memory_mb", "rate_limit", "burst",
+                                 "max_routes", "max_queued_calls", "max_queued_mb"})
     if quotas and request.principal.scope != "admin":
         # A tenant does not set its own share of the server.
         raise AuthError(403, f"only an admin token may change app.{quotas[0]}")

@@ -43,6 +43,13 @@ class ApiConfig:
     call_records: str = "async"  # "sync": a call's record is committed before its answer is sent
     async_retry_delay: float = 1.0  # seconds before an async call's second attempt; doubling
     async_lease_margin: float = 30.0  # an async call's claim outlasts its longest run by this
+    # The async queue's bounds (--max-queued-*): per app unless the app sets its own, and per
+    # route (0: none of its own); bytes are of the calls' requests.
+    max_queued_calls: int = 0
+    max_queued_bytes: int = 0
+    max_route_queued_calls: int = 0
+    max_route_queued_bytes: int = 0
+    max_routes: int = 0  # --max-routes: routes per app unless the app sets its own (0: no bound)
 
 
 class Api:

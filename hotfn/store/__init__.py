@@ -10,7 +10,8 @@ May import: ``hotfn.models``, and nothing else of hotfn.
 from __future__ import annotations
 
 from .base import (CallRequest, Change, ChangeFeed, Claim, ClaimedCall, Conflict, NodeInfo,
-                   NotFound, Store, StoreError, StoreUnavailable, display_url)
+                   NotFound, QueueBounds, QueueFull, QuotaExceeded, Store, StoreError, StoreUnavailable,
+                   display_url)
 from .schema import SCHEMA_VERSION
 from .sqlite import SqliteStore
 
@@ -31,5 +32,5 @@ def open_store(location: str) -> Store:
 
 
 __all__ = ["SCHEMA_VERSION", "CallRequest", "Change", "ChangeFeed", "Claim", "ClaimedCall", "Conflict", "NodeInfo",
-           "NotFound", "SqliteStore", "Store", "StoreError", "StoreUnavailable", "display_url", "is_postgres_url",
+           "NotFound", "QueueBounds", "QueueFull", "QuotaExceeded", "SqliteStore", "Store", "StoreError", "StoreUnavailable", "display_url", "is_postgres_url",
            "open_store"]
