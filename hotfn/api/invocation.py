@@ -39,10 +39,10 @@ async def invoke(api: Api, request: ApiRequest, app: str, path: str, query: str)
         except StoreError as exc:  # the table as it is answers, as it would have anyway
             log.warning("could not read route changes: %s", exc)
         if app not in api.table.apps:
-            return error_response(404, f"app {app!r} not found")
+            return _refused(error_response(404, f"app {app!r} not found"))
         found = api.table.match(app, path)
     if found is None:
-        return error_response(404, f"no route matches {path!r} in app {app!r}")
+        return _refused(error_response(404, f"no route matches {path!r} in app {app!r}"))
     route, params = found
     tenant = api.table.apps[app]  # as matched: the table may be replaced while we wait
     # Before any container work, and no call record: a refused request is not a call.
@@ -51,9 +51,9 @@ async def invoke(api: Api, request: ApiRequest, app: str, path: str, query: str)
         await api.auth.check_route(request.headers, app, route.auth, route.jwt_key)
     wait = api.rates.acquire(tenant)
     if wait is not None:
-        return error_response(429, f"app {app!r} is over its rate limit of "
-                              f"{tenant.rate_limit:g} calls/s",
-                              [("retry-after", str(max(1, math.ceil(wait))))])
+        return _refused(error_response(429, f"app {app!r} is over its rate limit of "
+                                        f"{tenant.rate_limit:g} calls/s",
+                                        [("retry-after", str(max(1, math.ceil(wait))))]))
     host = request.header("host") or "localhost"
     call_id = models.new_call_id()
     headers = request.headers
@@ -78,7 +78,8 @@ async def invoke(api: Api, request: ApiRequest, app: str, path: str, query: str)
                 method=inv.method, url=inv.url, path=inv.path, query=inv.query,
                 headers=inv.headers, body=inv.body, params=inv.params), _queue_bounds(api, tenant))
         except QueueFull as exc:
-            return error_response(429, str(exc), [("retry-after", str(QUEUE_FULL_RETRY_AFTER))])
+            return _refused(error_response(429, str(exc),
+                                           [("retry-after", str(QUEUE_FULL_RETRY_AFTER))]))
         api.dispatcher.wake()
         return json_response(202, {"call_id": call_id}, [("hotfn-call-id", call_id)])
     outcome = await _run(api, inv, call)
@@ -91,6 +92,11 @@ async def invoke(api: Api, request: ApiRequest, app: str, path: str, query: str)
         # buffer) is done once its answer is written: the client does not wait for it
         # (~15 us of a hot call). Its times were taken above, so they are the same.
         response.after = functools.partial(_call_done, api, call, outcome, inv.method)
+    return response
+
+
+def _refused(response: ApiResponse) -> ApiResponse:
+    response.refused = True  # (the HTTP layer reads this connection's next request last)
     return response
 
 

@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING
 
 import h11
 import trio
+import trio.testing
 
 from ..api import ApiRequest, ApiResponse, error_response
 from .simple import SimpleRequest, keeps_alive, parse_simple_request
@@ -490,7 +491,14 @@ class HttpConnection:
                     or self.scope.cancel_called):  # (the send deadline passed as it ended)
                 return
             self.responding = False
-            if self.buffer:
+            if response.refused:
+                # A client refused (a 429, a 404 for no such route) may ask again at once, and
+                # a few such clients would take the whole event loop from the calls that run:
+                # its next request is read once no other task can run, one refused connection
+                # at a time, so that refusals use only the time the others leave.
+                async with self.server.refusal_turn:
+                    await trio.testing.wait_all_tasks_blocked()
+            elif self.buffer:
                 # Pipelined requests are served without waiting for the socket, and responses
                 # mostly go out without waiting either: let other connections have a turn.
                 await trio.lowlevel.checkpoint()
