@@ -414,3 +414,21 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+@pytest.mark.parametrize("quota", ["max_routes", "max_queued_calls", "max_queued_mb"])
+async def test_only_an_admin_sets_an_apps_routes_and_queue_bounds(server_factory, images, tmp_path, quota):
+    from test_auth import ADMIN, _start, bearer, make_token
+
+    server = await _start(server_factory, tmp_path)
+    reply = await server.req("POST", "/v1/apps", headers=bearer(ADMIN), json={"app": {"name": "a"}})
+    assert reply.status == 200, reply
+    deploy = await make_token(server, "deploy", ["a"])
+    reply = await server.req("PATCH", "/v1/apps/a", headers=bearer(deploy["secret"]),
+                             json={"app": {quota: 1_000_000}})
+    assert reply.status == 403 and quota in reply.json()["error"]["message"], reply
+    reply = await server.req("PATCH", "/v1/apps/a", headers=bearer(ADMIN), json={"app": {quota: 7}})
+    assert reply.status == 200 and reply.json()["app"][quota] == 7, reply
+    for bad in (0, -1, "7", 1.5, True):
+        reply = await server.req("PATCH", "/v1/apps/a", headers=bearer(ADMIN), json={"app": {quota: bad}})
+        assert reply.status == 400 and reply.json()["error"]["field"] == f"app.{quota}", (bad, reply)
