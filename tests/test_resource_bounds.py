@@ -432,3 +432,21 @@ async def test_only_an_admin_sets_an_apps_routes_and_queue_bounds(server_factory
     for bad in (0, -1, "7", 1.5, True):
         reply = await server.req("PATCH", "/v1/apps/a", headers=bearer(ADMIN), json={"app": {quota: bad}})
         assert reply.status == 400 and reply.json()["error"]["field"] == f"app.{quota}", (bad, reply)
+
+
+@pytest.mark.parametrize("args, warned", [
+    (["--network=none", "--host-fifo=open"], True),
+    (["--network=none", "--host-fifo=open", "--oci-seccomp"], False),
+])
+async def test_a_gvisor_runtime_without_oci_seccomp_is_said(caplog, args, warned):
+    from hotfn.drivers.docker import DockerDriver
+
+    class Engine:
+        def info(self):
+            return {"Runtimes": {"runc": {"path": "runc"}, "runsc": {"path": "/usr/bin/runsc",
+                                                                     "runtimeArgs": args}}}
+
+    driver = DockerDriver(client=Engine())
+    assert await driver.isolation_available("gvisor")
+    said = [r for r in caplog.records if "--oci-seccomp" in r.getMessage()]
+    assert bool(said) == warned, caplog.records
