@@ -105,9 +105,13 @@ def _queue_bounds(api: Api, app: models.App) -> QueueBounds:
     config = api.config
     calls = app.max_queued_calls or config.max_queued_calls
     size = app.max_queued_mb << 20 if app.max_queued_mb else config.max_queued_bytes
-    return QueueBounds(app_calls=calls or None, app_bytes=size or None,
-                       route_calls=config.max_route_queued_calls or None,
-                       route_bytes=config.max_route_queued_bytes or None)
+    return QueueBounds(app_calls=_bound(calls), app_bytes=_bound(size),
+                       route_calls=_bound(config.max_route_queued_calls),
+                       route_bytes=_bound(config.max_route_queued_bytes))
+
+
+def _bound(limit: int) -> int | None:
+    return limit if limit > 0 else None  # (a flag's 0, or below: no bound)
 
 
 def _call_done(api: Api, call: Call, outcome: Outcome, method: str) -> None:
