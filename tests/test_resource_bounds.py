@@ -450,3 +450,24 @@ async def test_a_gvisor_runtime_without_oci_seccomp_is_said(caplog, args, warned
     assert await driver.isolation_available("gvisor")
     said = [r for r in caplog.records if "--oci-seccomp" in r.getMessage()]
     assert bool(said) == warned, caplog.records
+
+
+async def test_create_route_keeps_to_max_routes_in_both_stores(store_location):
+    from hotfn.models import new_route, patch_app
+    from hotfn.store import QuotaExceeded
+
+    store = open_store(store_location)
+    try:
+        await store.create_app(new_app({"name": "a"}))
+        for i in range(2):
+            await store.create_route(new_route("a", {"path": f"/r{i}", "image": "img"}), 2)
+        with pytest.raises(QuotaExceeded, match=r"^app 'a' has 2 routes, its bound \(max_routes 2\)"):
+            await store.create_route(new_route("a", {"path": "/r2", "image": "img"}), 2)
+        # The app's own bound wins over the server's.
+        await store.update_app(patch_app(await store.get_app("a"), {"max_routes": 3}))
+        await store.create_route(new_route("a", {"path": "/r2", "image": "img"}), 2)
+        with pytest.raises(QuotaExceeded):
+            await store.create_route(new_route("a", {"path": "/r3", "image": "img"}), 2)
+        assert [r.path for r in await store.list_routes("a")] == ["/r0", "/r1", "/r2"]
+    finally:
+        await store.close()
