@@ -471,3 +471,29 @@ async def test_create_route_keeps_to_max_routes_in_both_stores(store_location):
         assert [r.path for r in await store.list_routes("a")] == ["/r0", "/r1", "/r2"]
     finally:
         await store.close()
+
+
+async def test_two_nodes_enqueueing_at_once_keep_to_one_bound(store_location):
+    # Two stores on one database, as two nodes are: the check and the insert are one step.
+    first = open_store(store_location)
+    second = open_store(store_location)
+    try:
+        await first.create_app(new_app({"name": "a"}))
+        bounds = QueueBounds(app_calls=5)
+        accepted = []
+
+        async def enqueue(store, call_id: str) -> None:
+            try:
+                await store.enqueue_call(*_queued(call_id), bounds)
+                accepted.append(call_id)
+            except QueueFull:
+                pass
+
+        async with trio.open_nursery() as nursery:
+            for i in range(20):
+                nursery.start_soon(enqueue, (first, second)[i % 2], f"c{i:02d}")
+        assert len(accepted) == 5, accepted
+        assert [n for _, _, n, _ in await first.queue_stats()] == [5]
+    finally:
+        await first.close()
+        await second.close()
