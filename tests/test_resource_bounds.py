@@ -497,3 +497,28 @@ async def test_two_nodes_enqueueing_at_once_keep_to_one_bound(store_location):
     finally:
         await first.close()
         await second.close()
+
+
+async def test_two_nodes_creating_routes_at_once_keep_to_max_routes(store_location):
+    from hotfn.models import new_route
+    from hotfn.store import QuotaExceeded
+
+    first, second = open_store(store_location), open_store(store_location)
+    try:
+        await first.create_app(new_app({"name": "a"}))
+        created = []
+
+        async def create(store, i: int) -> None:
+            try:
+                await store.create_route(new_route("a", {"path": f"/r{i:02d}", "image": "img"}), 4)
+                created.append(i)
+            except QuotaExceeded:
+                pass
+
+        async with trio.open_nursery() as nursery:
+            for i in range(16):
+                nursery.start_soon(create, (first, second)[i % 2], i)
+        assert len(created) == 4 and len(await first.list_routes("a")) == 4, created
+    finally:
+        await first.close()
+        await second.close()
