@@ -87,6 +87,21 @@ class Settings:
                                         "engine that does not answer: meanwhile this node "
                                         "claims none, and a call that found it down has spent "
                                         "no attempt; past it, such calls end in error")
+    max_queued_calls: int = _setting(1000, "async calls an app may have queued or running at once "
+                                     "(all nodes sharing the store); past it, 429 with "
+                                     "Retry-After; an app's max_queued_calls overrides it (0: no "
+                                     "bound)")
+    max_queued_mb: int = _setting(64, "MiB of requests (bodies, headers, URLs) an app's queued or "
+                                  "running async calls may hold in the store; past it, 429; an "
+                                  "app's max_queued_mb overrides it (0: no bound)")
+    max_route_queued_calls: int = _setting(0, "the same bound on calls for each route on its own "
+                                           "(0: none but the app's)")
+    max_route_queued_mb: int = _setting(0, "the same bound on MiB for each route on its own (0: "
+                                        "none but the app's)")
+    max_routes: int = _setting(100, "routes an app may have; past it, creating one is a 403; an "
+                               "app's max_routes overrides it (0: no bound)")
+    max_metric_routes: int = _setting(100, "routes of an app with series of their own in /metrics; "
+                                      "the calls of any more are counted under route=\"(other)\"")
     log_level: str = _setting("info", "debug, info, warning or error")
     admin_token_file: str = _setting("", "file holding the bootstrap admin token; with it the API "
                                      "needs tokens (README: Running it in production). A server on "

@@ -200,7 +200,8 @@ class Server:
                         node_id=s.node_id, images=self._images, default_cpus=s.default_cpus)
         if s.log_format == "json":
             accesslog.use_json_logs()
-        metrics = None if s.no_metrics else Metrics(s.node_id)
+        metrics = None if s.no_metrics else Metrics(s.node_id,
+                                                    max_routes_per_app=s.max_metric_routes or None)
         telemetry = Telemetry(
             metrics=metrics,
             access_log=accesslog.AccessLog(s.log_format, self._access_log_stream)
@@ -247,7 +248,11 @@ class Server:
                         if s.spill_dir else None,
                         allowed_hosts=_names(s.allowed_hosts),
                         allowed_origins=_names(s.allowed_origins, strip="/"),
-                        session_lifetime=s.session_lifetime),
+                        session_lifetime=s.session_lifetime,
+                        max_queued_calls=s.max_queued_calls, max_queued_bytes=s.max_queued_mb << 20,
+                        max_route_queued_calls=s.max_route_queued_calls,
+                        max_route_queued_bytes=s.max_route_queued_mb << 20,
+                        max_routes=s.max_routes),
                         auth=Authenticator(store, admin_token=self._admin_token,
                                            enabled=self._admin_token is not None),
                         images=self._images, telemetry=telemetry)

@@ -27,6 +27,7 @@ TEST_IMAGES = {
     "hotfn-test/hog": FUNCTIONS / "hog",
     "hotfn-test/juggler": FUNCTIONS / "juggler",
     "hotfn-test/probe": FUNCTIONS / "probe",
+    "hotfn-test/escape": FUNCTIONS / "escape",
     "hotfn-test/ironhttp-python": FUNCTIONS / "ironhttp-python",
     "hotfn-test/ironhttp-sh": FUNCTIONS / "ironhttp-sh",
 }

@@ -50,6 +50,7 @@ def test_daemon_json_is_merged_not_clobbered_and_bad_json_is_left_alone(tmp_path
     assert merged["log-level"] == "warn" and merged["runtimes"]["other"] == {"path": "/bin/true"}
     assert merged["runtimes"]["runsc"]["path"] == "/usr/bin/runsc"
     assert "--network=none" in merged["runtimes"]["runsc"]["runtimeArgs"]
+    assert "--oci-seccomp" in merged["runtimes"]["runsc"]["runtimeArgs"]
     daemon_json.write_text("{not json")
     refused = run({"HOTFN_DOCKER_DAEMON_JSON": str(daemon_json)})
     assert refused.returncode == 1 and "is not valid JSON" in refused.stderr

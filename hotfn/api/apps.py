@@ -15,8 +15,8 @@ if TYPE_CHECKING:
     from .core import Api
 
 # An app's share of the server and the images it may run: set by an unrestricted admin only.
-ADMIN_FIELDS = frozenset({"max_containers", "max_memory_mb", "rate_limit", "burst", "allowed_images",
-                          "isolation"})
+ADMIN_FIELDS = frozenset({"max_containers", "max_memory_mb", "rate_limit", "burst", "max_routes",
+                          "max_queued_calls", "max_queued_mb", "allowed_images", "isolation"})
 
 
 @needs(Access.ANY)

@@ -53,6 +53,13 @@ class ApiConfig:
     allowed_hosts: tuple[str, ...] = ()
     allowed_origins: tuple[str, ...] = ()
     session_lifetime: float = 3600.0
+    # The async queue's bounds (--max-queued-*): per app unless the app sets its own, and per
+    # route (0: none of its own); bytes are of the calls' requests.
+    max_queued_calls: int = 0
+    max_queued_bytes: int = 0
+    max_route_queued_calls: int = 0
+    max_route_queued_bytes: int = 0
+    max_routes: int = 0  # --max-routes: routes per app unless the app sets its own (0: no bound)
 
 
 class Api:

@@ -16,13 +16,16 @@ from .. import models
 from ..invoke import Invocation, Outcome
 from ..models import Call
 from ..observe import tracecontext
-from ..store import CallRequest, StoreError
+from ..store import CallRequest, QueueBounds, QueueFull, StoreError
 from .messages import ApiRequest, ApiResponse, error_response, json_response
 
 if TYPE_CHECKING:
     from .core import Api
 
 log = logging.getLogger("hotfn.api")  # named as before the move: operators filter on it
+# Seconds a client told the async queue is full waits: calls leave it as they run, which a
+# server cannot foresee; long enough that a retrying client does not add to the load.
+QUEUE_FULL_RETRY_AFTER = 5
 
 
 async def invoke(api: Api, request: ApiRequest, app: str, path: str, query: str) -> ApiResponse:
@@ -36,10 +39,10 @@ async def invoke(api: Api, request: ApiRequest, app: str, path: str, query: str)
         except StoreError as exc:  # the table as it is answers, as it would have anyway
             log.warning("could not read route changes: %s", exc)
         if app not in api.table.apps:
-            return error_response(404, f"app {app!r} not found")
+            return _refused(error_response(404, f"app {app!r} not found"))
         found = api.table.match(app, path)
     if found is None:
-        return error_response(404, f"no route matches {path!r} in app {app!r}")
+        return _refused(error_response(404, f"no route matches {path!r} in app {app!r}"))
     route, params = found
     tenant = api.table.apps[app]  # as matched: the table may be replaced while we wait
     # Before any container work, and no call record: a refused request is not a call.
@@ -53,9 +56,9 @@ async def invoke(api: Api, request: ApiRequest, app: str, path: str, query: str)
         return error_response(403, refusal)
     wait = api.rates.acquire(tenant)
     if wait is not None:
-        return error_response(429, f"app {app!r} is over its rate limit of "
-                              f"{tenant.rate_limit:g} calls/s",
-                              [("retry-after", str(max(1, math.ceil(wait))))])
+        return _refused(error_response(429, f"app {app!r} is over its rate limit of "
+                                        f"{tenant.rate_limit:g} calls/s",
+                                        [("retry-after", str(max(1, math.ceil(wait))))]))
     host = request.header("host") or "localhost"
     call_id = models.new_call_id()
     if route.auth == "token":
@@ -76,10 +79,15 @@ async def invoke(api: Api, request: ApiRequest, app: str, path: str, query: str)
     call = Call(id=call_id, app=app, route=route.path, mode="hot" if route.is_hot else "cold",
                 type=route.type, created_at=time.time(), traceparent=traceparent)
     if route.type == "async":
-        # 202 only once the store has it: from then on no crash can lose the call.
-        await api.store.enqueue_call(call, CallRequest(
-            method=inv.method, url=inv.url, path=inv.path, query=inv.query,
-            headers=inv.headers, body=inv.body, params=inv.params))
+        # 202 only once the store has it: from then on no crash can lose the call. Within the
+        # queue's bounds only, or a client could fill the disk with queued requests.
+        try:
+            await api.store.enqueue_call(call, CallRequest(
+                method=inv.method, url=inv.url, path=inv.path, query=inv.query,
+                headers=inv.headers, body=inv.body, params=inv.params), _queue_bounds(api, tenant))
+        except QueueFull as exc:
+            return _refused(error_response(429, str(exc),
+                                           [("retry-after", str(QUEUE_FULL_RETRY_AFTER))]))
         api.dispatcher.wake()
         return json_response(202, {"call_id": call_id}, [("hotfn-call-id", call_id)])
     outcome = await _run(api, inv, call)
@@ -93,6 +101,25 @@ async def invoke(api: Api, request: ApiRequest, app: str, path: str, query: str)
         # (~15 us of a hot call). Its times were taken above, so they are the same.
         response.after = functools.partial(_call_done, api, call, outcome, inv.method)
     return response
+
+
+def _refused(response: ApiResponse) -> ApiResponse:
+    response.refused = True  # (the HTTP layer reads this connection's next request last)
+    return response
+
+
+def _queue_bounds(api: Api, app: models.App) -> QueueBounds:
+    """The async queue's bounds for ``app`` and its routes: the app's own, else the server's."""
+    config = api.config
+    calls = app.max_queued_calls or config.max_queued_calls
+    size = app.max_queued_mb << 20 if app.max_queued_mb else config.max_queued_bytes
+    return QueueBounds(app_calls=_bound(calls), app_bytes=_bound(size),
+                       route_calls=_bound(config.max_route_queued_calls),
+                       route_bytes=_bound(config.max_route_queued_bytes))
+
+
+def _bound(limit: int) -> int | None:
+    return limit if limit > 0 else None  # (a flag's 0, or below: no bound)
 
 
 def _call_done(api: Api, call: Call, outcome: Outcome, method: str) -> None:

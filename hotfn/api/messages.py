@@ -41,6 +41,9 @@ class ApiResponse:
     # Called once the response is written, or could not be (the client left): work the client
     # need not wait for. The HTTP layer calls it exactly once.
     after: Callable[[], None] | None = None
+    # A refusal (over a rate or a bound, no such app or route): its connection's next request
+    # is read only when the server has nothing else to do.
+    refused: bool = False
 
 
 class ApiError(Exception):

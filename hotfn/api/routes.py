@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from .. import models
 from ..access import Access
 from ..models import Route, ValidationError
-from ..store import Conflict, NotFound
+from ..store import Conflict, NotFound, QuotaExceeded
 from .apps import refuse_shared_images
 from .messages import ApiError, ApiRequest, ApiResponse, _body, _page, json_response, needs
 
@@ -80,7 +80,10 @@ async def create_route(api: Api, request: ApiRequest, match: re.Match) -> ApiRes
     route = _within_caps(api, models.new_route(app, _body(request, "route")))
     route = await _with_image_id(api, route)
     await _ensure_app(api, request, app)
-    await api.store.create_route(route)
+    try:
+        await api.store.create_route(route, api.config.max_routes or None)
+    except QuotaExceeded as exc:  # (--max-routes, or the app's max_routes)
+        raise ApiError(403, str(exc)) from None
     await api.reload_routes()
     # 200, not 201, as IronFunctions answered (its clients depend on it).
     return json_response(200, {"message": "Route successfully created", "route": route.to_json()})

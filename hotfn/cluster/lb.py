@@ -13,7 +13,10 @@ hotfn does not balance load itself; HAProxy does, configured so that:
   stops accepting). A store outage leaves it 200: every node still serves the routes it knows,
   where taking them all out would make it a total outage (``/health/detail`` is the
   operator's);
-- every other request (the admin API) goes to any node: they share one store.
+- every other request (the admin API) goes to any node: they share one store;
+- with ``--source-rate``, each client address is held to a request rate and a number of
+  connections before anything reaches a node (``source_limits``): a refusal by HAProxy costs a
+  node nothing, where even hotfn's cheapest one (a 429) costs it a request's parsing and answer.
 """
 
 from __future__ import annotations
@@ -65,9 +68,34 @@ def backends(addresses: list[str], names: list[str] | None = None) -> list[Backe
     return result
 
 
+def source_limits(rate: float, connections: int, window: int = 10) -> str:
+    """Frontend lines holding each client address to ``rate`` requests per second (averaged
+    over ``window`` seconds) and ``connections`` open connections (0: no bound): past the rate,
+    a 429 with Retry-After from HAProxy itself; past the connections, the new one is refused.
+    Behind another proxy, every client has that proxy's address: put these lines there."""
+    if not rate > 0 or connections < 0:
+        raise LbConfigError("--source-rate must be above 0 and --source-connections 0 or more")
+    per_window = max(1, round(rate * window))
+    message = (f'{{"error":{{"message":"this address sent more than {per_window} requests in '
+               f'{window} s; slow down"}}}}')
+    lines = [
+        f"    # Per client address: requests over the last {window} s and connections open now.",
+        f"    stick-table type ipv6 size 1m expire {3 * window}s "
+        f"store http_req_rate({window}s),conn_cur",
+        "    tcp-request connection track-sc0 src",
+    ]
+    if connections:
+        lines.append(f"    tcp-request connection reject if {{ sc0_conn_cur gt {connections} }}")
+    lines.append(f"    http-request deny deny_status 429 content-type application/json "
+                 f"string '{message}' hdr retry-after {window} "
+                 f"if {{ sc0_http_req_rate gt {per_window} }}")
+    return "\n".join(lines) + "\n"
+
+
 def haproxy_config(nodes: list[Backend], *, bind: str = "127.0.0.1:8080",
                    server_timeout: float = 300.0, health_interval: float = 1.0,
-                   max_connections: int = 4000) -> str:
+                   max_connections: int = 4000, limits: str = "") -> str:
+    """``limits``: lines for the frontend, e.g. ``source_limits(...)``."""
     bind_host, bind_port = parse_address(bind)
     inter = f"{max(100, int(health_interval * 1000))}ms"
     # A server line per node, the same in both backends (HAProxy tracks health per backend).
@@ -103,7 +131,7 @@ defaults
 
 frontend hotfn
     bind {bind_host}:{bind_port}
-    use_backend invocations if {{ path_beg /r/ }}
+{limits}    use_backend invocations if {{ path_beg /r/ }}
     default_backend admin
 
 backend invocations
@@ -129,6 +157,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--bind", default="127.0.0.1:8080", help="where HAProxy listens [%(default)s]")
     p.add_argument("--server-timeout", type=float, default=300.0,
                    help="seconds a call may take before HAProxy gives up on it [%(default)s]")
+    p.add_argument("--source-rate", type=float, default=0.0,
+                   help="requests per second each client address may send, averaged over 10 s; "
+                        "past it HAProxy answers 429 itself (0: no limit) [%(default)s]")
+    p.add_argument("--source-connections", type=int, default=0,
+                   help="connections each client address may hold open, with --source-rate "
+                        "(0: no limit) [%(default)s]")
     p.add_argument("-o", "--output", help="file to write (default: standard output)")
     p.set_defaults(func=run, offline=True)
 
@@ -163,8 +197,10 @@ def run(args: argparse.Namespace, client: object = None) -> int:
             addresses, names = [a for a in args.nodes.split(",") if a.strip()], None
         else:
             addresses, names = _registered(args.db)
+        rate = getattr(args, "source_rate", 0.0)  # (callers made before the option: none)
+        limits = source_limits(rate, getattr(args, "source_connections", 0)) if rate else ""
         text = haproxy_config(backends(addresses, names), bind=args.bind,
-                              server_timeout=args.server_timeout)
+                              server_timeout=args.server_timeout, limits=limits)
     except LbConfigError as exc:
         print(f"hotfn lb-config: {exc}", file=sys.stderr)
         return 2

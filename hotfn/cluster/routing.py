@@ -191,9 +191,17 @@ class RouteSync:
         self.table = RouteTable([], [], -1)
         self.full_reloads = 0
         self._lock = trio.Lock()
+        self._reads_begun = 0
 
     async def refresh(self) -> None:
+        asked = self._reads_begun
         async with self._lock:
+            # A read that began after we were asked has ended: it saw every change we could.
+            # (A flood of requests for an app or route that is not there, each a miss that asks
+            # for a refresh, so costs one read of the store at a time, not one each.)
+            if self._reads_begun > asked:
+                return
+            self._reads_begun += 1
             feed = await self.store.changes_since(self.table.version)
             if feed.latest == self.table.version:
                 return

@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING
 
 import h11
 import trio
+import trio.testing
 
 from ..api import ApiRequest, ApiResponse, error_response
 from .simple import SimpleRequest, keeps_alive, parse_simple_request
@@ -62,6 +63,8 @@ _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]{1,100}")
 # Response header names already encoded and checked: the same few come with every response.
 _checked_names: dict[str, bytes] = {}
 _CHECKED_NAMES = 1024  # at most: names come from functions, which may make up any
+# Seconds a refused connection's next request may wait for the server to have nothing else to do.
+REFUSED_WAIT = 0.1
 # Statuses whose responses never have a body (RFC 9110 6.4.1): one with a body cannot be framed.
 _NO_BODY_STATUSES = frozenset({204, 304})
 
@@ -490,7 +493,16 @@ class HttpConnection:
                     or self.scope.cancel_called):  # (the send deadline passed as it ended)
                 return
             self.responding = False
-            if self.buffer:
+            if response.refused:
+                # A client refused (a 429, a 404 for no such route) may ask again at once, and
+                # a few such clients would take the whole event loop from the calls that run:
+                # its next request is read once no other task can run, one refused connection
+                # at a time, so that refusals use only the time the others leave. For
+                # REFUSED_WAIT at most: a proxy may send another client's request on it next.
+                with trio.move_on_after(REFUSED_WAIT):
+                    async with self.server.refusal_turn:
+                        await trio.testing.wait_all_tasks_blocked()
+            elif self.buffer:
                 # Pipelined requests are served without waiting for the socket, and responses
                 # mostly go out without waiting either: let other connections have a turn.
                 await trio.lowlevel.checkpoint()

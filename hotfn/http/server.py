@@ -92,6 +92,8 @@ class HttpServer:
         self.fresh: dict[HttpConnection, float] = {}
         self.idle: dict[HttpConnection, float] = {}
         self.sending: dict[HttpConnection, float] = {}
+        # Held by the one refused connection (connection.py) waiting for the loop to be idle.
+        self.refusal_turn = trio.Lock()
         self.room_wanted: trio.Event | None = None  # set when a connection ends or waits
         # Once soon after start-up too: what importing left freed in the heap (~1 MiB) goes
         # back to the operating system.

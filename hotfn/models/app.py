@@ -24,6 +24,9 @@ _APP_QUOTAS = {
     "max_memory_mb": (int, 16, 1 << 30),
     "rate_limit": ((int, float), 0.001, 1_000_000),
     "burst": (int, 1, 1_000_000),
+    "max_routes": (int, 1, 100_000),
+    "max_queued_calls": (int, 1, 10_000_000),
+    "max_queued_mb": (int, 1, 1 << 20),
 }
 _APP_FIELDS = {"name", "config", "secrets", "isolation", "allowed_images", *_APP_QUOTAS}
 # An app's allowed_images: glob patterns over image references (hotfn.access.image_policy).
@@ -52,6 +55,11 @@ class App:
     max_memory_mb: int | None = None
     rate_limit: float | None = None
     burst: int | None = None
+    # Routes it may have, and async calls it may hold queued (or running) in the store, by
+    # number and by their requests' size (None: the server's --max-routes, --max-queued-*).
+    max_routes: int | None = None
+    max_queued_calls: int | None = None
+    max_queued_mb: int | None = None
     # Environment variables like config, never shown by the API (write-only: names only).
     secrets: Mapping[str, str] = field(default_factory=dict)
     # The isolation every route of the app runs under at least: "gvisor" puts the whole tenant

@@ -9,7 +9,9 @@ Two kinds of figures:
   thread; the Docker SDK's worker threads never report here). The labels are app, route (its
   path pattern, never the request path), mode, status class, cause: bounded by apps x routes,
   and a RouteMetrics by modes x status classes and the fixed causes. A deleted route's
-  RouteMetrics is dropped, and its series with it.
+  RouteMetrics is dropped, and its series with it. An app's routes past ``max_routes_per_app``
+  (--max-metric-routes) share one RouteMetrics, route="(other)": a tenant who makes routes
+  cannot grow the scrape without bound (each route's series take about 5 KB of it).
 - Read at scrape time (containers per route and state, capacity, connections, the record
   writer's lag, the async queue): asked of the live objects as the scrape is written, so
   nothing is kept up to date on the hot path. The async queue is asked of the store by the
@@ -35,6 +37,9 @@ WAIT_BUCKETS = (0.0001, 0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
                 60.0, 300.0)
 START_BUCKETS = (0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 2.0, 3.0, 5.0, 10.0, 30.0, 60.0)
 STATUS_CLASSES = {n: f"{n}xx" for n in range(1, 6)}
+# The route label of an app's routes past its share of series (no route path has parentheses
+# at its start: every one begins with "/").
+OVERFLOW_ROUTE = "(other)"
 
 # (name, type, help) of the counted families, in the order a scrape lists them.
 CALLS = ("hotfn_calls_total", "counter", "Calls run, by app, route, mode (hot, cold, async: each "
@@ -108,19 +113,37 @@ class RouteMetrics:
 
 
 class Metrics:
-    def __init__(self, node_id: str, version: str | None = None) -> None:
+    def __init__(self, node_id: str, version: str | None = None,
+                 max_routes_per_app: int | None = None) -> None:
         self._routes: dict[tuple[str, str], RouteMetrics] = {}
         self._live = _Live(node_id, version)
+        self.max_routes_per_app = max_routes_per_app
+        self._own_series: Tally[str] = Tally()  # routes with a RouteMetrics of their own, by app
 
     def route(self, app: str, route: str) -> RouteMetrics:
         metrics = self._routes.get((app, route))
         if metrics is None:
+            limit = self.max_routes_per_app
+            if limit is not None and self._own_series[app] >= limit:
+                key = (app, OVERFLOW_ROUTE)
+                metrics = self._routes.get(key)
+                if metrics is None:
+                    metrics = self._routes[key] = RouteMetrics(app, OVERFLOW_ROUTE)
+                return metrics
             metrics = self._routes[(app, route)] = RouteMetrics(app, route)
+            self._own_series[app] += 1
         return metrics
 
     def route_removed(self, app: str, route: str | None = None) -> None:
+        """Drop a route's series (``route`` None: all of the app's). The overflow's go with the
+        app's last route of its own: its other routes then get series of their own again."""
         for key in [k for k in self._routes if k[0] == app and (route is None or k[1] == route)]:
             del self._routes[key]
+            if key[1] != OVERFLOW_ROUTE:
+                self._own_series[app] -= 1
+        if self._own_series[app] <= 0:
+            self._own_series.pop(app, None)
+            self._routes.pop((app, OVERFLOW_ROUTE), None)
 
     def watch(self, *, pools: PoolManager | None = None,
               record_lag: Callable[[], tuple[int, float]] | None = None,

@@ -12,7 +12,8 @@ May import: ``hotfn.models``, and nothing else of hotfn.
 from __future__ import annotations
 
 from .base import (CallRequest, Change, ChangeFeed, Claim, ClaimedCall, Conflict, NodeInfo,
-                   NotFound, Store, StoreError, StoreUnavailable, StoreUnreachable, display_url)
+                   NotFound, QueueBounds, QueueFull, QuotaExceeded, Store, StoreError,
+                   StoreUnavailable, StoreUnreachable, display_url)
 from .health import StoreHealth
 from .schema import SCHEMA_VERSION
 from .sqlite import SqliteStore
@@ -34,6 +35,7 @@ def open_store(location: str) -> Store:
 
 
 __all__ = ["SCHEMA_VERSION", "CallRequest", "Change", "ChangeFeed", "Claim", "ClaimedCall", "Conflict", "NodeInfo",
-           "NotFound", "SqliteStore", "Store", "StoreError", "StoreHealth", "StoreUnavailable",
-           "StoreUnreachable", "display_url", "is_postgres_url",
+           "NotFound", "QueueBounds", "QueueFull", "QuotaExceeded", "SqliteStore", "Store",
+           "StoreError", "StoreHealth", "StoreUnavailable", "StoreUnreachable", "display_url",
+           "is_postgres_url",
            "open_store"]

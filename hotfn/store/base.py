@@ -52,6 +52,27 @@ class StoreUnavailable(StoreError):
     changed."""
 
 
+class QuotaExceeded(StoreError):
+    """A tenant's bound is reached (routes, queued calls): nothing was changed; the message says
+    which bound, and what the tenant holds."""
+
+
+class QueueFull(QuotaExceeded):
+    """An enqueue refused: the app or the route holds as many async calls (or bytes of their
+    requests) as its bound allows."""
+
+
+@dataclass(frozen=True)
+class QueueBounds:
+    """What an app and each of its routes may hold in the async queue (queued or running): calls,
+    and bytes of their requests. None: no bound."""
+
+    app_calls: int | None = None
+    app_bytes: int | None = None
+    route_calls: int | None = None
+    route_bytes: int | None = None
+
+
 class StoreUnreachable(StoreUnavailable):
     """The store does not answer at all (its server is down or cut off): every request would
     fail the same way until it is back, so they fail fast meanwhile (``StoreHealth``)."""
@@ -145,7 +166,9 @@ class Store(abc.ABC):
     async def delete_app(self, name: str, cascade: bool = False) -> None: ...
 
     @abc.abstractmethod
-    async def create_route(self, route: Route) -> None: ...
+    async def create_route(self, route: Route, max_routes: int | None = None) -> None:
+        """QuotaExceeded if its app has its ``max_routes`` routes already, or (none of its
+        own) ``max_routes`` (None: no bound)."""
     @abc.abstractmethod
     async def get_route(self, app: str, path: str) -> Route: ...
     @abc.abstractmethod
@@ -184,14 +207,17 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def purge(self, older_than: float) -> int:
         """Delete call records and logs created before ``older_than``; how many calls went.
-        A call still in the queue is kept."""
+        A call still in the queue is kept. The space they (and finished queued calls) took is
+        given back to the file system where the store can (SQLite's incremental vacuum)."""
 
     # -- the async-call queue --
 
     @abc.abstractmethod
-    async def enqueue_call(self, call: Call, request: CallRequest) -> None:
+    async def enqueue_call(self, call: Call, request: CallRequest,
+                           bounds: QueueBounds | None = None) -> None:
         """Commit ``call`` (status ``queued``) with the request to run it with; it can be
-        claimed at once."""
+        claimed at once. QueueFull, and nothing stored, if it would take its app or route past
+        ``bounds`` (checked in the same transaction, so every node's enqueues keep to them)."""
     @abc.abstractmethod
     async def due_routes(self, now: float) -> list[tuple[str, str]]:
         """(app, route path) of every route with a call that can be claimed at ``now``."""

@@ -28,7 +28,7 @@ CREATE TABLE IF NOT EXISTS apps (
     name TEXT PRIMARY KEY, config TEXT NOT NULL, created_at REAL NOT NULL, updated_at REAL NOT NULL,
     max_containers INTEGER, max_memory_mb INTEGER, rate_limit REAL, burst INTEGER,
     secrets TEXT NOT NULL DEFAULT '{}', isolation TEXT NOT NULL DEFAULT 'container',
-    allowed_images TEXT);
+    allowed_images TEXT, max_routes INTEGER, max_queued_calls INTEGER, max_queued_mb INTEGER);
 CREATE TABLE IF NOT EXISTS routes (
     app TEXT NOT NULL REFERENCES apps(name), path TEXT NOT NULL, spec TEXT NOT NULL,
     PRIMARY KEY (app, path));
@@ -50,7 +50,8 @@ CREATE TABLE IF NOT EXISTS call_queue (
     call_id TEXT PRIMARY KEY, app TEXT NOT NULL, route TEXT NOT NULL, available_at REAL NOT NULL,
     node_id TEXT, attempt INTEGER NOT NULL DEFAULT 0,
     method TEXT NOT NULL, url TEXT NOT NULL, path TEXT NOT NULL, query TEXT NOT NULL,
-    headers TEXT NOT NULL, params TEXT NOT NULL, body BLOB NOT NULL);
+    headers TEXT NOT NULL, params TEXT NOT NULL, body BLOB NOT NULL,
+    size INTEGER NOT NULL DEFAULT 0);
 CREATE INDEX IF NOT EXISTS call_queue_due ON call_queue (available_at);
 CREATE INDEX IF NOT EXISTS call_queue_by_route ON call_queue (app, route, available_at);
 -- API tokens: only a hash of each secret. apps: a JSON list of app names, NULL for every app.
@@ -80,6 +81,15 @@ ADDED_COLUMNS: list[tuple[str, str]] = [
     ("calls", "traceparent TEXT"),  # the W3C traceparent each call was given
     ("apps", "isolation TEXT NOT NULL DEFAULT 'container'"),  # the least its routes run under
     ("apps", "allowed_images TEXT"),  # a JSON list of image patterns; NULL: the default
+    ("apps", "max_routes INTEGER"),
+    ("apps", "max_queued_calls INTEGER"),
+    ("apps", "max_queued_mb INTEGER"),
+    ("call_queue", "size INTEGER NOT NULL DEFAULT 0"),  # its request's bytes, for the bounds
+]
+# Indexes on added columns: made after them (SCHEMA runs first, on a table that may lack them).
+ADDED_INDEXES: list[str] = [
+    # The enqueue's bound check counts and sums an app's queue from this index alone.
+    "CREATE INDEX IF NOT EXISTS call_queue_sizes ON call_queue (app, route, size)",
 ]
 
 
@@ -94,6 +104,9 @@ class Dialect:
     # Many rows in one INSERT (SQLite: one GIL hand-over), or one row per statement run as a
     # batch (psycopg pipelines executemany: three times faster than long VALUES lists).
     multirow_insert: bool
+    # Run first in an enqueue's transaction, with the app's name: makes the bound check and the
+    # insert one step among every node's enqueues for that app ("": BEGIN IMMEDIATE does).
+    lock_app_queue: str = ""
 
     def sql(self, text: str) -> str:
         return _translate(self, text)
@@ -123,7 +136,8 @@ POSTGRES = Dialect("postgresql", "%s", (("REAL", "DOUBLE PRECISION"), ("BLOB", "
                    " FOR UPDATE SKIP LOCKED",
                    "SELECT column_name FROM information_schema.columns "
                    "WHERE table_schema = current_schema() AND table_name = ?",
-                   multirow_insert=False)
+                   multirow_insert=False,
+                   lock_app_queue="SELECT pg_advisory_xact_lock(hashtext('hotfn.queue:' || ?))")
 
 
 class Db(Protocol):
@@ -153,6 +167,8 @@ def run_migrations(db: Db, dialect: Dialect, where: str) -> None:
         if name not in columns[table]:
             db.execute(dialect.ddl(f"ALTER TABLE {table} ADD COLUMN {definition}"))
             columns[table].add(name)
+    for index in ADDED_INDEXES:
+        db.execute(dialect.ddl(index))
     db.execute(dialect.sql("UPDATE meta SET value = ? WHERE key = 'schema_version'"),
                (str(SCHEMA_VERSION),))
 

@@ -23,7 +23,7 @@ from typing import Any, Callable, Iterable, TypeVar
 
 from ..models import App, Call, Route, Token, app_from_record, route_from_record, token_from_record
 from .base import (CallRequest, Change, ChangeFeed, Claim, ClaimedCall, Conflict, NodeInfo,
-                   NotFound, Store)
+                   NotFound, QueueBounds, QueueFull, QuotaExceeded, Store)
 from .schema import Db, Dialect
 
 T = TypeVar("T")
@@ -48,7 +48,8 @@ _CALL_ROW = f"({CALL_PLACEHOLDERS})"
 _CALL_UPDATE = ", ".join(f"{name} = ?" for name in CALL_FIELDS if name != "id")
 _CALL_UPSERT = ", ".join(f"{name} = excluded.{name}" for name in CALL_FIELDS if name != "id")
 APP_COLUMNS = ("name, config, created_at, updated_at, max_containers, max_memory_mb, rate_limit, "
-               "burst, secrets, isolation, allowed_images")
+               "burst, secrets, isolation, allowed_images, max_routes, max_queued_calls, "
+               "max_queued_mb")
 _APP_PLACEHOLDERS = ", ".join("?" * len(APP_COLUMNS.split(",")))
 TOKEN_COLUMNS = "id, secret_hash, name, scope, apps, expires_at, created_at"
 # Rows per INSERT statement: SQLite's sqlite3 module lets go of the GIL around every step of a
@@ -112,7 +113,8 @@ class SqlStore(Store):
         return (app.name, json.dumps(dict(app.config)), app.created_at, app.updated_at,
                 app.max_containers, app.max_memory_mb, app.rate_limit, app.burst,
                 json.dumps(dict(app.secrets)), app.isolation,
-                json.dumps(list(app.allowed_images)) if app.allowed_images is not None else None)
+                json.dumps(list(app.allowed_images)) if app.allowed_images is not None else None,
+                app.max_routes, app.max_queued_calls, app.max_queued_mb)
 
     @staticmethod
     def _app(row: Any) -> App:
@@ -120,7 +122,8 @@ class SqlStore(Store):
             "name": row[0], "config": json.loads(row[1]), "created_at": row[2], "updated_at": row[3],
             "max_containers": row[4], "max_memory_mb": row[5], "rate_limit": row[6],
             "burst": row[7], "secrets": json.loads(row[8] or "{}"), "isolation": row[9],
-            "allowed_images": _json_or_invalid(row[10])})
+            "allowed_images": _json_or_invalid(row[10]), "max_routes": row[11],
+            "max_queued_calls": row[12], "max_queued_mb": row[13]})
 
     async def create_app(self, app: App) -> None:
         def work(db: Db) -> None:
@@ -160,7 +163,7 @@ class SqlStore(Store):
             cur = self._exec(
                 db, "UPDATE apps SET config = ?, created_at = ?, updated_at = ?, max_containers = ?, "
                     "max_memory_mb = ?, rate_limit = ?, burst = ?, secrets = ?, isolation = ?, "
-                    "allowed_images = ? "
+                    "allowed_images = ?, max_routes = ?, max_queued_calls = ?, max_queued_mb = ? "
                     "WHERE name = ?",
                 row[1:] + row[:1])
             if cur.rowcount == 0:
@@ -191,10 +194,22 @@ class SqlStore(Store):
         # to_record, not to_json: the write-only fields (secrets, jwt_key) are kept too.
         return json.dumps(route.to_record())
 
-    async def create_route(self, route: Route) -> None:
+    async def create_route(self, route: Route, max_routes: int | None = None) -> None:
         def work(db: Db) -> None:
-            if self._exec(db, "SELECT 1 FROM apps WHERE name = ?", (route.app,)).fetchone() is None:
+            # Locks the app's row (PostgreSQL): two nodes' creates count one after the other.
+            app = self._exec(db, "SELECT max_routes FROM apps WHERE name = ?"
+                             + self.dialect.lock_claimed.replace(" SKIP LOCKED", ""),
+                             (route.app,)).fetchone()
+            if app is None:
                 raise NotFound(f"app {route.app!r} not found")
+            limit = app[0] or max_routes
+            if limit:
+                (held,) = self._exec(db, "SELECT COUNT(*) FROM routes WHERE app = ?",
+                                     (route.app,)).fetchone()
+                if held >= limit:
+                    raise QuotaExceeded(f"app {route.app!r} has {held} routes, its bound "
+                                        f"(max_routes {limit}): delete one first, or ask an "
+                                        "admin to raise it")
             try:
                 self._exec(db, "INSERT INTO routes (app, path, spec) VALUES (?, ?, ?)",
                            (route.app, route.path, self._spec(route)))
@@ -364,20 +379,46 @@ class SqlStore(Store):
     # SQLite: BEGIN IMMEDIATE makes each of these one writer at a time across every process on
     # the file. PostgreSQL: the claim locks the rows it takes and skips those others hold.
 
-    async def enqueue_call(self, call: Call, request: CallRequest) -> None:
+    async def enqueue_call(self, call: Call, request: CallRequest,
+                           bounds: QueueBounds | None = None) -> None:
         row = tuple(getattr(call, f) for f in CALL_FIELDS)
+        query, headers = json.dumps(request.query), json.dumps(request.headers)
+        params = json.dumps(dict(request.params))
+        size = (len(request.body) + len(request.url) + len(request.path) + len(query)
+                + len(headers) + len(params))
 
         def work(db: Db) -> None:
             # The 202 that follows says "it will run": a crash right after must not lose it.
             self._commit_durably(db)
+            if bounds is not None:
+                self._check_queue_bounds(db, call, size, bounds)
             self._exec(db, f"INSERT INTO calls ({CALL_COLUMNS}) VALUES {_CALL_ROW}", row)
             self._exec(db, "INSERT INTO call_queue (call_id, app, route, available_at, method, url, "
-                           "path, query, headers, params, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                           "path, query, headers, params, body, size) "
+                           "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                        (call.id, call.app, call.route, call.created_at, request.method, request.url,
-                        request.path, json.dumps(request.query), json.dumps(request.headers),
-                        json.dumps(dict(request.params)), request.body))
+                        request.path, query, headers, params, request.body, size))
 
         await self._run(work)
+
+    def _check_queue_bounds(self, db: Db, call: Call, size: int, bounds: QueueBounds) -> None:
+        if self.dialect.lock_app_queue:
+            self._exec(db, self.dialect.lock_app_queue, (call.app,)).fetchone()
+        # One pass over the app's entries of the (app, route, size) index, no table rows.
+        app_calls, app_bytes, route_calls, route_bytes = self._exec(
+            db, "SELECT COUNT(*), COALESCE(SUM(size), 0), "
+                "COALESCE(SUM(CASE WHEN route = ? THEN 1 ELSE 0 END), 0), "
+                "COALESCE(SUM(CASE WHEN route = ? THEN size ELSE 0 END), 0) "
+                "FROM call_queue WHERE app = ?", (call.route, call.route, call.app)).fetchone()
+        for holder, held, adding, limit, unit in (
+                (f"app {call.app!r}", app_calls, 1, bounds.app_calls, "calls"),
+                (f"app {call.app!r}", app_bytes, size, bounds.app_bytes, "bytes"),
+                (f"route {call.route!r}", route_calls, 1, bounds.route_calls, "calls"),
+                (f"route {call.route!r}", route_bytes, size, bounds.route_bytes, "bytes")):
+            if limit is not None and held + adding > limit:
+                raise QueueFull(f"{holder} holds {held} {unit} of async calls queued or running; "
+                                f"{adding} more would pass its bound of {limit}: try again once "
+                                "some have run")
 
     async def due_routes(self, now: float) -> list[tuple[str, str]]:
         return await self._run(lambda db: [(r[0], r[1]) for r in self._exec(

@@ -30,7 +30,7 @@ from ..base import (ISOLATIONS, ContainerSpec, Driver, DriverError, ExitStatus, 
 from .container import IO_MOUNT, IO_WRAPPER, _NO_SHELL, DockerContainer, _Fifos
 from .engine import EngineSocket, socket_path_from_env
 from .errors import _sdk_error, engine_errors
-from .networks import BRIDGE_OPTIONS, NETWORK_LABEL, _NetworkUse, network_names
+from .networks import BRIDGE_OPTIONS, NETWORK_LABEL, HostSubnetGuard, _NetworkUse, network_names
 from .parked import PARK_WRAPPER, ParkedContainer, _EnvFifo
 
 log = logging.getLogger(__name__)
@@ -53,6 +53,12 @@ LOG_CONFIG = {"type": "none"}
 # isolation "gvisor" runs containers with this OCI runtime, registered with dockerd by
 # scripts/ensure-sandbox (/etc/docker/daemon.json "runtimes").
 GVISOR_RUNTIME = "runsc"
+# Without this flag runsc ignores the seccomp profile Docker puts in a container's spec: a
+# function could then unshare() a user namespace and open raw sockets in it.
+GVISOR_SECCOMP_FLAG = "--oci-seccomp"
+# /dev/shm: Docker's default is a 64 MiB tmpfs, memory outside the container's own /tmp cap;
+# 1 MiB still holds what POSIX semaphores and small shared segments (multiprocessing) need.
+SHM_SIZE = "1m"
 
 
 
@@ -87,6 +93,9 @@ class DockerDriver(Driver):
         # one, the containers joining it and removing it.
         self._networks: dict[str, _NetworkUse] = {}
         self._network_locks: dict[str, trio.Lock] = {}
+        # The host's own subnets, kept from function networks: only where the engine is on this
+        # host (its unix socket), as its bridges are.
+        self._host_subnets = HostSubnetGuard() if engine is not None else None
         # Images known to have IO_WRAPPER's shell (by the id or name a spec gave).
         self._has_shell: set[str] = set()
         # Containers this driver created and has not yet removed (or tried to): everything of a
@@ -197,7 +206,12 @@ class DockerDriver(Driver):
         if not self._gvisor_seen:  # once registered it stays so; until then ask every time
             with engine_errors("asking the engine for its runtimes"):
                 info = await self._sdk("info")
-            self._gvisor_seen = self.gvisor_runtime in (info.get("Runtimes") or {})
+            runtime = (info.get("Runtimes") or {}).get(self.gvisor_runtime)
+            self._gvisor_seen = runtime is not None
+            if runtime is not None and GVISOR_SECCOMP_FLAG not in (runtime.get("runtimeArgs") or []):
+                log.warning("the %s runtime is registered without %s: gVisor functions run "
+                            "without Docker's seccomp profile (run scripts/ensure-sandbox)",
+                            self.gvisor_runtime, GVISOR_SECCOMP_FLAG)
         return self._gvisor_seen
 
     # -- networks --
@@ -210,6 +224,7 @@ class DockerDriver(Driver):
         name, bridge = network_names(labels)
         async with self._network_lock(name):
             if name not in self._networks:
+                await self.guard_host_subnets()
                 with engine_errors(f"creating network {name}"):
                     await self._call(self._create_network, name, bridge, labels)
                 self._networks[name] = _NetworkUse()
@@ -247,7 +262,14 @@ class DockerDriver(Driver):
         self._networks.pop(name, None)
         return True
 
+    async def guard_host_subnets(self) -> None:
+        """Drop function networks' traffic to the host's connected subnets, as they are now."""
+        if self._host_subnets is not None:
+            await trio.to_thread.run_sync(self._host_subnets.sync)
+
     async def prune_networks(self, idle_for: float) -> int:
+        if self._networks:  # (run every few seconds: a change of the host's subnets is seen)
+            await self.guard_host_subnets()
         removed = 0
         for name, use in list(self._networks.items()):
             if use.users or trio.current_time() - use.idle_since < idle_for:
@@ -296,6 +318,7 @@ class DockerDriver(Driver):
             pids_limit=spec.pids_limit,
             read_only=spec.read_only_root,
             tmpfs={"/tmp": f"rw,nosuid,nodev,size={spec.tmpfs_mb}m"},
+            shm_size=SHM_SIZE,
             security_opt=["no-new-privileges"],
             cap_drop=["ALL"],
             network_mode=network or "none",
