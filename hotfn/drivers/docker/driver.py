@@ -32,6 +32,7 @@ from .engine import EngineSocket, socket_path_from_env
 from .errors import _sdk_error, engine_errors
 from .networks import BRIDGE_OPTIONS, NETWORK_LABEL, HostSubnetGuard, _NetworkUse, network_names
 from .parked import PARK_WRAPPER, ParkedContainer, _EnvFifo
+from .seccomp import GVISOR_SECCOMP
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -54,7 +55,8 @@ LOG_CONFIG = {"type": "none"}
 # scripts/ensure-sandbox (/etc/docker/daemon.json "runtimes").
 GVISOR_RUNTIME = "runsc"
 # Without this flag runsc ignores the seccomp profile Docker puts in a container's spec: a
-# function could then unshare() a user namespace and open raw sockets in it.
+# function could then unshare() a user namespace and open raw sockets in it. (The profile is
+# hotfn's own, GVISOR_SECCOMP: runsc cannot apply Docker's as Docker means it.)
 GVISOR_SECCOMP_FLAG = "--oci-seccomp"
 # /dev/shm: Docker's default is a 64 MiB tmpfs, memory outside the container's own /tmp cap;
 # 1 MiB still holds what POSIX semaphores and small shared segments (multiprocessing) need.
@@ -319,7 +321,8 @@ class DockerDriver(Driver):
             read_only=spec.read_only_root,
             tmpfs={"/tmp": f"rw,nosuid,nodev,size={spec.tmpfs_mb}m"},
             shm_size=SHM_SIZE,
-            security_opt=["no-new-privileges"],
+            security_opt=["no-new-privileges",
+                          *([GVISOR_SECCOMP] if spec.isolation == "gvisor" else [])],
             cap_drop=["ALL"],
             network_mode=network or "none",
             # An init process (Docker's tini) as pid 1: it reaps the zombies a function's
