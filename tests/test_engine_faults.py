@@ -301,3 +301,27 @@ async def test_start_up_stderr_cannot_forge_log_lines_or_send_escapes(server, fl
         assert "\n" not in message and "\x1b" not in message, message
         assert "\\u001b[2J" in message, message
         assert "\\n2026-01-01 00:00:00,000 WARNING hotfn.server: forged line" in message, message
+
+
+# -- a FIFO that cannot be made (every task of a call keeps its errors) --------------------
+
+
+async def test_fifos_that_cannot_be_made_fail_the_calls_that_need_them_and_nothing_else(server_factory, images,
+                                                                                         tmp_path):
+    io_dir = tmp_path / "io"
+    server = await server_factory(io_dir=str(io_dir))
+    await server.create_app("demo")
+    await server.create_route(path="/hot", image=ECHO, format="hot")
+    await server.create_route(path="/cold", image=ECHO)
+    node_io = io_dir / server.node_id
+    await wait_until(lambda: node_io.exists() and any(node_io.iterdir()), 20)  # /cold's parked one
+    # The io dir becomes a file (an operator's mistake): no FIFO can be made under it.
+    for entry in list(io_dir.iterdir()):
+        subprocess.run(["rm", "-rf", str(entry)], check=True)
+    node_io.write_text("not a directory")
+    # Cold calls need none (parking one after each call does, and fails in its own task).
+    for _ in range(3):
+        assert (await server.call("demo", "/cold", b"x")).status == 200
+    reply = await server.call("demo", "/hot")
+    assert reply.status == 502 and "FIFOs" in reply.json()["error"]["message"], reply
+    assert (await server.call("demo", "/cold", b"y")).body == b"y"

@@ -15,13 +15,14 @@ hotfn.drivers' own exception types.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import json
 import logging
 import os
 import threading
-from typing import Any, Callable, Mapping, TypeVar
+from typing import Any, Callable, Iterator, Mapping, TypeVar
 
 import trio
 
@@ -54,6 +55,16 @@ LOG_CONFIG = {"type": "none"}
 # scripts/ensure-sandbox (/etc/docker/daemon.json "runtimes").
 GVISOR_RUNTIME = "runsc"
 
+
+
+@contextlib.contextmanager
+def _io_dir_errors(io_dir: str | None) -> Iterator[None]:
+    """A FIFO that cannot be made (a full disk, a directory gone read-only) as a DriverError: the
+    call that wanted the container gets a 502, and no task's nursery sees an OSError."""
+    try:
+        yield
+    except OSError as exc:
+        raise DriverError(f"cannot make a container's FIFOs in {io_dir}: {exc}") from exc
 
 
 class DockerDriver(Driver):
@@ -354,7 +365,8 @@ class DockerDriver(Driver):
     async def start(self, spec: ContainerSpec) -> "DockerContainer":
         if spec.isolation not in ISOLATIONS:
             raise IsolationUnavailable(f"unknown isolation {spec.isolation!r}")
-        fifos = _Fifos.make(self.io_dir) if spec.direct_stdio and self.io_dir else None
+        with _io_dir_errors(self.io_dir):
+            fifos = _Fifos.make(self.io_dir) if spec.direct_stdio and self.io_dir else None
         container_id = None
         container = None
         network = None
@@ -414,7 +426,8 @@ class DockerDriver(Driver):
         if spec.isolation not in ISOLATIONS:
             raise IsolationUnavailable(f"unknown isolation {spec.isolation!r}")
         spec = dataclasses.replace(spec, labels={**spec.labels, "hotfn.parked": "1"})
-        env_fifo = _EnvFifo.make(self.io_dir)
+        with _io_dir_errors(self.io_dir):
+            env_fifo = _EnvFifo.make(self.io_dir)
         container_id = None
         container = None
         network = None
