@@ -485,7 +485,9 @@ class DockerDriver(Driver):
                                                 {"all": "1", "filters": json.dumps(filters)})
             else:
                 found = await self._sdk("containers", all=True, filters=filters, quiet=True)
-            return [str(item["Id"]) for item in found]
+        if not isinstance(found, list):
+            raise DriverError(f"listing containers: the engine answered {type(found).__name__}, not a list")
+        return [str(item["Id"]) for item in found if isinstance(item, dict) and item.get("Id")]
 
     async def _remove_all(self, container_ids: list[str]) -> None:
         async with trio.open_nursery() as nursery:
