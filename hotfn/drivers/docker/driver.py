@@ -45,10 +45,10 @@ WAIT_POOL_SIZE = 16
 
 
 
-# What the engine keeps of a container's output: nothing. hotfn reads stdout and stderr itself,
-# over the attach stream, and keeps at most LOG_CAP (hotfn.pool.worker) of a call's stderr; a log
-# driver's copy (json-file by default) grew with everything a function wrote, 210 MB for one
-# call, until the container was removed.
+# What the engine keeps of a container's output: nothing. hotfn reads stdout and stderr itself
+# (the attach stream, the FIFOs) and keeps at most LOG_CAP (hotfn.pool.worker) of a call's
+# stderr; a log driver's copy (json-file by default) grew with everything a function wrote,
+# 210 MB for one call, until the container was removed.
 LOG_CONFIG = {"type": "none"}
 
 # isolation "gvisor" runs containers with this OCI runtime, registered with dockerd by
