@@ -133,3 +133,13 @@ async def test_a_container_whose_removal_failed_is_a_stray_for_the_next_look():
     assert "gone-wrong" not in driver._live
     assert await driver.remove_strays({"hotfn.node": "n"}) == 1
     assert engine.removed == ["failed", "gone-wrong"]
+
+
+async def test_a_closed_environment_fifo_is_an_os_error_not_a_value_error(tmp_path):
+    from hotfn.drivers.docker.parked import _EnvFifo
+
+    fifo = _EnvFifo.make(str(tmp_path))
+    assert fifo.unread() == 0
+    fifo.close()
+    with pytest.raises(OSError):
+        fifo.unread()
