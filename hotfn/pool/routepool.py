@@ -305,7 +305,8 @@ class RoutePool:
             raise failure
 
     def _start_failed(self, exc: StartFailed) -> None:
-        log.warning("route %s%s: %s", self.route.app, self.route.path, exc)
+        # (Escaped whole: a death's reason may quote what the container sent.)
+        log.warning("route %s%s: %s", self.route.app, self.route.path, log_text(str(exc)))
         # The oldest waiter hears why; the others keep waiting for another try.
         while self.waiters:
             waiter = self.waiters.popleft()

@@ -15,13 +15,14 @@ hotfn.drivers' own exception types.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import json
 import logging
 import os
 import threading
-from typing import Any, Callable, Mapping, TypeVar
+from typing import Any, Callable, Iterator, Mapping, TypeVar
 
 import trio
 
@@ -45,10 +46,10 @@ WAIT_POOL_SIZE = 16
 
 
 
-# What the engine keeps of a container's output: nothing. hotfn reads stdout and stderr itself,
-# over the attach stream, and keeps at most LOG_CAP (hotfn.pool.worker) of a call's stderr; a log
-# driver's copy (json-file by default) grew with everything a function wrote, 210 MB for one
-# call, until the container was removed.
+# What the engine keeps of a container's output: nothing. hotfn reads stdout and stderr itself
+# (the attach stream, the FIFOs) and keeps at most LOG_CAP (hotfn.pool.worker) of a call's
+# stderr; a log driver's copy (json-file by default) grew with everything a function wrote,
+# 210 MB for one call, until the container was removed.
 LOG_CONFIG = {"type": "none"}
 
 # isolation "gvisor" runs containers with this OCI runtime, registered with dockerd by
@@ -62,6 +63,16 @@ GVISOR_SECCOMP_FLAG = "--oci-seccomp"
 # 1 MiB still holds what POSIX semaphores and small shared segments (multiprocessing) need.
 SHM_SIZE = "1m"
 
+
+
+@contextlib.contextmanager
+def _io_dir_errors(io_dir: str | None) -> Iterator[None]:
+    """A FIFO that cannot be made (a full disk, a directory gone read-only) as a DriverError: the
+    call that wanted the container gets a 502, and no task's nursery sees an OSError."""
+    try:
+        yield
+    except OSError as exc:
+        raise DriverError(f"cannot make a container's FIFOs in {io_dir}: {exc}") from exc
 
 
 class DockerDriver(Driver):
@@ -381,7 +392,8 @@ class DockerDriver(Driver):
     async def start(self, spec: ContainerSpec) -> "DockerContainer":
         if spec.isolation not in ISOLATIONS:
             raise IsolationUnavailable(f"unknown isolation {spec.isolation!r}")
-        fifos = _Fifos.make(self.io_dir) if spec.direct_stdio and self.io_dir else None
+        with _io_dir_errors(self.io_dir):
+            fifos = _Fifos.make(self.io_dir) if spec.direct_stdio and self.io_dir else None
         container_id = None
         container = None
         network = None
@@ -441,7 +453,8 @@ class DockerDriver(Driver):
         if spec.isolation not in ISOLATIONS:
             raise IsolationUnavailable(f"unknown isolation {spec.isolation!r}")
         spec = dataclasses.replace(spec, labels={**spec.labels, "hotfn.parked": "1"})
-        env_fifo = _EnvFifo.make(self.io_dir)
+        with _io_dir_errors(self.io_dir):
+            env_fifo = _EnvFifo.make(self.io_dir)
         container_id = None
         container = None
         network = None
@@ -499,7 +512,9 @@ class DockerDriver(Driver):
                                                 {"all": "1", "filters": json.dumps(filters)})
             else:
                 found = await self._sdk("containers", all=True, filters=filters, quiet=True)
-            return [str(item["Id"]) for item in found]
+        if not isinstance(found, list):
+            raise DriverError(f"listing containers: the engine answered {type(found).__name__}, not a list")
+        return [str(item["Id"]) for item in found if isinstance(item, dict) and item.get("Id")]
 
     async def _remove_all(self, container_ids: list[str]) -> None:
         async with trio.open_nursery() as nursery:

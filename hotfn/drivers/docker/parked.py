@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import array
 import contextlib
+import errno
 import fcntl
 import os
 import re
@@ -62,8 +63,12 @@ class _EnvFifo:
         return cls(_fifo_dir(io_dir, "p-", {"env": 0o644}))
 
     def unread(self) -> int:
+        """Bytes the shell has not read yet; OSError once the FIFO is closed."""
+        fd = self.stream.fileno()
+        if fd < 0:  # (closed: ioctl would raise ValueError)
+            raise OSError(errno.EBADF, "the environment FIFO is closed")
         pending = array.array("i", [0])
-        fcntl.ioctl(self.stream.fileno(), termios.FIONREAD, pending)
+        fcntl.ioctl(fd, termios.FIONREAD, pending)
         return pending[0]
 
     def close(self) -> None:
