@@ -28,7 +28,7 @@ from typing import Callable
 
 import trio
 
-from ..invoke import CallRecorder, Invocation, Invoker, Outcome
+from ..invoke import ENGINE_PING_TIMEOUT, CallRecorder, Invocation, Invoker, Outcome
 from ..models import Call, Route
 from ..observe import Telemetry
 from ..store import ClaimedCall, Store
@@ -40,8 +40,6 @@ RouteKey = tuple[str, str]  # (app, route path)
 # How long a claim lasts beyond the longest a run can take (waiting for a container, its start
 # and the call): a node that dies holds its calls that much longer, for other nodes.
 LEASE_MARGIN = 30.0
-# How long an engine found down may take to answer a ping before it counts as still down.
-ENGINE_PING_TIMEOUT = 2.0
 # Claims at once for the calls of a route that no longer exists (each just fails).
 GONE_ROUTE_BATCH = 16
 
