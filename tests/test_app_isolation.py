@@ -90,12 +90,19 @@ async def test_only_an_admin_may_set_an_apps_isolation(server_factory, images, g
     assert (await server.req("PATCH", "/v1/apps/shop", headers=deploy,
                              json={"app": {"config": {"A": "1"}}})).status == 200
     refused = await server.req("PATCH", "/v1/apps/shop", headers=deploy,
-                               json={"app": {"isolation": "container"}})
+                               json={"app": {"isolation": "gvisor"}})
     assert refused.status == 403 and "app.isolation" in refused.json()["error"]["message"], refused
     done = await server.req("PATCH", "/v1/apps/shop", headers=admin, json={"app": {"isolation": "gvisor"}})
     assert done.status == 200 and done.json()["app"]["isolation"] == "gvisor", done
     # A tenant's token sees it, and cannot take it back off.
     assert (await server.req("GET", "/v1/apps/shop", headers=deploy)).json()["app"]["isolation"] == "gvisor"
+    refused = await server.req("PATCH", "/v1/apps/shop", headers=deploy,
+                               json={"app": {"isolation": "container"}})
+    assert refused.status == 403 and "app.isolation" in refused.json()["error"]["message"], refused
+    # The app sent back as it was read changes no wall: that much a tenant may do.
+    same = await server.req("PATCH", "/v1/apps/shop", headers=deploy,
+                            json={"app": {"isolation": "gvisor", "config": {"A": "2"}}})
+    assert same.status == 200 and same.json()["app"]["isolation"] == "gvisor", same
 
 
 async def test_the_cli_sets_an_apps_isolation(server, gvisor):
