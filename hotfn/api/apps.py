@@ -52,16 +52,17 @@ async def list_apps(api: Api, request: ApiRequest, match: re.Match) -> ApiRespon
     })
 
 
-async def _isolation_available(api: Api, app: models.App) -> None:
-    """An app put in gVisor on a server without it would fail every call: refused up front."""
+async def require_isolation(api: Api, isolation: str, field: str) -> None:
+    """An app or route put in gVisor on a server without it would fail every call: refused up
+    front, naming ``field``."""
     try:
-        available = await api.driver.isolation_available(app.isolation)
+        available = await api.driver.isolation_available(isolation)
     except Exception as exc:  # the engine is down
-        raise ApiError(400, f"app.isolation: {exc}", field="app.isolation") from None
+        raise ApiError(400, f"{field}: {exc}", field=field) from None
     if not available:
-        raise ApiError(400, f"app.isolation: {app.isolation!r} is not available on this server "
+        raise ApiError(400, f"{field}: {isolation!r} is not available on this server "
                             "(gVisor's runsc is not registered with the Docker engine: run "
-                            "scripts/ensure-sandbox)", field="app.isolation")
+                            "scripts/ensure-sandbox)", field=field)
 
 
 async def refuse_shared_images(api: Api, name: str) -> None:
@@ -82,7 +83,7 @@ def _name_only(app: models.App) -> dict:
 
 async def create_app(api: Api, request: ApiRequest, match: re.Match) -> ApiResponse:
     app = models.new_app(_body(request, "app"))
-    await _isolation_available(api, app)
+    await require_isolation(api, app.isolation, "app.isolation")
     await refuse_shared_images(api, app.name)
     await api.store.create_app(app)
     await api.reload_routes()
@@ -106,7 +107,7 @@ async def patch_app(api: Api, request: ApiRequest, match: re.Match) -> ApiRespon
         # even an admin token limited to some apps (it would raise its own apps' limits). An
         # app sent back as it was read changes none of them.
         raise AuthError(403, f"only an admin token for every app may change app.{changed[0]}")
-    await _isolation_available(api, app)
+    await require_isolation(api, app.isolation, "app.isolation")
     await api.store.update_app(app)
     await api.reload_routes()
     return json_response(200, {"app": app.to_json()})

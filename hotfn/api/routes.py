@@ -14,7 +14,7 @@ from .. import models
 from ..access import Access
 from ..models import Route, ValidationError
 from ..store import Conflict, NotFound, QuotaExceeded
-from .apps import refuse_shared_images
+from .apps import refuse_shared_images, require_isolation
 from .messages import ApiError, ApiRequest, ApiResponse, _body, _page, json_response, needs
 
 if TYPE_CHECKING:
@@ -53,14 +53,7 @@ async def _with_image_id(api: Api, route: Route) -> Route:
         image_id = await api.driver.ensure_image(route.image)
     except Exception as exc:  # ImageNotFound, or the engine is down
         raise ApiError(400, f"route.image: {exc}", field="route.image") from None
-    try:
-        isolated = await api.driver.isolation_available(route.isolation)
-    except Exception as exc:  # the engine is down
-        raise ApiError(400, f"route.isolation: {exc}", field="route.isolation") from None
-    if not isolated:
-        raise ApiError(400, f"route.isolation: {route.isolation!r} is not available on this server "
-                            "(gVisor's runsc is not registered with the Docker engine: run "
-                            "scripts/ensure-sandbox)", field="route.isolation")
+    await require_isolation(api, route.isolation, "route.isolation")
     return replace(route, image_id=image_id)
 
 
