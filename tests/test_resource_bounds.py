@@ -425,7 +425,7 @@ async def test_only_an_admin_sets_an_apps_routes_and_queue_bounds(server_factory
     assert reply.status == 200, reply
     deploy = await make_token(server, "deploy", ["a"])
     reply = await server.req("PATCH", "/v1/apps/a", headers=bearer(deploy["secret"]),
-                             json={"app": {quota: 1_000_000}})
+                             json={"app": {quota: 100_000}})
     assert reply.status == 403 and quota in reply.json()["error"]["message"], reply
     reply = await server.req("PATCH", "/v1/apps/a", headers=bearer(ADMIN), json={"app": {quota: 7}})
     assert reply.status == 200 and reply.json()["app"][quota] == 7, reply

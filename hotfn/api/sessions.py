@@ -86,3 +86,4 @@ async def _delete(api: Api, token_id: str) -> None:
         await api.store.delete_token(token_id)
     except NotFound:
         pass  # another node, or another tab, was first
+    api.auth.tokens_changed()  # signed out on this node at once, not at the next recheck
