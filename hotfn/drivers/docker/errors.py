@@ -5,7 +5,6 @@ Never loads the SDK: an error of the SDK's comes only once the SDK is loaded.
 from __future__ import annotations
 
 import contextlib
-import http.client
 import sys
 from typing import Iterator
 
@@ -15,6 +14,7 @@ from ..base import DriverError, EngineUnavailable, ImageNotFound
 # cut mid-answer (requests' ConnectionError, ChunkedEncodingError, timeouts, urllib3's
 # ProtocolError ...), or the socket's own OSError. Each means the engine is not there (now).
 _TRANSPORT_ERRORS = (
+    "http.client.HTTPException",  # (not imported here: it costs an idle server 1 MiB)
     "requests.exceptions.RequestException",
     "urllib3.exceptions.HTTPError",
     "docker.errors.DockerException",  # (its APIError, an answer, is looked at first)
@@ -30,8 +30,7 @@ def _sdk_error(exc: BaseException, kind: str) -> bool:
 
 
 def _transport_error(exc: BaseException) -> bool:
-    return (isinstance(exc, (OSError, http.client.HTTPException))
-            or any(_sdk_error(exc, kind) for kind in _TRANSPORT_ERRORS))
+    return isinstance(exc, OSError) or any(_sdk_error(exc, kind) for kind in _TRANSPORT_ERRORS)
 
 
 @contextlib.contextmanager
