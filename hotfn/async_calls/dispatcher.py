@@ -8,10 +8,9 @@ claim: finished, or back in the queue after a back-off to run again, at most the
 starts again (``Store.release_calls``) or, by any node, when its lease runs out; it counts as an
 attempt. Every run is at least once and at most ``max_attempts``.
 
-A call that found the container engine down (the invoker's ``engine_unavailable``: no container
-could be had, and the engine does not answer) did not fail: its attempt is given back and it goes
-back in the queue, and this node claims nothing more until its engine answers again (other nodes
-go on). That wait has an end, ``engine_wait`` from the first such call: after it, calls that find
+A call that found the container engine down (no container could be had, and the engine does
+not answer a ping) did not fail: its attempt is given back and it goes back in the queue, and
+this node claims nothing more until its engine answers again (other nodes go on). That wait has an end, ``engine_wait`` from the first such call: after it, calls that find
 the engine down end in error, saying so, so that a node whose engine never comes back does not
 hold its calls for ever.
 
@@ -28,7 +27,7 @@ from typing import Callable
 
 import trio
 
-from ..invoke import ENGINE_PING_TIMEOUT, CallRecorder, Invocation, Invoker, Outcome
+from ..invoke import CallRecorder, Invocation, Invoker, Outcome
 from ..models import Call, Route
 from ..observe import Telemetry
 from ..store import ClaimedCall, Store
@@ -40,6 +39,8 @@ RouteKey = tuple[str, str]  # (app, route path)
 # How long a claim lasts beyond the longest a run can take (waiting for a container, its start
 # and the call): a node that dies holds its calls that much longer, for other nodes.
 LEASE_MARGIN = 30.0
+# How long the engine may take to answer a ping before it counts as down.
+ENGINE_PING_TIMEOUT = 2.0
 # Claims at once for the calls of a route that no longer exists (each just fails).
 GONE_ROUTE_BATCH = 16
 
@@ -120,10 +121,7 @@ class Dispatcher:
         # Asked once a poll, however often we are woken (each call queued wakes us).
         if time.monotonic() - self._engine_asked_at >= self.poll_interval:
             self._engine_asked_at = time.monotonic()
-            answered = False
-            with trio.move_on_after(ENGINE_PING_TIMEOUT):
-                answered = await self.invoker.driver.ping()
-            if answered:
+            if await self._engine_answers():
                 log.warning("the container engine answers again: async calls run again (held "
                             "for %.0f s)", time.time() - self._engine_down_since)
                 self._engine_down_since = None
@@ -132,6 +130,12 @@ class Dispatcher:
             return True
         self._next_due = math.inf  # back-offs that end meanwhile wait for the engine too
         return False
+
+    async def _engine_answers(self) -> bool:
+        answered = False
+        with trio.move_on_after(ENGINE_PING_TIMEOUT):
+            answered = await self.invoker.driver.ping()
+        return answered
 
     def _engine_down(self) -> float:
         """Note that a call found the engine down; since when it has been."""
@@ -213,7 +217,10 @@ class Dispatcher:
             call.result = outcome.body[:65536].decode("utf-8", "replace")
             self._end(call, "success", None)
             await self._finish(claimed)
-        elif outcome.engine_unavailable:
+        elif (outcome.status == 502 and outcome.container_id is None
+              and not await self._engine_answers()):
+            # No container to run in, and an engine that does not answer: not the function's
+            # failure (a start that failed on an engine that answers, a missing image, is).
             down_for = time.time() - self._engine_down()
             # The function never ran: this was no attempt.
             call.attempts = claim.attempt - 1

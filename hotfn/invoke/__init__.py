@@ -6,11 +6,10 @@ May import: ``hotfn.pool``, ``hotfn.access``, ``hotfn.store``, ``hotfn.protocol`
 """
 
 from ..models import MIN_CPUS  # the least --default-cpus may be (checked by the server)
-from .invoker import (ENGINE_PING_TIMEOUT, Invocation, Invoker, Limits, Outcome, cold_env,
-                      container_spec)
+from .invoker import Invocation, Invoker, Limits, Outcome, cold_env, container_spec
 from .recorder import CallRecorder
 
 __all__ = [
-    "CallRecorder", "ENGINE_PING_TIMEOUT", "MIN_CPUS", "cold_env", "container_spec", "Invocation", "Invoker", "Limits",
+    "CallRecorder", "MIN_CPUS", "cold_env", "container_spec", "Invocation", "Invoker", "Limits",
     "Outcome",
 ]

@@ -25,9 +25,6 @@ from ..protocol.httpformat import RequestNotWritable
 
 log = logging.getLogger("hotfn.invoker")  # named as before the move: operators filter on it
 
-# How long an engine may take to answer a ping after a container could not be started.
-ENGINE_PING_TIMEOUT = 2.0
-
 HOP_BY_HOP = frozenset({
     "connection", "keep-alive", "transfer-encoding", "content-length", "upgrade", "te",
     "trailer", "proxy-authenticate", "proxy-authorization", "proxy-connection",
@@ -65,9 +62,6 @@ class Outcome:
     retry_after: int | None = None
     queue_wait: float | None = None  # seconds waiting for a container (hot) or for room (cold)
     cold_run: float | None = None  # cold: seconds from the container's start to its end
-    # The function got no container because the engine does not answer: not the function's
-    # failure (an async call waits for the engine rather than spend an attempt on it).
-    engine_unavailable: bool = False
 
 
 @dataclass(frozen=True)
@@ -159,17 +153,8 @@ class Invoker:
             return Outcome(403, error=self.limits.images.refusal(inv.route.image),
                            call_status="error", mode="hot" if inv.route.is_hot else "cold")
         if inv.route.is_hot:
-            outcome = await self._invoke_hot(inv)
-        else:
-            outcome = await self._invoke_cold(inv)
-        if outcome.status == 502 and outcome.container_id is None:
-            # No container to run in (a start that failed): the engine's fault, or the route's
-            # (a missing image)? Only the engine can say, and one that does not answer is down.
-            answered = False
-            with trio.move_on_after(ENGINE_PING_TIMEOUT):
-                answered = await self.driver.ping()
-            outcome.engine_unavailable = not answered
-        return outcome
+            return await self._invoke_hot(inv)
+        return await self._invoke_cold(inv)
 
     # -- hot --
 
