@@ -209,8 +209,6 @@ class Authenticator:
         """``headers`` less any Authorization header that carries one of hotfn's API tokens
         (as ``Bearer <token>``, another scheme, or bare): a function is never handed the caller's
         token, whatever the route's auth. Another credential (a JWT, a function's own) stays."""
-        if not any(name == "authorization" for name, _ in headers):
-            return headers
         kept = []
         for name, value in headers:
             if name == "authorization":

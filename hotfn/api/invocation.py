@@ -67,8 +67,11 @@ async def invoke(api: Api, request: ApiRequest, app: str, path: str, query: str)
         headers = [h for h in request.headers if h[0] != "authorization"]
     else:
         # Nor, on any route, a token of hotfn's that a client sent along (a CLI or a browser
-        # that adds it to every request): the function would hold the caller's powers.
-        headers = await api.auth.without_api_tokens(request.headers)
+        # that adds it to every request): the function would hold the caller's powers. (Most
+        # calls carry no Authorization at all: no coroutine for them.)
+        headers = request.headers
+        if any(name == "authorization" for name, _ in headers):
+            headers = await api.auth.without_api_tokens(headers)
     traceparent, headers = tracecontext.resolve(headers, call_id)
     inv = Invocation(
         call_id=call_id, route=route, method=request.method,
