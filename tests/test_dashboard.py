@@ -7,7 +7,6 @@ page asks for one and trades it for a session cookie that its script cannot read
 A screenshot is saved as tests/artifacts/dashboard.png (git-ignored), its path printed.
 """
 
-import json
 import pathlib
 import shutil
 import time

@@ -22,6 +22,7 @@ import trio
 from conftest import FUNCTIONS, containers_of, new_node_id
 from hotfn.observe import logthrottle
 from engines import private_engine
+from test_pool_docker import sleep_headers, wait_until
 from test_server_process import _Address, free_port
 from conftest import Harness
 
@@ -36,22 +37,6 @@ def flood_image(images) -> str:
 
     build_function(str(FUNCTIONS / "flood"), tag=FLOOD)
     return FLOOD
-
-
-async def wait_until(predicate, timeout: float, interval: float = 0.1):
-    """Poll ``predicate`` (plain or async) until it returns something true; its value."""
-    with trio.fail_after(timeout):
-        while True:
-            result = predicate()
-            if hasattr(result, "__await__"):
-                result = await result
-            if result:
-                return result
-            await trio.sleep(interval)
-
-
-def sleep_headers(ms: int) -> list[tuple[str, str]]:
-    return [("x-hotfn-test", "sleep"), ("x-sleep-ms", str(ms))]
 
 
 def assert_clear_error(reply) -> str:

@@ -11,13 +11,12 @@ import os
 import re
 import signal
 import sqlite3
-import subprocess
 
 import pytest
 import trio
 
 from conftest import new_node_id
-from test_robustness import ECHO
+from test_robustness import ECHO, _fill, small_file_system
 from test_server_process import serve_process
 
 pytestmark = pytest.mark.docker
@@ -25,24 +24,8 @@ pytestmark = pytest.mark.docker
 
 @pytest.fixture
 def small_disk(tmp_path):
-    """A 16 MiB file system of the test's own, to fill up."""
-    if os.geteuid() != 0:
-        pytest.skip("mounting a small file system needs root")
-    mount = tmp_path / "disk"
-    mount.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(mount)], check=True)
-    yield mount
-    subprocess.run(["umount", "-l", str(mount)], check=False)
-
-
-def _fill(directory, name: str = "filler") -> None:
-    with open(directory / name, "wb") as f:
-        try:
-            while True:
-                f.write(b"\0" * 65536)
-                f.flush()
-        except OSError:
-            pass
+    with small_file_system(tmp_path, 16) as mount:
+        yield mount
 
 
 def _saved(db: str, ids: list[str]) -> set[str]:

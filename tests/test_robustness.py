@@ -5,6 +5,7 @@ Written as a user hits them: a real `hotfn serve` process, real containers, real
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -227,16 +228,24 @@ async def test_a_container_killed_from_outside_is_reported_as_killed(server, fmt
     assert "killed by SIGKILL (exit status 137)" in message and "memory" not in message, message
 
 
-@pytest.fixture
-def small_disk(tmp_path):
-    """A 4 MiB file system of its own, to fill up."""
+@contextlib.contextmanager
+def small_file_system(tmp_path, mib: int):
+    """A file system of ``mib`` MiB of the test's own (a tmpfs), to fill up."""
     if os.geteuid() != 0:
         pytest.skip("mounting a small file system needs root")
     mount = tmp_path / "disk"
     mount.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount)], check=True)
-    yield mount
-    subprocess.run(["umount", "-l", str(mount)], check=False)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={mib}m", "tmpfs", str(mount)], check=True)
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    with small_file_system(tmp_path, 4) as mount:
+        yield mount
 
 
 def _fill(directory) -> None:

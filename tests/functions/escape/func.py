@@ -4,7 +4,6 @@ import ctypes
 import os
 import socket
 
-from hotfn_runtime import Response
 
 CLONE_NEWUSER = 0x10000000
 
